@@ -1,0 +1,283 @@
+"""From media to one :class:`~ahmer.preprocessing.timeline.Timeline`.
+
+The audio branch (decode, voice activity, ASR) runs in a worker thread while the main thread
+decodes frames and tracks faces: CTranslate2, MediaPipe and FFmpeg release the GIL, so on two
+cores the two branches overlap. Then prosody and words are sampled at the frame times.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .media import MediaError, MediaSource, iter_frames, load_audio, probe
+from .prosody import compute_prosody
+from .timeline import MediaInfo, Segment, Timeline, Word
+from .transcript import align_transcript, parse_transcript
+from .vad import run_vad
+
+__all__ = ["PreprocessConfig", "Progress", "preprocess", "word_index_at"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+"""``progress(stage, fraction_done)``; called from the main thread."""
+
+
+@dataclass
+class PreprocessConfig:
+    """What to run and with which model files (paths come from the model store)."""
+
+    fps: float = 5.0
+    face_landmarker: Path | None = None
+    face_detector: Path | None = None
+    whisper_model: str | Path | None = None
+    language: str | None = None
+    asr: bool = True
+    max_faces: int = 4
+    crop_size: int = 112
+    max_side: int = 1280
+    asr_threads: int = 1
+    sample_rate: int = 16000
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (0 < self.fps <= 120):
+            raise ValueError(f"analysis fps must be in (0, 120], got {self.fps}")
+
+
+@dataclass
+class _AudioResult:
+    audio: np.ndarray | None = None
+    speech: list[Segment] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)
+    language: str = ""
+    source: str = "none"
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def preprocess(
+    source: MediaSource,
+    config: PreprocessConfig | None = None,
+    transcript: str | bytes | None = None,
+    transcript_format: str | None = None,
+    progress: Progress | None = None,
+    transcriber=None,
+) -> Timeline:
+    """Decode ``source`` and fill a :class:`Timeline` at ``config.fps``.
+
+    ``transcript`` (plain text, WebVTT, SRT or JSON words) replaces ASR when given.
+    ``transcriber`` is an already loaded :class:`~ahmer.preprocessing.asr.Transcriber`
+    (reused across calls by servers); otherwise one is made from ``config.whisper_model``.
+    Raises :class:`MediaError` when the input has neither usable video nor audio.
+    """
+    config = config or PreprocessConfig()
+    if hasattr(source, "read"):
+        source = source.read()  # several passes over the media: keep the bytes in memory
+    t0 = time.perf_counter()
+    info = probe(source)
+    timings = {"probe": time.perf_counter() - t0}
+    if not info.has_video and not info.has_audio:
+        raise MediaError("the input has neither a video nor an audio stream")
+
+    client = parse_transcript(transcript, transcript_format) if transcript is not None else None
+    with ThreadPoolExecutor(1, thread_name_prefix="ahmer-audio") as pool:
+        audio_job = pool.submit(_audio_branch, source, info, config, client, transcriber)
+        times, faces, names, video_warnings = _video_branch(source, info, config, timings, progress)
+        audio_result = audio_job.result()
+
+    if times is None:  # audio only: a regular grid over the duration
+        n = max(1, int(np.floor(info.duration * config.fps + 1e-6)))
+        times = np.arange(n, dtype=np.float64) / config.fps
+    tl = Timeline.empty(times, config.fps, info, n_blendshapes=len(names) or 52)
+    tl.blendshape_names = names
+    tl.warnings.extend(video_warnings + audio_result.warnings)
+    if faces is not None:
+        _fill_faces(tl, faces, config.crop_size)
+        tl.masks["video"][:] = True
+
+    tl.audio = audio_result.audio
+    tl.sample_rate = config.sample_rate
+    tl.speech = audio_result.speech
+    tl.words = audio_result.words
+    tl.language = audio_result.language
+    tl.transcript_source = audio_result.source
+    timings.update(audio_result.timings)
+    if tl.audio is not None and len(tl.audio):
+        t = time.perf_counter()
+        _fill_audio(tl, config)
+        timings["prosody"] = time.perf_counter() - t
+    tl.word_index = word_index_at(tl.words, tl.times)
+    tl.masks["words"] = tl.word_index >= 0
+    tl.timings = {k: round(v, 4) for k, v in timings.items()}
+    if progress:
+        progress("done", 1.0)
+    return tl
+
+
+# -- video ---------------------------------------------------------------------------------
+
+
+def _video_branch(source, info: MediaInfo, config: PreprocessConfig, timings, progress):
+    """Decode frames at the analysis rate and track faces. Returns times, per-frame faces
+    (primary first, or an empty list), blendshape names and warnings."""
+    if not info.has_video:
+        return None, None, [], []
+    analyzer = None
+    warnings: list[str] = []
+    if config.face_landmarker is not None:
+        from .faces import FaceAnalyzer
+
+        analyzer = FaceAnalyzer(
+            config.face_landmarker,
+            detector_path=config.face_detector,
+            max_faces=config.max_faces,
+            crop_size=config.crop_size,
+        )
+    else:
+        warnings.append("no face model configured: faces were not analysed")
+    times: list[float] = []
+    faces: list[list] = []
+    decode_s = faces_s = 0.0
+    expected = max(1, int(info.duration * config.fps)) if info.duration else 0
+    try:
+        frames = iter_frames(source, fps=config.fps, max_side=config.max_side)
+        t = time.perf_counter()
+        for frame in frames:
+            now = time.perf_counter()
+            decode_s += now - t
+            found = analyzer.process(frame.image, frame.time) if analyzer is not None else []
+            t = time.perf_counter()
+            faces_s += t - now
+            times.append(frame.time)
+            faces.append(found)
+            if progress and expected and len(times) % 10 == 0:
+                progress("frames", min(1.0, len(times) / expected))
+    except MediaError as exc:
+        if not times:
+            if info.has_audio:  # keep the audio-only analysis, say why video is missing
+                warnings.append(f"video could not be decoded: {exc}")
+                return None, None, [], warnings
+            raise
+        warnings.append(f"video decoding stopped early at {times[-1]:.2f}s: {exc}")
+    finally:
+        names = list(analyzer.blendshape_names) if analyzer is not None else []
+        if analyzer is not None:
+            analyzer.close()
+    timings["decode"] = decode_s
+    timings["faces"] = faces_s
+    if not times:
+        warnings.append("the video stream held no decodable frames")
+        return None, None, names, warnings
+    return np.asarray(times, np.float64), faces, names, warnings
+
+
+def _fill_faces(tl: Timeline, faces: list[list], crop_size: int) -> None:
+    n = len(tl)
+    crops = np.zeros((n, crop_size, crop_size, 3), np.uint8)
+    for i, found in enumerate(faces):
+        tl.face_count[i] = len(found)
+        if not found:
+            continue
+        face = found[0]
+        tl.masks["face"][i] = True
+        tl.face_box[i] = face.box
+        tl.face_track[i] = face.track_id
+        tl.face_score[i] = face.score
+        tl.face_quality[i] = face.quality
+        tl.head_pose[i] = face.pose
+        if len(face.blendshapes) == tl.blendshapes.shape[1]:
+            tl.blendshapes[i] = face.blendshapes
+        if face.crop is not None and face.crop.shape[:2] == (crop_size, crop_size):
+            crops[i] = face.crop
+    tl.crops = crops
+
+
+# -- audio ---------------------------------------------------------------------------------
+
+
+def _audio_branch(source, info: MediaInfo, config: PreprocessConfig, client, transcriber):
+    result = _AudioResult()
+    if not info.has_audio:
+        result.warnings.append("no audio track: vocal and spoken cues are absent")
+        if client is not None:  # words without audio: spread over the whole clip
+            result.words = align_transcript(client, [], info.duration)
+            result.source = "client"
+        return result
+    t = time.perf_counter()
+    try:
+        audio = load_audio(source, sample_rate=config.sample_rate)
+    except MediaError as exc:
+        result.warnings.append(f"audio could not be decoded: {exc}")
+        return result
+    result.timings["audio_decode"] = time.perf_counter() - t
+    result.audio = audio
+    duration = len(audio) / config.sample_rate
+    t = time.perf_counter()
+    result.speech = run_vad(audio, config.sample_rate).segments
+    result.timings["vad"] = time.perf_counter() - t
+    if client is not None:
+        result.words = align_transcript(client, result.speech, max(duration, info.duration))
+        result.source = "client"
+    elif config.asr and result.speech:
+        if transcriber is None and config.whisper_model is not None:
+            from .asr import Transcriber
+
+            transcriber = Transcriber(config.whisper_model, cpu_threads=config.asr_threads)
+        if transcriber is None:
+            result.warnings.append("no ASR model configured: words were not transcribed")
+            return result
+        t = time.perf_counter()
+        transcript = transcriber.transcribe(
+            audio, language=config.language, vad_segments=result.speech
+        )
+        result.timings["asr"] = time.perf_counter() - t
+        result.words = list(transcript.words)
+        result.language = transcript.language
+        result.source = "asr"
+    return result
+
+
+def _fill_audio(tl: Timeline, config: PreprocessConfig) -> None:
+    audio, sr = tl.audio, config.sample_rate
+    audio_end = len(audio) / sr
+    tl.masks["audio"] = tl.times < audio_end
+    tl.vad = _speech_at(tl.speech, tl.times).astype(np.float32)
+    tl.masks["speech"] = tl.vad > 0.5
+    pros = compute_prosody(audio, sr, tl.times, tl.speech, tl.words or None)
+    tl.energy_db = pros.energy_db
+    tl.f0_hz = pros.f0_hz
+    tl.voiced = pros.voiced
+    tl.speech_rate = pros.speech_rate
+    tl.pause_s = pros.pause_s
+    outside = ~tl.masks["audio"]
+    tl.energy_db[outside] = np.nan
+    tl.f0_hz[outside] = np.nan
+    tl.voiced[outside] = False
+
+
+def _speech_at(speech: list[Segment], times: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(times), bool)
+    for seg in speech:
+        out |= (times >= seg.start) & (times < seg.end)
+    return out
+
+
+def word_index_at(words: list[Word], times: np.ndarray) -> np.ndarray:
+    """Index of the word being spoken at each time (-1 between words)."""
+    index = np.full(len(times), -1, np.int32)
+    if not words:
+        return index
+    starts = np.array([w.start for w in words])
+    ends = np.array([w.end for w in words])
+    pos = np.searchsorted(starts, times, side="right") - 1
+    ok = (pos >= 0) & (ends[np.clip(pos, 0, None)] > times)
+    index[ok] = pos[ok]
+    return index

@@ -1,0 +1,72 @@
+"""The ``ahmer`` command line: one entry point, a subcommand per task.
+
+Every subcommand returns an exit code; known errors become one clear line on stderr and a
+non-zero exit, never a traceback (set ``AHMER_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _version() -> str:
+    try:
+        return version("ahmer")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ahmer",
+        description="Ambivalence/hesitancy and emotion recognition in videos of spoken answers.",
+    )
+    parser.add_argument("--version", action="version", version=f"ahmer {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    from .models_cli import add_models_parser
+    from .preprocess_cli import add_preprocess_parser
+
+    add_models_parser(sub)
+    add_preprocess_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("ahmer: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: a message, not a traceback
+        if os.environ.get("AHMER_DEBUG"):
+            raise
+        print(f"ahmer {args.command}: error: {_describe(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _describe(exc: Exception) -> str:
+    known = {"MediaError", "TranscriptError", "ModelStoreError", "ValueError", "FileNotFoundError"}
+    if type(exc).__name__ in known:
+        return str(exc) or type(exc).__name__
+    return f"internal error ({type(exc).__name__}: {exc}); rerun with AHMER_DEBUG=1 for details"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

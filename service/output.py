@@ -1,0 +1,65 @@
+"""Small helpers for command-line output: atomic writes, input checks, progress lines."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["atomic_write_text", "atomic_write_bytes", "fail_if_unreadable", "stderr_progress"]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: readers never see a
+    partial file, and an interrupted write leaves the old file (or none)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def fail_if_unreadable(path: Path) -> None:
+    """Raise ``FileNotFoundError`` with a plain message for a missing or unreadable input."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise FileNotFoundError(f"{path}: is a directory, expected a file")
+    if not os.access(path, os.R_OK):
+        raise FileNotFoundError(f"{path}: not readable")
+
+
+def stderr_progress(label: str, min_interval: float = 0.5):
+    """A ``progress(stage, fraction)`` callback printing to stderr: an updating line on a
+    terminal, a plain line at most every few seconds otherwise."""
+    tty = sys.stderr.isatty()
+    last = [0.0]
+    interval = min_interval if tty else 5.0
+
+    def progress(stage: str, fraction: float) -> None:
+        now = time.monotonic()
+        if fraction < 1.0 and now - last[0] < interval:
+            return
+        last[0] = now
+        line = f"{label}: {stage} {fraction:5.0%}"
+        if tty:
+            end = "\n" if stage == "done" else ""
+            sys.stderr.write(f"\r{line:<60}{end}")
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    return progress

@@ -1,0 +1,56 @@
+"""``ahmer preprocess MEDIA --out timeline.json``: the timeline alone, for inspection."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .output import atomic_write_text, fail_if_unreadable, stderr_progress
+
+__all__ = ["add_preprocess_parser"]
+
+
+def add_preprocess_parser(sub) -> None:
+    p = sub.add_parser(
+        "preprocess",
+        help="decode media into the time-aligned timeline (faces, voice, words) as JSON",
+        description="Decode MEDIA, track faces, detect speech, transcribe (or align the given "
+        "transcript) and write the time-aligned timeline as JSON.",
+    )
+    p.add_argument("media", type=Path, help="video or audio file (any format FFmpeg reads)")
+    p.add_argument("--fps", type=float, default=5.0, help="analysis frames per second (5)")
+    p.add_argument(
+        "--transcript",
+        type=Path,
+        help="transcript to align instead of running ASR (.txt, .vtt, .srt or .json words)",
+    )
+    p.add_argument("--whisper-model", help="CTranslate2 Whisper model folder or name")
+    p.add_argument("--out", type=Path, required=True, help="where to write timeline.json")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run_preprocess)
+
+
+def run_preprocess(args: argparse.Namespace) -> int:
+    from ahmer.models.assets import preprocess_config
+    from ahmer.preprocessing.pipeline import preprocess
+
+    fail_if_unreadable(args.media)
+    transcript = None
+    if args.transcript is not None:
+        fail_if_unreadable(args.transcript)
+        transcript = args.transcript.read_bytes()  # format sniffed from the content
+    config = preprocess_config(fps=args.fps, whisper_model=args.whisper_model)
+    progress = None if args.quiet else stderr_progress(args.media.name)
+    timeline = preprocess(args.media, config, transcript=transcript, progress=progress)
+    atomic_write_text(args.out, timeline.to_json())
+    face = float(timeline.masks["face"].mean()) if len(timeline) else 0.0
+    print(
+        f"{args.media.name}: {len(timeline)} frames at {timeline.fps:g} fps, "
+        f"face in {face:.0%}, {len(timeline.words)} words ({timeline.transcript_source}), "
+        f"{len(timeline.speech)} speech segments -> {args.out}",
+        file=sys.stderr,
+    )
+    for warning in timeline.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
