@@ -34,11 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
+    from .analyze_cli import add_analyze_parser
     from .models_cli import add_models_parser
     from .preprocess_cli import add_preprocess_parser
 
     add_models_parser(sub)
     add_preprocess_parser(sub)
+    add_analyze_parser(sub)
     return parser
 
 

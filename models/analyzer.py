@@ -1,0 +1,267 @@
+"""The analysis pipeline, KServe-style: ``load`` / ``preprocess`` / ``predict`` /
+``postprocess`` (which includes ``explain``). Readiness is set by ``load``.
+
+One :class:`Analyzer` holds the loaded models and serves many clips; it is thread-safe for
+concurrent ``analyze`` calls (ONNX Runtime sessions and CTranslate2 models are).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ahmer.preprocessing.media import MediaSource
+from ahmer.preprocessing.pipeline import PreprocessConfig, Progress, preprocess
+from ahmer.preprocessing.timeline import Timeline
+
+from .backend import InferenceBackend, make_backend
+from .cues import CueFrames, compute_cues
+from .encoders import FaceEmotionEncoder, TextEncoder, words_window_texts
+from .explain import explain, segments_from
+from .fusion import ATTRIBUTION_NAMES, EMBED_DIM
+from .results import (
+    EMOTIONS,
+    AnalysisResult,
+    ClipResult,
+    FaceRef,
+    FrameResult,
+    TranscriptWord,
+)
+from .store import ModelStore
+
+__all__ = ["AnalyzerConfig", "Analyzer", "Prediction"]
+
+log = logging.getLogger(__name__)
+
+FUSION = "ah_fusion_zeroshot"
+
+
+@dataclass
+class AnalyzerConfig:
+    fps: float = 5.0
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    threshold: float = 0.5
+    whisper_model: str | Path | None = None  # default: the store's whisper_tiny_en
+    asr_threads: int = 1
+    max_cues: int = 8
+    backend_options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Prediction:
+    """The raw outputs of the encoders and the fusion graph for one clip."""
+
+    cues: CueFrames
+    emotion: np.ndarray | None  # [T,7] face-emotion probabilities, NaN rows without a face
+    outputs: dict[str, np.ndarray]  # fusion outputs, batch axis removed
+    timings: dict[str, float]
+
+
+class Analyzer:
+    def __init__(
+        self,
+        config: AnalyzerConfig | None = None,
+        store: ModelStore | None = None,
+        backend: InferenceBackend | None = None,
+    ) -> None:
+        self.config = config or AnalyzerConfig()
+        self.store = store or ModelStore()
+        self.backend = backend
+        self.ready = False
+        self.versions: dict[str, str] = {}
+
+    # -- load ---------------------------------------------------------------------------------
+
+    def load(self) -> Analyzer:
+        """Load every model into the backend, warm them up and mark the analyzer ready."""
+        from ahmer.preprocessing.asr import Transcriber
+
+        t = time.perf_counter()
+        cfg, store = self.config, self.store
+        if self.backend is None:
+            self.backend = make_backend(cfg.backend, device=cfg.device, **cfg.backend_options)
+        self.face_encoder = FaceEmotionEncoder(self.backend, store.path("fer_emotion"))
+        self.text_encoder = TextEncoder(self.backend, store.path("minilm"))
+        self.backend.load(FUSION, store.path(FUSION))
+        whisper = cfg.whisper_model or store.path("whisper_tiny_en")
+        self.transcriber = Transcriber(whisper, cpu_threads=cfg.asr_threads)
+        self.transcriber.load()
+        manifest = store.manifest()
+        self.versions = {
+            name: manifest.entries[name].version
+            for name in ("face_landmarker", "fer_emotion", "minilm", "whisper_tiny_en", FUSION)
+            if name in manifest.entries
+        }
+        if cfg.whisper_model:
+            self.versions["whisper_tiny_en"] = f"user:{Path(str(cfg.whisper_model)).name}"
+        self._preprocess_config = PreprocessConfig(
+            fps=cfg.fps,
+            face_landmarker=store.path("face_landmarker"),
+            face_detector=store.path("face_detector_full_range"),
+            whisper_model=whisper,
+            asr_threads=cfg.asr_threads,
+        )
+        self.ready = True
+        log.info("analyzer ready in %.1fs (%s)", time.perf_counter() - t, self.backend.describe())
+        return self
+
+    def _require_ready(self) -> None:
+        if not self.ready:
+            raise RuntimeError("the analyzer is not loaded: call load() first")
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    def preprocess(
+        self,
+        media: MediaSource,
+        transcript: str | bytes | None = None,
+        fps: float | None = None,
+        progress: Progress | None = None,
+    ) -> Timeline:
+        self._require_ready()
+        config = self._preprocess_config
+        if fps is not None and fps != config.fps:
+            config = PreprocessConfig(**{**config.__dict__, "fps": fps})
+        return preprocess(
+            media, config, transcript=transcript, progress=progress, transcriber=self.transcriber
+        )
+
+    def predict(self, tl: Timeline) -> Prediction:
+        self._require_ready()
+        timings: dict[str, float] = {}
+        n = len(tl)
+        t = time.perf_counter()
+        emotion = None
+        if tl.crops is not None and tl.masks["face"].any():
+            emotion = self.face_encoder.encode(tl.crops, valid=tl.masks["face"])
+        timings["emotion"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        text_emb = np.zeros((n, EMBED_DIM), np.float32)
+        if tl.words:
+            texts = words_window_texts(tl.words, tl.times)
+            present = [i for i, s in enumerate(texts) if s.strip()]
+            if present:
+                text_emb[present] = self.text_encoder.encode([texts[i] for i in present])
+        timings["text"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        cues = compute_cues(tl, emotion)
+        timings["cues"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        emo_in = np.zeros((n, len(EMOTIONS)), np.float32)
+        if emotion is not None:
+            emo_in = np.nan_to_num(emotion).astype(np.float32)
+        feed = {
+            "cues": cues.cues[None],
+            "masks": cues.masks[None],
+            "emotion": emo_in[None],
+            "text_emb": text_emb[None],
+            "valid": np.ones((1, n), np.float32),
+            "fps": np.array([tl.fps], np.float32),
+        }
+        outputs = {k: v[0] for k, v in self.backend.run(FUSION, feed).items()}
+        timings["fusion"] = time.perf_counter() - t
+        return Prediction(cues=cues, emotion=emotion, outputs=outputs, timings=timings)
+
+    def postprocess(self, tl: Timeline, pred: Prediction) -> AnalysisResult:
+        t = time.perf_counter()
+        cfg, out = self.config, pred.outputs
+        prob = 1.0 / (1.0 + np.exp(-out["frame_ah_logit"]))
+        clip_p = float(1.0 / (1.0 + np.exp(-out["clip_ah_logit"])))
+        emo_probs = np.exp(out["frame_emotion_logits"])
+        support = out["emotion_support"]
+        has_emotion = (support > 0.3) & (pred.emotion is not None)
+        frames = []
+        for i in range(len(tl)):
+            face = None
+            if tl.masks["face"][i]:
+                box = tuple(float(v) for v in tl.face_box[i])
+                face = FaceRef(box, int(tl.face_track[i]), float(tl.face_quality[i]))
+            emotion = label = None
+            if has_emotion[i]:
+                emotion = {e: float(p) for e, p in zip(EMOTIONS, emo_probs[i], strict=True)}
+                label = EMOTIONS[int(np.argmax(emo_probs[i]))]
+            frames.append(
+                FrameResult(
+                    time=float(tl.times[i]),
+                    face=face,
+                    emotion=emotion,
+                    emotion_label=label,
+                    valence=float(out["frame_valence"][i]),
+                    ah_probability=float(prob[i]),
+                    ah_label=int(prob[i] >= cfg.threshold),
+                    attribution={
+                        k: float(v)
+                        for k, v in zip(ATTRIBUTION_NAMES, out["attribution"][i], strict=True)
+                    },
+                    modalities={
+                        "visual": bool(pred.cues.masks[i, 0]),
+                        "vocal": bool(pred.cues.masks[i, 1]),
+                        "verbal": bool(pred.cues.masks[i, 2]),
+                    },
+                )
+            )
+        distribution = dominant = None
+        if has_emotion.any():
+            mean = emo_probs[has_emotion].mean(axis=0)
+            mean = mean / mean.sum()
+            distribution = {e: float(p) for e, p in zip(EMOTIONS, mean, strict=True)}
+            dominant = EMOTIONS[int(np.argmax(mean))]
+        clip = ClipResult(
+            ah_probability=clip_p,
+            ah_label=int(clip_p >= cfg.threshold),
+            threshold=cfg.threshold,
+            segments=tuple(segments_from(prob, tl.times, tl.fps, cfg.threshold)),
+            emotion_distribution=distribution,
+            dominant_emotion=dominant,
+            mean_valence=float(np.mean(out["frame_valence"])) if len(tl) else 0.0,
+        )
+        explanation = explain(
+            tl,
+            pred.cues,
+            out["cue_contrib"],
+            pred.emotion,
+            out["frame_valence"],
+            clip_p,
+            threshold=cfg.threshold,
+            max_cues=cfg.max_cues,
+        )
+        timings = {**tl.timings, **pred.timings, "postprocess": time.perf_counter() - t}
+        return AnalysisResult(
+            clip=clip,
+            frames=frames,
+            explanation=explanation,
+            transcript=[TranscriptWord(w.start, w.end, w.text.strip()) for w in tl.words],
+            transcript_source=tl.transcript_source,
+            media={**tl.info.__dict__},
+            models=dict(self.versions),
+            timings={k: round(v, 4) for k, v in timings.items()},
+            warnings=list(tl.warnings),
+            fps=tl.fps,
+        )
+
+    def analyze(
+        self,
+        media: MediaSource,
+        transcript: str | bytes | None = None,
+        fps: float | None = None,
+        progress: Progress | None = None,
+    ) -> AnalysisResult:
+        """The whole pipeline on one clip."""
+        t = time.perf_counter()
+        tl = self.preprocess(media, transcript=transcript, fps=fps, progress=progress)
+        result = self.postprocess(tl, self.predict(tl))
+        result.timings["total"] = round(time.perf_counter() - t, 4)
+        return result
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+        self.ready = False

@@ -1,0 +1,212 @@
+"""Explanations built from evidence: ranked cues with time spans and a summary made of them.
+
+Nothing here is invented: each :class:`~ahmer.models.results.Cue` points at frames where the
+fusion graph's own per-cue contribution (``cue_contrib``) is high, and carries the measured
+evidence there (the words and their times, the pause length, the expression and its
+probability, the two valences). The summary sentence is composed only from those cues.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ahmer.preprocessing.timeline import Timeline
+
+from .cues import CUE_GROUPS, NEGATIVE_EMOTIONS, CueFrames, Hit
+from .fusion import CONTRIB_GROUPS, CONTRIB_NAMES
+from .results import EMOTIONS, AHSegment, Cue, Explanation
+
+__all__ = ["explain", "segments_from", "spans_above"]
+
+TYPE_OF_GROUP = {
+    "visual": "visual",
+    "vocal": "vocal",
+    "verbal": "verbal",
+    "cross_modal": "cross-modal",
+}
+MIN_WEIGHT = 0.15  # logit contribution below which a cue is not worth citing
+LEXICAL = ("hedge", "filler", "contrast", "uncertainty", "negation")
+PHRASE = {
+    "hedge": "hedging",
+    "filler": "filled pause",
+    "contrast": "contrast",
+    "uncertainty": "uncertainty",
+    "negation": "negation",
+}
+
+
+def spans_above(values: np.ndarray, times: np.ndarray, threshold: float, gap: float = 0.0):
+    """Contiguous runs where ``values > threshold``, as ``(first, last)`` frame indices;
+    runs separated by less than ``gap`` seconds are merged."""
+    above = np.flatnonzero(values > threshold)
+    runs: list[list[int]] = []
+    for i in above:
+        if runs and (i == runs[-1][1] + 1 or times[i] - times[runs[-1][1]] <= gap):
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return [(a, b) for a, b in runs]
+
+
+def _frame_end(times: np.ndarray, i: int, fps: float) -> float:
+    return float(times[i + 1]) if i + 1 < len(times) else float(times[i] + 1.0 / fps)
+
+
+def segments_from(
+    prob: np.ndarray, times: np.ndarray, fps: float, threshold: float = 0.5
+) -> list[AHSegment]:
+    """A/H segments: runs of frames above ``threshold`` (gaps < 0.4 s merged)."""
+    out = []
+    for a, b in spans_above(prob, times, threshold, gap=0.4):
+        peak = a + int(np.argmax(prob[a : b + 1]))
+        out.append(
+            AHSegment(
+                start=float(times[a]),
+                end=_frame_end(times, b, fps),
+                peak_time=float(times[peak]),
+                peak_probability=float(prob[peak]),
+            )
+        )
+    return out
+
+
+def explain(
+    tl: Timeline,
+    cues: CueFrames,
+    contrib: np.ndarray,
+    emotion: np.ndarray | None,
+    valence: np.ndarray,
+    clip_probability: float,
+    threshold: float = 0.5,
+    max_cues: int = 8,
+) -> Explanation:
+    """Ranked evidence and a summary for one clip. ``contrib`` is [T, 17] (``cue_contrib``),
+    ``emotion`` the raw face-emotion probabilities [T, 7] (NaN without a face)."""
+    found: list[Cue] = []
+    col = {name: i for i, name in enumerate(CONTRIB_NAMES)}
+    times = tl.times
+    for hit in cues.hits:
+        found.append(_lexical_cue(tl, hit, contrib[:, col[hit.cue]]))
+    for name in CONTRIB_NAMES:
+        if name in LEXICAL:
+            continue
+        values = contrib[:, col[name]]
+        for a, b in spans_above(values, times, MIN_WEIGHT, gap=0.3):
+            cue = _span_cue(tl, name, a, b, values, emotion, valence)
+            if cue is not None:
+                found.append(cue)
+    found = [c for c in found if c.weight >= MIN_WEIGHT]
+    found.sort(key=lambda c: (-c.weight, c.start))
+    ranked = tuple(_dedupe(found)[:max_cues])
+    return Explanation(summary=_summary(ranked, clip_probability, threshold), cues=ranked)
+
+
+def _peak(values: np.ndarray, times: np.ndarray, start: float, end: float) -> float:
+    sel = (times >= start - 0.5) & (times <= end + 0.5)
+    return float(values[sel].max()) if sel.any() else 0.0
+
+
+def _lexical_cue(tl: Timeline, hit: Hit, values: np.ndarray) -> Cue:
+    words = " ".join(tl.words[i].text.strip() for i in hit.words)
+    words = words.strip(" ,.;:!?")
+    return Cue(
+        type="verbal",
+        cue=hit.cue,
+        start=round(hit.start, 3),
+        end=round(hit.end, 3),
+        weight=round(_peak(values, tl.times, hit.start, hit.end), 4),
+        evidence={"words": words, "word_indices": list(hit.words)},
+        text=f"{PHRASE[hit.cue]} \u201c{words}\u201d at {hit.start:.1f}s",
+    )
+
+
+def _span_cue(tl, name, a, b, values, emotion, valence) -> Cue | None:
+    times = tl.times
+    start, end = float(times[a]), _frame_end(times, b, tl.fps)
+    weight = float(values[a : b + 1].max())
+    group = CONTRIB_GROUPS[name]
+    sl = slice(a, b + 1)
+    evidence: dict = {}
+    if name == "pause":
+        length = float(np.nanmax(tl.pause_s[sl]))
+        if length <= 0:
+            return None
+        pause = _pause_around(tl, start, end)
+        if pause is not None:
+            start, end = pause
+        evidence = {"pause_s": round(length, 2)}
+        text = f"a {length:.1f}s pause at {start:.1f}s"
+    elif name in ("face_negative", "face_mixed") and emotion is not None:
+        mean = np.nanmean(emotion[sl], axis=0)
+        if np.isnan(mean).all():
+            return None
+        pool = [EMOTIONS.index(e) for e in NEGATIVE_EMOTIONS] if name == "face_negative" else None
+        k = pool[int(np.argmax(mean[pool]))] if pool else int(np.argmax(mean))
+        evidence = {"expression": EMOTIONS[k], "probability": round(float(mean[k]), 3)}
+        kind = "negative" if name == "face_negative" else "mixed"
+        text = f"a {kind} facial expression ({EMOTIONS[k]} {mean[k]:.2f}) at {start:.1f}-{end:.1f}s"
+    elif name == "valence_discord":
+        face_v = _face_valence(emotion[sl]) if emotion is not None else float("nan")
+        words = " ".join(w.text.strip() for w in tl.words_between(start - 1.5, end + 1.0))
+        evidence = {"facial_valence": round(face_v, 2), "words": words.strip()}
+        text = f"face and words disagree in valence at {start:.1f}-{end:.1f}s"
+    elif name == "semantic_hesitancy":
+        words = " ".join(w.text.strip() for w in tl.words_between(start - 1.5, end + 1.0))
+        evidence = {"words": words.strip()}
+        text = f"hesitant wording at {start:.1f}-{end:.1f}s"
+    elif name == "head_shake":
+        yaw = tl.head_pose[sl, 0]
+        evidence = {"yaw_range_deg": round(float(np.nanmax(yaw) - np.nanmin(yaw)), 1)}
+        text = f"a head shake at {start:.1f}-{end:.1f}s"
+    elif name == "slow_speech":
+        evidence = {"words_per_s": round(float(np.nanmean(tl.speech_rate[sl])), 2)}
+        text = f"slower speech at {start:.1f}-{end:.1f}s"
+    else:
+        label = name.replace("_", " ")
+        evidence = {"mean_cue": round(float(np.nanmean(values[sl])), 3)}
+        text = f"{label} at {start:.1f}-{end:.1f}s"
+    return Cue(
+        type=TYPE_OF_GROUP[group if name not in CUE_GROUPS else CUE_GROUPS[name]],
+        cue=name,
+        start=round(start, 3),
+        end=round(end, 3),
+        weight=round(weight, 4),
+        evidence=evidence,
+        text=text,
+    )
+
+
+def _face_valence(emotion: np.ndarray) -> float:
+    mean = np.nanmean(emotion, axis=0)
+    neg = sum(mean[EMOTIONS.index(e)] for e in NEGATIVE_EMOTIONS)
+    return float(mean[EMOTIONS.index("happy")] - neg)
+
+
+def _pause_around(tl: Timeline, start: float, end: float):
+    for prev, nxt in zip(tl.speech, tl.speech[1:], strict=False):
+        if prev.end <= end and nxt.start >= start:
+            return prev.end, nxt.start
+    return None
+
+
+def _dedupe(cues: list[Cue]) -> list[Cue]:
+    """Drop a cue whose type, name and span repeat a stronger one already kept."""
+    kept: list[Cue] = []
+    for c in cues:
+        if any(k.cue == c.cue and k.start < c.end and c.start < k.end for k in kept):
+            continue
+        kept.append(c)
+    return kept
+
+
+def _summary(cues: tuple[Cue, ...], p: float, threshold: float) -> str:
+    if p >= threshold:
+        head = f"Ambivalence/hesitancy likely (p={p:.2f})"
+    else:
+        head = f"No clear ambivalence/hesitancy (p={p:.2f})"
+    if not cues:
+        return head + "; no cue stood out."
+    parts = [c.text for c in cues[:3]]
+    joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    lead = "driven by " if p >= threshold else "strongest cues: "
+    return f"{head}, {lead}{joined}."

@@ -1,0 +1,123 @@
+"""``ahmer analyze MEDIA``: the whole pipeline on one clip, in-process, no server."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+
+from .output import atomic_write_text, fail_if_unreadable, stderr_progress
+
+__all__ = ["add_analyze_parser", "frames_csv", "human_summary"]
+
+
+def add_analyze_parser(sub) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="emotion and ambivalence/hesitancy of one clip, with explanations",
+        description="Analyse one recorded answer on this machine (embedded ONNX Runtime) and "
+        "print a short summary; optionally write the full result as JSON and frames as CSV.",
+    )
+    p.add_argument("media", type=Path, help="video or audio file (any format FFmpeg reads)")
+    p.add_argument("--transcript", type=Path, help="transcript to use instead of ASR")
+    p.add_argument("--fps", type=float, default=5.0, help="analysis frames per second (5)")
+    p.add_argument("--json", type=Path, dest="json_out", help="write the result JSON here")
+    p.add_argument("--csv", type=Path, dest="csv_out", help="write per-frame results as CSV")
+    p.add_argument("--threshold", type=float, default=0.5, help="A/H decision threshold (0.5)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt or auto (cpu)")
+    p.add_argument("--whisper-model", help="CTranslate2 Whisper model folder or name")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run_analyze)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from ahmer.models.analyzer import Analyzer, AnalyzerConfig
+
+    fail_if_unreadable(args.media)
+    if not 0.0 < args.threshold < 1.0:
+        raise ValueError("--threshold must be between 0 and 1")
+    transcript = None
+    if args.transcript is not None:
+        fail_if_unreadable(args.transcript)
+        transcript = args.transcript.read_bytes()
+    config = AnalyzerConfig(
+        fps=args.fps,
+        threshold=args.threshold,
+        device=args.device,
+        whisper_model=args.whisper_model,
+    )
+    analyzer = Analyzer(config).load()
+    progress = None if args.quiet else stderr_progress(args.media.name)
+    result = analyzer.analyze(args.media, transcript=transcript, progress=progress)
+    if args.json_out:
+        atomic_write_text(args.json_out, result.to_json(indent=1))
+    if args.csv_out:
+        atomic_write_text(args.csv_out, frames_csv(result))
+    print(human_summary(result, args.media.name))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def human_summary(result, name: str) -> str:
+    clip = result.clip
+    label = "A/H" if clip.ah_label else "no A/H"
+    lines = [
+        f"{name}: {label} (p={clip.ah_probability:.2f}, threshold {clip.threshold:g}), "
+        f"{len(result.frames)} frames, {len(clip.segments)} A/H segment(s)",
+        f"  {result.explanation.summary}",
+    ]
+    for cue in result.explanation.cues[:5]:
+        lines.append(f"  - [{cue.type}] {cue.text} (weight {cue.weight:.2f})")
+    if clip.dominant_emotion:
+        share = clip.emotion_distribution[clip.dominant_emotion]
+        lines.append(f"  dominant emotion: {clip.dominant_emotion} ({share:.0%})")
+    else:
+        lines.append("  dominant emotion: none (no face)")
+    lines.append(
+        f"  weights: {result.models.get('ah_fusion_zeroshot', '?')} (a prior, not trained)"
+    )
+    return "\n".join(lines)
+
+
+def frames_csv(result) -> str:
+    from ahmer.models.results import EMOTIONS
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    attribution = ("visual", "vocal", "verbal", "cross_modal")
+    writer.writerow(
+        [
+            "time",
+            "track_id",
+            "x0",
+            "y0",
+            "x1",
+            "y1",
+            "emotion",
+            *EMOTIONS,
+            "valence",
+            "ah_probability",
+            "ah_label",
+            *(f"attr_{a}" for a in attribution),
+        ]
+    )
+    for f in result.frames:
+        box = f.face.box if f.face else ("", "", "", "")
+        probs = [f"{f.emotion[e]:.4f}" for e in EMOTIONS] if f.emotion else [""] * len(EMOTIONS)
+        writer.writerow(
+            [
+                f"{f.time:.3f}",
+                f.face.track_id if f.face else "",
+                *(f"{v:.4f}" if v != "" else "" for v in box),
+                f.emotion_label or "",
+                *probs,
+                f"{f.valence:.4f}",
+                f"{f.ah_probability:.4f}",
+                f.ah_label,
+                *(f"{f.attribution[a]:.4f}" for a in attribution),
+            ]
+        )
+    return buf.getvalue()
