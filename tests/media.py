@@ -105,7 +105,8 @@ def make_clip(
     ``None`` for audio only. ``audio`` is float32 ``(samples,)`` or ``(samples, channels)``
     at ``sample_rate``, or ``None`` for video only. ``duration`` defaults to the audio's.
     ``frame_times`` gives explicit presentation times (variable frame rate).
-    ``rotation`` writes display-matrix rotation metadata (degrees).
+    ``rotation`` writes display-matrix rotation metadata (degrees clockwise that a player
+    turns the stored frames to show them upright, e.g. 90 for a phone held upright).
     """
     if audio is not None and audio.ndim == 1:
         audio = audio[:, None]
@@ -124,7 +125,10 @@ def make_clip(
             vstream.time_base = tb
             vstream.codec_context.time_base = tb
             if rotation:
-                vstream.metadata["rotate"] = str(rotation)
+                # A real display matrix (modern FFmpeg ignores a ``rotate`` tag on write).
+                # ``rotation`` is clockwise, as players apply it (the legacy tag's sense);
+                # FFmpeg's matrix angle is counter-clockwise.
+                vstream.set_display_rotation(-rotation)
         if audio is not None:
             layout = "mono" if audio.shape[1] == 1 else "stereo"
             astream = out.add_stream(audio_codec, rate=sample_rate, layout=layout)
