@@ -1,0 +1,162 @@
+"""Face geometry from MediaPipe landmarks: head pose, aligned crops and a quality score.
+
+Everything here is plain numpy/OpenCV on one face's 478 normalised landmarks (``x, y`` in
+``[0, 1]`` of the image width/height, ``z`` in units of the image width) and the 4x4 facial
+transformation matrix that MediaPipe's FaceLandmarker returns.
+
+Conventions (degrees, image as the viewer sees it, camera not mirrored):
+
+- **yaw** > 0: the nose points to the image's right, i.e. the subject turned to *their own*
+  left. A horizontally flipped image gives the opposite sign.
+- **pitch** > 0: the nose points up (the subject looks up).
+- **roll** > 0: the face is rotated counter-clockwise in the image (the eye on the image's
+  right is higher). A horizontally flipped image gives the opposite sign.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "RIGHT_EYE",
+    "LEFT_EYE",
+    "pose_from_matrix",
+    "eye_centres",
+    "alignment_matrix",
+    "aligned_crop",
+    "sharpness",
+    "face_quality",
+    "SIZE_REF_PX",
+    "SHARPNESS_TAU",
+]
+
+# Eye-corner landmarks (outer, inner) of the subject's right eye (image left when the camera
+# is not mirrored) and left eye. Corners, not irises: they stay put when the eyes close.
+RIGHT_EYE = (33, 133)
+LEFT_EYE = (263, 362)
+
+SIZE_REF_PX = 100.0
+"""Forehead-to-chin height (source pixels) from which a face counts as full size."""
+
+SHARPNESS_TAU = 60.0
+"""Scale of the variance of the Laplacian (on a 112 px crop) in the sharpness term."""
+
+CROP_MARGIN = 1.2
+"""Crop side over the larger side of the eye-levelled landmark extent (loose, FER2013-like)."""
+
+
+def pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
+    """``(yaw, pitch, roll)`` in degrees from MediaPipe's facial transformation matrix.
+
+    The matrix maps the canonical face (x to the subject's left, y up, z out of the face) into
+    the camera frame (x right, y up, z towards the viewer); its rotation is decomposed as
+    ``Ry(yaw) @ Rx(-pitch) @ Rz(roll)``. Signs are those of the module docstring.
+    """
+    r = np.asarray(matrix, np.float64)[:3, :3]
+    yaw = math.degrees(math.atan2(r[0, 2], r[2, 2]))
+    pitch = math.degrees(math.asin(max(-1.0, min(1.0, r[1, 2]))))
+    roll = math.degrees(math.atan2(r[1, 0], r[1, 1]))
+    return yaw, pitch, roll
+
+
+def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (pixels) of the subject's right and left eye from landmark pixels ``(N, 2)``."""
+    return points[list(RIGHT_EYE)].mean(0), points[list(LEFT_EYE)].mean(0)
+
+
+def alignment_matrix(
+    landmarks: np.ndarray, width: int, height: int, size: int, margin: float = CROP_MARGIN
+) -> tuple[np.ndarray, float]:
+    """The 2x3 affine map from image pixels to an eye-levelled ``size`` x ``size`` crop.
+
+    The face is rotated about its centre so that the line from the subject's right eye to
+    their left eye is horizontal (which also turns an upside-down face upright), then scaled so
+    that ``margin`` times the larger side of the rotated landmark extent (forehead to chin,
+    ear to ear) fills the crop, and centred on that extent. Returns the matrix and the
+    extent's height in source pixels (the face size used by :func:`face_quality`).
+    """
+    pts = landmarks[:, :2].astype(np.float64) * (width, height)
+    right, left = eye_centres(pts)
+    angle = math.atan2(left[1] - right[1], left[0] - right[0])
+    c, s = math.cos(angle), math.sin(angle)
+    rot = np.array([[c, s], [-s, c]])  # rotates by -angle: the eye line becomes horizontal
+    levelled = pts @ rot.T
+    lo, hi = levelled.min(0), levelled.max(0)
+    extent = hi - lo
+    side = max(float(extent.max()) * margin, 1.0)
+    centre = rot.T @ ((lo + hi) / 2)  # back in source pixels
+    scale = size / side
+    linear = scale * rot
+    offset = np.array([size / 2, size / 2]) - linear @ centre
+    return np.hstack([linear, offset[:, None]]), float(extent[1])
+
+
+def aligned_crop(
+    image: np.ndarray, landmarks: np.ndarray, size: int = 112, margin: float = CROP_MARGIN
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Eye-levelled, centred ``size`` x ``size`` x 3 uint8 crop of the face in ``image``.
+
+    ``landmarks`` are normalised to ``image``. Large faces are first reduced with area
+    averaging (no aliasing, so the sharpness measure means the same at every resolution).
+    Returns the crop, the 2x3 image-to-crop matrix and the face height in source pixels.
+    """
+    h, w = image.shape[:2]
+    matrix, face_px = alignment_matrix(landmarks, w, h, size, margin)
+    scale = math.hypot(matrix[0, 0], matrix[0, 1])
+    source = image
+    if scale < 0.5:  # reduce the face's neighbourhood first, then warp at ~1:1
+        inv = cv2.invertAffineTransform(matrix)
+        corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64)
+        src = corners @ inv.T
+        x0, y0 = np.floor(src.min(0)).astype(int) - 2
+        x1, y1 = np.ceil(src.max(0)).astype(int) + 2
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            roi = image[y0:y1, x0:x1]
+            nw = max(1, round((x1 - x0) * scale))
+            nh = max(1, round((y1 - y0) * scale))
+            source = cv2.resize(roi, (nw, nh), interpolation=cv2.INTER_AREA)
+            fx, fy = nw / (x1 - x0), nh / (y1 - y0)
+            # source pixel p = roi pixel q / f + origin: compose with the image-to-crop map
+            linear = matrix[:, :2] / (fx, fy)
+            offset = matrix[:, :2] @ (x0, y0) + matrix[:, 2]
+            matrix_src = np.hstack([linear, offset[:, None]])
+        else:
+            matrix_src = matrix
+    else:
+        matrix_src = matrix
+    crop = cv2.warpAffine(
+        np.ascontiguousarray(source),
+        matrix_src,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return crop, matrix, face_px
+
+
+def sharpness(crop: np.ndarray) -> float:
+    """Variance of the Laplacian of the crop's central half (eyes, nose, mouth), measured
+    on a 112 px grey version so that values do not depend on the crop size."""
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    if gray.shape[0] != 112:
+        gray = cv2.resize(gray, (112, 112), interpolation=cv2.INTER_AREA)
+    centre = gray[28:84, 28:84]
+    return float(cv2.Laplacian(centre, cv2.CV_64F).var())
+
+
+def face_quality(face_px: float, crop: np.ndarray, yaw: float, pitch: float) -> float:
+    """Quality in ``[0, 1]``: ``size * sharp * pose`` where
+
+    - ``size = min(1, face_px / SIZE_REF_PX)``, ``face_px`` the forehead-to-chin height in
+      source pixels;
+    - ``sharp = 1 - exp(-var(Laplacian(crop)) / SHARPNESS_TAU)`` (see :func:`sharpness`);
+    - ``pose = max(0, cos(yaw)) * max(0, cos(pitch))``.
+    """
+    size = min(1.0, max(0.0, face_px / SIZE_REF_PX))
+    sharp = 1.0 - math.exp(-sharpness(crop) / SHARPNESS_TAU)
+    pose = max(0.0, math.cos(math.radians(yaw))) * max(0.0, math.cos(math.radians(pitch)))
+    return float(min(1.0, max(0.0, size * sharp * pose)))

@@ -1,0 +1,357 @@
+"""Faces with MediaPipe Tasks on real face images made at test time (no mocks)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+from media import canvas, face_photo
+
+from ahmer.preprocessing.face_align import LEFT_EYE, RIGHT_EYE, pose_from_matrix
+from ahmer.preprocessing.face_tracking import FaceTracker, PrimarySelector
+from ahmer.preprocessing.faces import BLENDSHAPE_NAMES, Face, FaceAnalyzer, FaceError
+
+SIZE = (640, 360)
+# Head-and-shoulders crop of the astronaut (a webcam framing): its face (forehead to chin)
+# is about a third of the crop's height.
+HEAD_SLICE = (slice(10, 330), slice(60, 380))
+HEAD_FACE = 0.33
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return face_photo()
+
+
+@pytest.fixture(scope="module")
+def head(photo) -> np.ndarray:
+    return np.ascontiguousarray(photo[HEAD_SLICE])
+
+
+@pytest.fixture(scope="module")
+def models(model_path) -> dict:
+    return {
+        "landmarker": model_path("face_landmarker"),
+        "detector": model_path("face_detector_full_range"),
+    }
+
+
+def face_frame(head, face: float, centre_x: float = 0.5, size=SIZE) -> np.ndarray:
+    """A grey frame with the astronaut's face ``face`` of the frame height tall."""
+    return canvas(head, size=size, face_height=face / HEAD_FACE, centre_x=centre_x)
+
+
+def analyzer(models, **kw) -> FaceAnalyzer:
+    return FaceAnalyzer(models["landmarker"], models["detector"], **kw)
+
+
+def smile(face: Face) -> tuple[float, float]:
+    names = list(BLENDSHAPE_NAMES)
+    b = face.blendshapes
+    return float(b[names.index("mouthSmileLeft")]), float(b[names.index("mouthSmileRight")])
+
+
+def run(fa: FaceAnalyzer, frames, fps: float = 25.0) -> list[list[Face]]:
+    return [fa.process(f, i / fps) for i, f in enumerate(frames)]
+
+
+def turned(image: np.ndarray, landmarks: np.ndarray, degrees: float) -> np.ndarray:
+    """Re-render ``image`` with the face mesh rotated about the vertical axis (a real head
+    turn of the face's geometry; the nose moves to the image's right for ``degrees > 0``)."""
+    from skimage.transform import PiecewiseAffineTransform, warp
+
+    h, w = image.shape[:2]
+    p = landmarks.astype(np.float64) * (w, h, w)
+    centre = p.mean(0)
+    x, z = p[:, 0] - centre[0], p[:, 2] - centre[2]
+    th = math.radians(degrees)
+    moved = p[:, :2].copy()
+    moved[:, 0] = centre[0] + x * math.cos(th) - z * math.sin(th)  # z < 0 is nearer
+    edge_x, edge_y = np.linspace(0, w - 1, 9), np.linspace(0, h - 1, 9)
+    border = np.array(
+        [(x, y) for x in edge_x for y in (0, h - 1)] + [(x, y) for y in edge_y for x in (0, w - 1)]
+    )
+    src, dst = np.vstack([p[:, :2], border]), np.vstack([moved, border])
+    if hasattr(PiecewiseAffineTransform, "from_estimate"):
+        transform = PiecewiseAffineTransform.from_estimate(dst, src)
+    else:  # scikit-image < 0.26
+        transform = PiecewiseAffineTransform()
+        transform.estimate(dst, src)
+    out = warp(image, transform, output_shape=(h, w), preserve_range=True)
+    return np.ascontiguousarray(out.astype(np.uint8))
+
+
+def eye_angle(landmarks: np.ndarray, width: int, height: int) -> float:
+    """Angle (degrees) of the line from the subject's right to left eye, image axes."""
+    pts = landmarks[:, :2] * (width, height)
+    r, left = pts[list(RIGHT_EYE)].mean(0), pts[list(LEFT_EYE)].mean(0)
+    return math.degrees(math.atan2(left[1] - r[1], left[0] - r[0]))
+
+
+# -- a frontal sequence --------------------------------------------------------------------
+
+
+def test_frontal_sequence_one_stable_track(models, head):
+    centres = [0.5 + 0.006 * ((i % 10) - 5) for i in range(25)]
+    frames = [face_frame(head, 0.3, c) for c in centres]
+    with analyzer(models) as fa:
+        assert fa.blendshape_names == list(BLENDSHAPE_NAMES) and len(fa.blendshape_names) == 52
+        results = run(fa, frames)
+    found = [r for r in results if r]
+    assert len(found) >= 0.95 * len(frames)
+    assert {r[0].track_id for r in found} == {found[0][0].track_id}
+    assert all(len(r) == 1 for r in found)
+    for r, c in zip(results, centres, strict=True):
+        if not r:
+            continue
+        face = r[0]
+        x0, y0, x1, y1 = face.box
+        assert abs((x0 + x1) / 2 - c) < 0.05  # the box is around the face ...
+        assert 0.2 < y1 - y0 < 0.4 and 0.3 < (y0 + y1) / 2 < 0.6  # ... and face-sized
+        assert face.landmarks.shape == (478, 3) and face.landmarks.dtype == np.float32
+        assert face.blendshapes.shape == (52,) and face.blendshapes.dtype == np.float32
+        assert min(smile(face)) > 0.5  # she smiles
+        assert face.crop.shape == (112, 112, 3) and face.crop.dtype == np.uint8
+        assert face.source == "landmarker" and face.score == 1.0
+        assert all(abs(a) < 25 for a in face.pose)
+        assert 0.5 < face.quality <= 1.0
+
+
+def test_default_canvas_face_found_by_fallback(models, photo):
+    # canvas()'s default framing puts a face ~0.2 of the frame height: too small for the
+    # landmarker's short-range detector, found and then followed by the fallback.
+    frames = [canvas(photo, centre_x=0.5 + 0.005 * (i % 4)) for i in range(15)]
+    with analyzer(models) as fa:
+        results = run(fa, frames)
+    found = [r for r in results if r]
+    assert len(found) >= 0.95 * len(frames)
+    assert {r[0].track_id for r in found} == {found[0][0].track_id}
+    assert all(r[0].source == "fallback" and 0.5 <= r[0].score <= 1 for r in found)
+    assert min(smile(found[-1][0])) > 0.5
+
+
+@pytest.mark.parametrize("face_height", [0.15, 0.125])
+def test_small_face_found_by_fallback(models, head, face_height):
+    frames = [face_frame(head, face_height, 0.5 + 0.004 * i) for i in range(6)]
+    with FaceAnalyzer(models["landmarker"]) as plain:
+        assert run(plain, frames[:3]) == [[], [], []]  # the landmarker alone misses it
+    with analyzer(models) as fa:
+        results = run(fa, frames)
+    assert all(len(r) == 1 for r in results)
+    face = results[-1][0]
+    assert face.source == "fallback"
+    x0, y0, x1, y1 = face.box
+    assert abs((x0 + x1) / 2 - (0.5 + 0.004 * 5)) < 0.04
+    assert 0.6 * face_height < y1 - y0 < 1.4 * face_height
+    assert face.landmarks.shape == (478, 3) and min(smile(face)) > 0.4
+    assert len({r[0].track_id for r in results}) == 1
+
+
+# -- pose ----------------------------------------------------------------------------------
+
+
+def test_yaw_sign_flips_with_mirrored_image(models, head):
+    frame = face_frame(head, 0.35)
+    with FaceAnalyzer(models["landmarker"], running_mode="image") as fa:
+        (face,) = fa.process(frame, 0.0)
+        turned_left = turned(frame, face.landmarks, 25)  # nose to the image's right
+        (left,) = fa.process(turned_left, 0.1)
+        (mirrored,) = fa.process(np.ascontiguousarray(turned_left[:, ::-1]), 0.2)
+        (base_mirrored,) = fa.process(np.ascontiguousarray(frame[:, ::-1]), 0.3)
+    assert abs(face.pose[0]) < 8
+    assert left.pose[0] > 10  # subject turned to their own left: yaw > 0
+    assert mirrored.pose[0] < -10
+    assert abs(left.pose[0] + mirrored.pose[0]) < 6
+    # roll flips too; pitch does not
+    assert face.pose[2] * base_mirrored.pose[2] < 0 or abs(face.pose[2]) < 1
+    assert abs(face.pose[1] - base_mirrored.pose[1]) < 5
+
+
+def test_roll_follows_in_plane_rotation_and_crop_levels_the_eyes(models, head):
+    frame = face_frame(head, 0.35)
+    h, w = frame.shape[:2]
+    cx, cy = w / 2, h * 0.35
+    rotation = cv2.getRotationMatrix2D((cx, cy), 25, 1.0)  # counter-clockwise in the image
+    rotated = cv2.warpAffine(frame, rotation, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    with FaceAnalyzer(models["landmarker"], running_mode="image") as fa:
+        (upright,) = fa.process(frame, 0.0)
+        (tilted,) = fa.process(rotated, 0.1)
+        assert abs(eye_angle(tilted.landmarks, w, h) + 25) < 4  # the eyes are tilted
+        assert 18 < tilted.pose[2] - upright.pose[2] < 32  # roll > 0 counter-clockwise
+        # landmarks found again on the (upscaled) crop: the eye line is level and the face,
+        # forehead to chin, fills most of the crop
+        for face in (upright, tilted):
+            assert face.crop.shape == (112, 112, 3)
+            big = cv2.resize(face.crop, (224, 224), interpolation=cv2.INTER_CUBIC)
+            (again,) = fa.process(big, 1.0 + face.pose[2])
+            assert abs(eye_angle(again.landmarks, 224, 224)) < 3
+            x0, y0, x1, y1 = again.box
+            assert 0.7 < y1 - y0 < 0.95 and y0 > 0.01 and y1 < 0.99
+            assert abs((y0 + y1) / 2 - 0.5) < 0.08 and abs((x0 + x1) / 2 - 0.5) < 0.08
+
+
+def test_pose_from_matrix_conventions():
+    def ry(a):
+        c, s = math.cos(a), math.sin(a)
+        return np.array([[c, 0, s, 0], [0, 1, 0, 0], [-s, 0, c, 0], [0, 0, 0, 1]])
+
+    def rz(a):
+        c, s = math.cos(a), math.sin(a)
+        return np.array([[c, -s, 0, 0], [s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+
+    yaw, pitch, roll = pose_from_matrix(ry(math.radians(30)) @ rz(math.radians(-10)))
+    assert yaw == pytest.approx(30) and pitch == pytest.approx(0, abs=1e-9)
+    assert roll == pytest.approx(-10)
+    mirror = np.diag([-1.0, 1, 1, 1])
+    m = ry(math.radians(20)) @ rz(math.radians(15))
+    y2, p2, r2 = pose_from_matrix(mirror @ m @ mirror)
+    assert y2 == pytest.approx(-20) and r2 == pytest.approx(-15)
+
+
+# -- several faces, none, huge frames ------------------------------------------------------
+
+
+def test_two_faces_primary_is_larger_and_stable(models, head):
+    frames = []
+    for i in range(12):
+        d = 0.01 * (i % 3)
+        left = face_frame(head, 0.42, 0.5 + d, size=(320, 360))
+        right = face_frame(head, 0.32, 0.5 - d, size=(320, 360))
+        frames.append(np.ascontiguousarray(np.hstack([left, right])))
+    with analyzer(models) as fa:
+        results = run(fa, frames)
+        assert fa.primary_track == results[-1][0].track_id
+    assert sum(len(r) == 2 for r in results) >= 11
+    primaries = {r[0].track_id for r in results if r}
+    assert len(primaries) == 1
+    ids = {f.track_id for r in results for f in r}
+    assert len(ids) == 2
+    for r in results:
+        if len(r) == 2:
+            first, second = r
+            assert (first.box[0] + first.box[2]) / 2 < 0.5 < (second.box[0] + second.box[2]) / 2
+            assert first.box[3] - first.box[1] > second.box[3] - second.box[1]
+
+
+@pytest.mark.parametrize("kind", ["grey", "noise"])
+def test_no_face_gives_empty_list_and_empty_scene_is_cheap(models, kind):
+    rng = np.random.default_rng(0)
+    frames = [
+        canvas(None) if kind == "grey" else rng.integers(0, 256, (360, 640, 3), np.uint8)
+        for _ in range(20)
+    ]
+    with analyzer(models, fallback_every=5) as fa:
+        assert run(fa, frames) == [[]] * 20
+        assert fa.counters["detector_runs"] == 4  # frames 1, 6, 11, 16
+        assert fa.counters["frames"] == 20
+
+
+def test_4k_frame(models, head):
+    frame = face_frame(head, 0.3, size=(3840, 2160))
+    with analyzer(models) as fa:
+        (face,) = fa.process(frame, 0.0)
+    x0, y0, x1, y1 = face.box
+    assert abs((x0 + x1) / 2 - 0.5) < 0.05 and 0.2 < y1 - y0 < 0.4
+    assert face.crop.shape == (112, 112, 3)
+    assert face.quality > 0.8
+
+
+def test_blurred_face_has_lower_quality(models, head):
+    frame = face_frame(head, 0.3)
+    blurred = cv2.GaussianBlur(frame, (0, 0), 2.5)
+    with FaceAnalyzer(models["landmarker"], running_mode="image") as fa:
+        (sharp,) = fa.process(frame, 0.0)
+        (soft,) = fa.process(blurred, 0.1)
+    assert 0 <= soft.quality < 0.6 * sharp.quality <= 1
+
+
+def test_missed_frames_keep_the_track(models, head):
+    face = face_frame(head, 0.3)
+    frames = [face] * 4 + [canvas(None)] * 2 + [face] * 4
+    with FaceAnalyzer(models["landmarker"], max_missed=5) as fa:
+        results = run(fa, frames)
+    assert [len(r) for r in results] == [1] * 4 + [0] * 2 + [1] * 4
+    assert len({r[0].track_id for r in results if r}) == 1
+
+
+def test_timestamps_duplicated_or_backwards_are_accepted(models, head):
+    frame = face_frame(head, 0.3)
+    with FaceAnalyzer(models["landmarker"]) as fa:
+        found = [fa.process(frame, t) for t in (0.0, 0.04, 0.04, 0.02, -1.0, 0.08)]
+    assert all(len(f) == 1 for f in found[1:])
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+
+def test_bad_input_raises_face_error(models, tmp_path):
+    with FaceAnalyzer(models["landmarker"]) as fa:
+        for bad in (
+            np.zeros((360, 640, 3), np.float32),
+            np.zeros((360, 640, 5), np.uint8),
+            np.zeros((8, 8, 3), np.uint8),
+            np.zeros((2, 360, 640, 3), np.uint8),
+            "not an image",
+        ):
+            with pytest.raises(FaceError):
+                fa.process(bad, 0.0)
+        with pytest.raises(FaceError):
+            fa.process(np.zeros((360, 640, 3), np.uint8), float("nan"))
+        assert fa.process(np.zeros((360, 640), np.uint8), 0.1) == []  # greyscale is fine
+        assert fa.process(np.zeros((360, 640, 4), np.uint8), 0.2) == []  # so is RGBA
+    with pytest.raises(FaceError, match="closed"):
+        fa.process(np.zeros((360, 640, 3), np.uint8), 1.0)
+    with pytest.raises(FaceError, match="not found"):
+        FaceAnalyzer(tmp_path / "missing.task")
+    garbage = tmp_path / "garbage.task"
+    garbage.write_bytes(b"not a model" * 100)
+    with pytest.raises(FaceError):
+        FaceAnalyzer(garbage)
+    with pytest.raises(FaceError):
+        FaceAnalyzer(models["landmarker"], running_mode="live")
+
+
+# -- tracking and primary choice (pure logic) ----------------------------------------------
+
+
+def test_tracker_follows_moving_boxes_and_forgets_after_max_missed():
+    tracker = FaceTracker(max_missed=2)
+    a = [(0.10 + 0.02 * i, 0.2, 0.30 + 0.02 * i, 0.5) for i in range(5)]
+    ids = [tracker.update([box])[0] for box in a]
+    assert len(set(ids)) == 1
+    tracker.update([])
+    tracker.update([])
+    assert tracker.update([a[-1]]) == ids[:1]  # two missed frames: still the same track
+    for _ in range(3):
+        tracker.update([])
+    assert tracker.update([a[-1]]) != ids[:1]  # three: a new track
+    b = (0.6, 0.2, 0.8, 0.5)
+    first = tracker.update([a[-1], b])
+    assert tracker.update([b, a[-1]]) == first[::-1]  # order of boxes does not matter
+
+
+def test_primary_selector_hysteresis():
+    sel = PrimarySelector(margin=0.25, patience=3)
+    left = (0.10, 0.30, 0.40, 0.70)
+    right = (0.60, 0.30, 0.89, 0.69)  # nearly the same size and centrality
+    alive = {1, 2}
+    firsts = []
+    for i in range(30):  # the two swap being slightly larger every frame
+        grow = 0.01 if i % 2 else -0.01
+        boxes = [(left[0], left[1], left[2] + grow, left[3]), right]
+        order = sel.update([1, 2], boxes, alive)
+        firsts.append([1, 2][order[0]])
+    assert len(set(firsts[1:])) == 1  # no flipping
+    # a much larger face that stays takes over, but only after `patience` frames
+    p = sel.primary
+    other = 3 - p
+    big = (0.55, 0.1, 0.95, 0.9)
+    boxes = {p: left, other: big}
+    firsts = [[1, 2][sel.update([1, 2], [boxes[1], boxes[2]], alive)[0]] for _ in range(30)]
+    assert firsts[0] == firsts[1] == p and firsts[-1] == other and sel.primary == other
+    # the primary briefly unseen: the other is listed first, the primary is remembered
+    assert sel.update([p], [boxes[p]], alive) == [0] and sel.primary == other
+    order = sel.update([p, other], [boxes[p], boxes[other]], alive)
+    assert [p, other][order[0]] == other
