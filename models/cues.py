@@ -184,7 +184,7 @@ def _vocal(tl: Timeline) -> dict[str, np.ndarray]:
         clip_std = float(np.nanstd(semitones[voiced])) or 1.0
         out["pitch_instability"] = np.clip((local / clip_std - 1.0) / 1.5, 0, 1)
     energy = tl.energy_db
-    if speaking.sum() >= 3:
+    if np.isfinite(energy[speaking]).sum() >= 3:
         median_e = float(np.nanmedian(energy[speaking]))
         out["low_energy"] = np.where(speaking, np.clip((median_e - energy) / 12, 0, 1), 0.0)
     return {k: np.nan_to_num(np.asarray(v, np.float32)) for k, v in out.items()}

@@ -141,7 +141,7 @@ CUES: tuple[CueDoc, ...] = (
     CueDoc(
         "valence_discord",
         1.2,
-        "|facial valence - verbal valence| above 0.6 when both are present",
+        "abs(facial valence - verbal valence) above 0.6 when both are present",
         "inconsistency between modalities (positive words, sad face) defines ambivalence",
     ),
 )
