@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from os import PathLike
 from pathlib import Path
 
@@ -97,7 +98,7 @@ class _Raw:
     score: float
     source: str
 
-    @property
+    @cached_property  # read only after the landmarks are final
     def box(self) -> tuple[float, float, float, float]:
         lo = np.clip(self.landmarks[:, :2].min(0), 0.0, 1.0)
         hi = np.clip(self.landmarks[:, :2].max(0), 0.0, 1.0)
