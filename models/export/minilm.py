@@ -15,7 +15,6 @@ Output folder:
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import BertModel
+from transformers.utils import logging as hf_logging
 
 __all__ = ["DIM", "MAX_SEQ_LENGTH", "MeanPooledEncoder", "convert", "tokenizer_json"]
 
@@ -50,10 +51,6 @@ class MeanPooledEncoder(nn.Module):
 
 
 def _load(src: Path) -> MeanPooledEncoder:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import BertModel
-    from transformers.utils import logging as hf_logging
-
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the unused pooler weights are expected
     hf_logging.disable_progress_bar()
