@@ -86,7 +86,8 @@ class Analyzer:
         if self.backend is None:
             self.backend = make_backend(cfg.backend, device=cfg.device, **cfg.backend_options)
         self.face_encoder = FaceEmotionEncoder(self.backend, store.path("fer_emotion"))
-        self.text_encoder = TextEncoder(self.backend, store.path("minilm"))
+        # no cache across requests: embeddings of health conversations are not kept
+        self.text_encoder = TextEncoder(self.backend, store.path("minilm"), cache_size=0)
         self.backend.load(FUSION, store.path(FUSION))
         whisper = cfg.whisper_model or store.path("whisper_tiny_en")
         self.transcriber = Transcriber(whisper, cpu_threads=cfg.asr_threads)

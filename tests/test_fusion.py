@@ -230,3 +230,25 @@ def test_segments_from_probabilities():
     assert len(segs) == 1
     assert segs[0].start == pytest.approx(1.0) and segs[0].end == pytest.approx(2.4)
     assert segs[0].peak_probability == pytest.approx(0.9)
+
+
+def test_store_fusion_artifact_is_the_zeroshot_prior(model_store):
+    import onnx
+
+    from ahmer.models.zeroshot import WEIGHTS_ID
+
+    entry = model_store.manifest().entries["ah_fusion_zeroshot"]
+    assert entry.version == WEIGHTS_ID
+    model = onnx.load(str(model_store.path("ah_fusion_zeroshot")))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["weights_id"] == WEIGHTS_ID
+    assert meta["contract"] == "ahmer.fusion/1"
+    assert "not trained on BAH" in meta["kind"]
+    assert {t.name for t in entry.inputs} == {
+        "cues",
+        "masks",
+        "emotion",
+        "text_emb",
+        "valid",
+        "fps",
+    }

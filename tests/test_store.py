@@ -33,6 +33,7 @@ NAMES = [
     "fer_emotion_tflite",
     "whisper_tiny_en",
     "minilm",
+    "ah_fusion_zeroshot",
 ]
 
 
