@@ -70,7 +70,9 @@ class DecodeReport:
     ``corrupt_packets``: packets the decoder rejected and that were skipped.
     ``dropped_frames``: decoded frames dropped because their timestamp was missing or not
     after the previous frame's (out-of-order or duplicate pts from the demuxer).
-    ``truncated``: the container ended with a read error (the output stops there).
+    ``truncated``: the stream ended early: a read error, or it stopped more than 1 s before
+    the duration the container declares (the output stops there).
+    ``messages``: the first few reasons, for logs (no media content).
     """
 
     corrupt_packets: int = 0
@@ -114,7 +116,8 @@ def _open(source: MediaSource) -> Iterator[av.container.InputContainer]:
             raise MediaError(f"no such file: {os.path.basename(path)!r}")
         if os.path.getsize(path) == 0:
             raise MediaError("empty input")
-        target = path
+        # "file:" + absolute path: a name like "concat:a|b" or "http:..." stays a file name
+        target = "file:" + os.path.abspath(path)
         options["protocol_whitelist"] = "file"
         try:
             with open(path, "rb") as f:
@@ -318,7 +321,7 @@ def _duration(container, video, audio) -> float:
     streams = [s for s in (video, audio) if s is not None]
     try:
         container.seek(0)
-    except av.error.FFmpegError:
+    except (av.error.FFmpegError, OSError, ValueError):
         pass
     try:
         for packet in container.demux(streams):

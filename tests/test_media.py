@@ -455,3 +455,36 @@ def test_bad_arguments(media):
 def test_paths_as_strings_and_pathlike(media):
     path: Path = media["silent.mp4"]
     assert probe(str(path)) == probe(path)
+
+
+def test_duration_from_packets_when_the_container_has_none():
+    """Matroska written to a pipe (not seekable) carries no duration: probe reads the
+    packets' timestamps instead."""
+
+    class Pipe(io.RawIOBase):
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.data += bytes(b)
+            return len(b)
+
+    pipe = Pipe()
+    with av.open(pipe, "w", format="matroska") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(23):
+            vf = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            vf.pts = i
+            for packet in stream.encode(vf):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    data = bytes(pipe.data)
+    with av.open(io.BytesIO(data)) as container:
+        assert container.duration is None  # the case under test
+    assert probe(data).duration == pytest.approx(2.3, abs=1e-6)
+    assert len(list(iter_frames(data, fps=None))) == 23
