@@ -355,9 +355,9 @@ def iter_frames(
     nothing. So each yielded time is a real pts (never invented, never repeated), at most
     one frame comes per grid step, a constant-rate source gives the frame at or nearest each
     grid time, and a gap in a variable-rate stream gives no frames. A last cell whose grid
-    time lies after the end of the video (last pts plus that frame's duration) is not
-    sampled. ``fps=None``, or ``fps`` at or above the stream's nominal rate, yields every
-    frame.
+    time is at or after the end of the video (last pts plus that frame's duration) is not
+    sampled, so a 2.0 s clip gives frames at 0.0 ... 1.8 s at 5 fps. ``fps=None``, or
+    ``fps`` at or above the stream's nominal rate, yields every frame.
 
     Frames whose longer side exceeds ``max_side`` are scaled down (aspect kept) by FFmpeg in
     the same pass that converts them to RGB; only the selected frames are converted. The
@@ -410,7 +410,7 @@ def iter_frames(
                 best = (distance, t, frame)
         # The last cell counts only if its grid time is inside the video (before the last
         # frame's end): a grid time past the end is not an analysis time.
-        if best is not None and (index == 0 or cell / fps <= last_t + last_span + 1e-6):
+        if best is not None and (index == 0 or cell / fps < last_t + last_span - 1e-6):
             yield convert(best[2], best[1], index)
             index += 1
         if decoded == 0:

@@ -139,6 +139,11 @@ def test_frames_at_analysis_rate(media, name, source_fps):
     assert np.abs(image.astype(int) - media["face"]).mean() < 8  # RGB order, not BGR
 
 
+def test_no_grid_time_past_the_end(media):
+    times = [f.time for f in iter_frames(media["silent.mp4"], fps=5.0)]  # 2.0 s at 25 fps
+    assert times == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8])
+
+
 def test_every_frame_when_fps_is_none_or_above_source(media):
     all_frames = [f.time for f in iter_frames(media["talk.webm"], fps=None)]
     assert np.allclose(np.diff(all_frames), 0.1, atol=1e-3)
