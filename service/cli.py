@@ -37,10 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .analyze_cli import add_analyze_parser
     from .models_cli import add_models_parser
     from .preprocess_cli import add_preprocess_parser
+    from .score_cli import add_score_parser
 
     add_models_parser(sub)
     add_preprocess_parser(sub)
     add_analyze_parser(sub)
+    add_score_parser(sub)
     return parser
 
 

@@ -1,0 +1,586 @@
+"""Batch scoring engine: find the inputs, give each a stable id, pick a shard, skip what is
+done, and analyse the rest in a pool of worker processes that each load one Analyzer.
+
+Every result is written by the process that computed it, atomically, to
+``<out>/results/<id>.json``, with a ``batch`` block recording what it was computed from:
+the media's sha256 (plus its size and mtime, so a re-run need not hash unchanged files), the
+transcript's sha256, the options that change results (fps, threshold, Whisper model), the
+model store's artifacts (version and sha256) and the ahmer version. Their hash is the
+``key``; a result whose key matches is not computed again.
+
+Interruption: workers ignore SIGINT (a terminal sends it to the whole process group); the
+main process catches it (and SIGTERM), terminates the workers and returns what finished.
+A worker that dies (a native crash on a hostile file) fails only its item and is replaced.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import queue
+import re
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .output import atomic_write_text
+
+__all__ = [
+    "MEDIA_EXTENSIONS",
+    "BatchError",
+    "BatchAbort",
+    "BatchItem",
+    "BatchOptions",
+    "BatchOutcome",
+    "discover",
+    "read_manifest",
+    "parse_shard",
+    "select_shard",
+    "file_sha256",
+    "model_fingerprint",
+    "batch_key",
+    "plan",
+    "run_batch",
+]
+
+MEDIA_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .ts .mts .flv .wmv .asf .3gp .3g2 .ivf "
+    ".wav .w64 .mp3 .m4a .aac .flac .ogg .oga .opus .caf .aif .aiff .amr".split()
+)
+RESULTS = "results"
+BATCH_SCHEMA = "ahmer.batch/1"
+
+
+class BatchError(ValueError):
+    """Bad batch arguments or inputs (no inputs, unreadable manifest, bad shard): a usage
+    error, reported before any work."""
+
+
+class BatchAbort(RuntimeError):
+    """The batch cannot go on (the workers cannot load their models)."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One clip to score: ``id`` names its result file; ``error`` marks an entry that is
+    known bad before analysis (a manifest line naming a missing file)."""
+
+    id: str
+    path: Path
+    transcript: Path | None = None
+    error: str | None = None
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+def _safe_id(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:100] or "item"
+
+
+def read_manifest(path: Path) -> list[tuple[Path, Path | None, str | None]]:
+    """(media, transcript, id) rows of a manifest CSV. A header naming ``path`` (and
+    optionally ``transcript``, ``id``) is used when present; otherwise the columns are
+    path, transcript, id. Relative paths resolve against the CSV's folder."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BatchError(f"manifest {path}: unreadable ({exc})") from exc
+    if not rows:
+        raise BatchError(f"manifest {path}: empty")
+    header = [c.strip().lower() for c in rows[0]]
+    if "path" in header:
+        cols = {name: header.index(name) for name in ("path", "transcript", "id") if name in header}
+        rows = rows[1:]
+    else:
+        cols = {"path": 0, "transcript": 1, "id": 2}
+    base = path.resolve().parent
+
+    def cell(row: list[str], name: str) -> str:
+        i = cols.get(name)
+        return row[i].strip() if i is not None and i < len(row) else ""
+
+    out = []
+    for number, row in enumerate(rows, 2 if "path" in header else 1):
+        media = cell(row, "path")
+        if not media:
+            raise BatchError(f"manifest {path}:{number}: empty path")
+        transcript = cell(row, "transcript")
+        out.append(
+            (
+                base / media,
+                (base / transcript) if transcript else None,
+                cell(row, "id") or None,
+            )
+        )
+    return out
+
+
+def _walk(folder: Path, exclude: Path | None) -> Iterable[Path]:
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(root)
+        if exclude is not None and (here == exclude or exclude in here.parents):
+            dirs[:] = []
+            continue
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in MEDIA_EXTENSIONS:
+                yield here / name
+
+
+def discover(inputs: Sequence[Path], exclude: Path | None = None) -> list[BatchItem]:
+    """Items from files, folders (searched recursively for media extensions) and manifest
+    CSVs, deduplicated by resolved path, sorted by id. Ids are the sanitised file stem (or the
+    manifest's id); stems that collide (case-insensitively) get a hash of the path appended.
+    Raises :class:`BatchError` for a missing input or when nothing is found."""
+    exclude = exclude.resolve() if exclude is not None else None
+    entries: list[tuple[Path, Path | None, str | None]] = []
+    for raw in inputs:
+        p = Path(raw)
+        if not p.exists():
+            raise BatchError(f"{p}: no such file or directory")
+        if p.is_dir():
+            entries.extend((f, None, None) for f in _walk(p.resolve(), exclude))
+        elif p.suffix.lower() == ".csv":
+            entries.extend(read_manifest(p))
+        else:
+            entries.append((p, None, None))
+    seen: dict[Path, tuple[Path, Path | None, str | None]] = {}
+    for media, transcript, given in entries:
+        seen.setdefault(media.resolve(), (media, transcript, given))
+    if not seen:
+        raise BatchError(
+            "no inputs found (media extensions: " + " ".join(sorted(MEDIA_EXTENSIONS)) + ")"
+        )
+    named = [(p, t, _safe_id(g) if g else _safe_id(p.stem), g) for p, (_, t, g) in seen.items()]
+    counts: dict[str, int] = {}
+    for _, _, base, _ in named:
+        counts[base.lower()] = counts.get(base.lower(), 0) + 1
+    items, used = [], set()
+    for p, t, base, given in named:
+        vid = base
+        if counts[base.lower()] > 1:
+            if given:
+                raise BatchError(f"duplicate id {given!r} in the manifest")
+            vid = f"{base}-{hashlib.sha256(str(p).encode()).hexdigest()[:8]}"
+        if vid.lower() in used:
+            raise BatchError(f"duplicate id {vid!r}")
+        used.add(vid.lower())
+        error = None
+        if not p.is_file():
+            error = "no such file"
+        elif t is not None and not t.is_file():
+            error = f"transcript {t.name}: no such file"
+        items.append(BatchItem(vid, p, t.resolve() if t else None, error))
+    return sorted(items, key=lambda i: i.id)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise BatchError(f"--shard must be i/n with 0 <= i < n, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def select_shard(items: Sequence[BatchItem], index: int, count: int) -> list[BatchItem]:
+    """The items whose id hashes (sha256, stable across machines and runs) to ``index``."""
+    return [
+        i for i in items if int(hashlib.sha256(i.id.encode()).hexdigest()[:16], 16) % count == index
+    ]
+
+
+# -- what a result was computed from -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Analysis options; ``fps``, ``threshold`` and ``whisper_model`` enter the key."""
+
+    fps: float = 5.0
+    threshold: float = 0.5
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    whisper_model: str | None = None
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_fingerprint(store=None, whisper_model: str | None = None) -> dict[str, str]:
+    """``{artifact: "version@sha256[:12]"}`` of every artifact in the model store (a user
+    Whisper model is named by its path)."""
+    from ahmer.models.store import ModelStore
+
+    store = store or ModelStore()
+    out = {n: f"{e.version}@{e.sha256[:12]}" for n, e in sorted(store.manifest().entries.items())}
+    if whisper_model:
+        out["whisper_tiny_en"] = f"user:{whisper_model}"
+    return out
+
+
+def _ahmer_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ahmer")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+def batch_key(
+    media_sha256: str, transcript_sha256: str | None, options: BatchOptions, models: dict
+) -> str:
+    """The sha256 of everything a result depends on, as canonical JSON."""
+    body = {
+        "media": media_sha256,
+        "transcript": transcript_sha256,
+        "fps": float(options.fps),
+        "threshold": float(options.threshold),
+        "whisper_model": options.whisper_model,
+        "models": models,
+        "ahmer": _ahmer_version(),
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _stat(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def result_path(out: Path, item_id: str) -> Path:
+    return Path(out) / RESULTS / f"{item_id}.json"
+
+
+def _existing_key(path: Path) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            batch = json.load(f).get("batch")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return batch if isinstance(batch, dict) else None
+
+
+def plan(
+    items: Sequence[BatchItem], out: Path, options: BatchOptions, models: dict
+) -> tuple[list[BatchItem], list[BatchItem]]:
+    """(to do, already done). A result is done when its recorded key equals the key of the
+    current file, transcript, options and models; the media is re-hashed only when its size
+    or mtime changed since the result was written."""
+    todo, done = [], []
+    for item in items:
+        recorded = _existing_key(result_path(out, item.id)) if item.error is None else None
+        if not recorded:
+            todo.append(item)
+            continue
+        try:
+            stat = _stat(item.path)
+            sha = recorded.get("sha256")
+            if stat != recorded.get("stat") or not sha:
+                sha = file_sha256(item.path)
+            tsha = file_sha256(item.transcript) if item.transcript else None
+        except OSError:
+            todo.append(item)
+            continue
+        fresh = batch_key(sha, tsha, options, models) == recorded.get("key")
+        (done if fresh else todo).append(item)
+    return todo, done
+
+
+# -- one item ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    out: Path
+    options: BatchOptions
+    models: dict[str, str]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    known = ("MediaError", "TranscriptError", "FileNotFoundError", "ValueError")
+    prefix = "" if type(exc).__name__ in known else f"{type(exc).__name__}: "
+    return (prefix + text)[:300]
+
+
+def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dict[str, Any]:
+    """Analyse one item and write its result JSON; return a small summary (never raises for
+    a bad item: the error is in ``summary["error"]``). ``progress(stage, fraction)`` is passed
+    to the analyzer."""
+    t = time.perf_counter()
+    summary: dict[str, Any] = {"id": item.id, "duration": 0.0, "error": item.error}
+    if item.error:
+        return summary
+    try:
+        stat = _stat(item.path)
+        sha = file_sha256(item.path)
+        transcript = tsha = None
+        if item.transcript is not None:
+            transcript = item.transcript.read_bytes()
+            tsha = hashlib.sha256(transcript).hexdigest()
+        result = analyzer.analyze(
+            item.path, transcript=transcript, fps=ctx.options.fps, progress=progress
+        )
+        data = result.to_dict()
+        data["id"] = item.id
+        data["batch"] = {
+            "schema": BATCH_SCHEMA,
+            "key": batch_key(sha, tsha, ctx.options, ctx.models),
+            "path": str(item.path),
+            "transcript_path": str(item.transcript) if item.transcript else None,
+            "sha256": sha,
+            "stat": stat,
+            "transcript_sha256": tsha,
+            "fps": ctx.options.fps,
+            "threshold": ctx.options.threshold,
+            "whisper_model": ctx.options.whisper_model,
+            "models": ctx.models,
+        }
+        atomic_write_text(result_path(ctx.out, item.id), json.dumps(data, allow_nan=False))
+        summary["duration"] = float(result.media.get("duration") or 0.0)
+    except Exception as exc:  # a bad item fails alone
+        summary["error"] = _one_line(exc)
+    summary["wall"] = time.perf_counter() - t
+    return summary
+
+
+def _make_analyzer(options: BatchOptions, threads: int):
+    from ahmer.models.analyzer import Analyzer, AnalyzerConfig
+
+    backend_options = {}
+    if options.backend == "onnxruntime" and threads:
+        backend_options["intra_op_threads"] = threads
+    config = AnalyzerConfig(
+        fps=options.fps,
+        backend=options.backend,
+        device=options.device,
+        threshold=options.threshold,
+        whisper_model=options.whisper_model,
+        backend_options=backend_options,
+    )
+    return Analyzer(config).load()
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchOutcome:
+    """What a run did: summaries of finished items (with ``error`` for failures), and
+    whether it was interrupted."""
+
+    finished: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [s for s in self.finished if s.get("error")]
+
+
+Event = Callable[[str, dict[str, Any]], None]
+"""``on_event(kind, info)``: kind is ``"ready"`` (a worker loaded its models), ``"start"``
+(an item began: info has ``id``), ``"done"`` (an item finished: its summary) or ``"tick"``
+(time passed: a chance to refresh a display)."""
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM -> the same clean stop as Ctrl-C
+    raise KeyboardInterrupt
+
+
+def run_batch(
+    items: Sequence[BatchItem],
+    out: Path,
+    options: BatchOptions,
+    models: dict[str, str],
+    workers: int = 1,
+    on_event: Event | None = None,
+) -> BatchOutcome:
+    """Analyse ``items`` (1 worker: in this process; more: spawned processes)."""
+    ctx = _Context(Path(out), options, models)
+    (ctx.out / RESULTS).mkdir(parents=True, exist_ok=True)
+    emit = on_event or (lambda kind, info: None)
+    outcome = BatchOutcome()
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        if workers <= 1:
+            _run_here(items, ctx, emit, outcome)
+        else:
+            _Pool(ctx, workers, emit, outcome).run(list(items))
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return outcome
+
+
+def _run_here(items, ctx: _Context, emit: Event, outcome: BatchOutcome) -> None:
+    analyzer = None
+    try:
+        for item in items:
+            if analyzer is None and item.error is None:
+                analyzer = _make_analyzer(ctx.options, 0)
+                emit("ready", {"worker": 0})
+            emit("start", {"id": item.id, "worker": 0})
+            summary = process_item(analyzer, item, ctx, lambda stage, fraction: emit("tick", {}))
+            outcome.finished.append(summary)
+            emit("done", summary)
+    finally:
+        if analyzer is not None:
+            analyzer.close()
+
+
+def _worker_main(wid: int, threads: int, ctx: _Context, tasks, results) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        analyzer = _make_analyzer(ctx.options, threads)
+    except Exception as exc:
+        results.put(("init-failed", wid, _one_line(exc)))
+        return
+    results.put(("ready", wid, None))
+    while True:
+        item = tasks.get()
+        if item is None:
+            break
+        results.put(("done", wid, process_item(analyzer, item, ctx)))
+    analyzer.close()
+
+
+@dataclass
+class _Worker:
+    wid: int
+    process: Any
+    tasks: Any
+    item: BatchItem | None = None
+    ready: bool = False
+
+
+class _Pool:
+    """Worker processes fed one item at a time, so a dead worker's item is known."""
+
+    def __init__(self, ctx: _Context, size: int, emit: Event, outcome: BatchOutcome):
+        self.ctx, self.size, self.emit, self.outcome = ctx, size, emit, outcome
+        self.mp = mp.get_context("spawn")
+        self.results = self.mp.Queue()
+        self.threads = max(1, (os.cpu_count() or 1) // size)
+        self.workers: dict[int, _Worker] = {}
+        self.next_id = 0
+
+    def _start(self) -> _Worker:
+        wid, self.next_id = self.next_id, self.next_id + 1
+        tasks = self.mp.Queue()
+        proc = self.mp.Process(
+            target=_worker_main,
+            args=(wid, self.threads, self.ctx, tasks, self.results),
+            name=f"ahmer-score-{wid}",
+            daemon=True,
+        )
+        # Children start with SIGINT ignored (kept across exec), so a Ctrl-C on the terminal
+        # reaches only this process, which stops them in order.
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            proc.start()
+        finally:
+            signal.signal(signal.SIGINT, old)
+        worker = _Worker(wid, proc, tasks)
+        self.workers[wid] = worker
+        return worker
+
+    def _feed(self, worker: _Worker, pending: list[BatchItem]) -> None:
+        while pending and worker.item is None:
+            item = pending.pop(0)
+            if item.error:  # known bad: no need for a worker
+                self._finish({"id": item.id, "duration": 0.0, "error": item.error})
+                continue
+            worker.item = item
+            worker.tasks.put(item)
+            self.emit("start", {"id": item.id, "worker": worker.wid})
+
+    def _finish(self, summary: dict[str, Any]) -> None:
+        self.outcome.finished.append(summary)
+        self.emit("done", summary)
+
+    def run(self, pending: list[BatchItem]) -> None:
+        try:
+            for _ in range(min(self.size, max(1, len(pending)))):
+                self._feed(self._start(), pending)
+            while any(w.item is not None for w in self.workers.values()):
+                try:
+                    kind, wid, info = self.results.get(timeout=0.5)
+                except queue.Empty:
+                    self._reap(pending)
+                    self.emit("tick", {})
+                    continue
+                worker = self.workers.get(wid)
+                if worker is None:
+                    continue
+                if kind == "init-failed":
+                    raise BatchAbort(f"a worker could not load the models: {info}")
+                if kind == "ready":
+                    worker.ready = True
+                    self.emit("ready", {"worker": wid})
+                elif kind == "done":
+                    worker.item = None
+                    self._finish(info)
+                    self._feed(worker, pending)
+            for worker in self.workers.values():
+                worker.tasks.put(None)
+            for worker in self.workers.values():
+                worker.process.join(timeout=10)
+        finally:
+            self._stop()
+
+    def _reap(self, pending: list[BatchItem]) -> None:
+        """Replace workers that died; their item fails with the exit code."""
+        for wid, worker in list(self.workers.items()):
+            if worker.process.is_alive():
+                continue
+            del self.workers[wid]
+            code = worker.process.exitcode
+            if not worker.ready:
+                raise BatchAbort(f"a worker exited while loading the models (exit code {code})")
+            if worker.item is not None:
+                error = f"worker process died (exit code {code})"
+                self._finish({"id": worker.item.id, "duration": 0.0, "error": error})
+                _remove_partial(self.ctx.out, worker.item.id)
+            if pending:
+                self._feed(self._start(), pending)
+
+    def _stop(self) -> None:
+        for worker in self.workers.values():
+            if worker.process.is_alive():
+                worker.process.terminate()
+        for worker in self.workers.values():
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5)
+            if worker.item is not None:
+                _remove_partial(self.ctx.out, worker.item.id)
+        self.results.close()
+        self.results.cancel_join_thread()
+
+
+def _remove_partial(out: Path, item_id: str) -> None:
+    """Temporary files an interrupted atomic write of this item left behind."""
+    for tmp in (Path(out) / RESULTS).glob(f".{item_id}.json.*.tmp"):
+        tmp.unlink(missing_ok=True)
