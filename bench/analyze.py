@@ -1,0 +1,687 @@
+"""Whole-clip analysis benchmark: ahmer's pipeline, and the ``fer`` package side by side.
+
+Run from the repository root with the project's venv::
+
+    .venv/bin/python bench/analyze.py                 # 30 s test clip made on the fly
+    .venv/bin/python bench/analyze.py --media answer.mp4 --fps 5 --repeat 3 --json out.json
+
+What it measures, in one run (each measured system in a fresh subprocess of its own, so one
+does not pollute the other's memory high-water mark):
+
+1. **ahmer, whole pipeline** — ``Analyzer(AnalyzerConfig(fps=...)).load()`` (load time apart),
+   then ``preprocess`` / ``predict`` / ``postprocess`` on the file, ``--repeat`` times in the
+   same process. Per stage: seconds of compute per second of video (wall time of each stage;
+   the audio branch runs in a thread beside the video branch, so stages add up to more than
+   the total), total wall, real-time factor (video seconds / wall seconds), peak RSS. Medians.
+2. **ahmer, face + emotion alone** — the same ``FaceAnalyzer`` + ``FaceEmotionEncoder`` on
+   the exported analysis frames, nothing else running: the apples-to-apples counterpart of
+   the peer (inside the pipeline, the face stage shares the CPU with ASR).
+3. **the peer** — ``bench/fer_peer.py`` in its own venv (``fer==25.10.3`` with its default
+   Haar cascade + mini-Xception): ``FER(mtcnn=False).detect_emotions(frame)`` per frame.
+
+Both face+emotion sides read the *same* frames: the analysis frames of ahmer's own decoder
+(``iter_frames(media, fps)``), exported once to a ``.npy``; decoding is excluded from both
+per-frame times. Labels are compared on frames where both found a face: ahmer's raw per-frame
+label (argmax of the FER ONNX probabilities, ``Prediction.emotion``) and its smoothed fused
+label (``FrameResult.emotion_label``) against fer's top emotion of its largest face.
+
+Targets are printed with PASS/FAIL, never asserted: whole pipeline >= 5x faster than real
+time on 2 CPU cores; face+emotion >= 10x faster per frame than fer. The machine is shared:
+the load average is printed before and after each measurement and stored in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["main", "make_bench_clip", "STAGES"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+PEER_VENV = BENCH / ".peer-venv"
+# fer's metadata pulls facenet-pytorch (torch + CUDA, ~6 GB) and opencv-contrib-python 5
+# (which moved the Haar cascades out and clashes with the headless cv2); neither is on the
+# path measured here (Haar cascade + TFLite/Keras mini-Xception), so fer goes in --no-deps
+# and these are what its default pipeline imports.
+PEER_FER = "fer==25.10.3"
+PEER_DEPS = (
+    "tensorflow-cpu",
+    "opencv-python-headless<5",
+    "pandas",
+    "pillow",
+    "requests",
+    "tqdm",
+    "setuptools<81",  # fer imports pkg_resources
+)
+STAGES = (
+    "probe",
+    "decode",
+    "faces",
+    "audio_decode",
+    "vad",
+    "asr",
+    "prosody",
+    "emotion",
+    "text",
+    "cues",
+    "fusion",
+    "postprocess",
+)
+TARGET_RTF = 5.0
+TARGET_FACE_SPEEDUP = 10.0
+SENTENCES = (
+    "I have been thinking about quitting smoking for a while now.",
+    "I guess maybe I could try, but I'm not sure, um, I don't know.",
+    "Part of me really wants to stop, but it helps me relax after work.",
+    "I will definitely quit smoking next week.",
+    "Well, my doctor keeps telling me it is important, and I know she is right.",
+    "Sometimes I think I can do it, and sometimes I just don't believe it.",
+    "I tried once before and it lasted three days.",
+    "So yes, I want to, I suppose, if things get a bit easier.",
+)
+
+
+# -- test media -------------------------------------------------------------------------------
+
+
+def _test_media():
+    """``tests/media.py`` loaded by path (bench is not a package and does not import tests)."""
+    spec = importlib.util.spec_from_file_location("_ahmer_test_media", ROOT / "tests/media.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_bench_clip(path: Path, duration: float = 30.0, fps: int = 25) -> Path:
+    """A ``duration`` s 640x360 clip at ``fps``: the real portrait face moving a few pixels
+    (a slow sway, as a seated person), and espeak-ng speech of several sentences separated by
+    0.5-1.2 s pauses, padded with silence or cut to ``duration``."""
+    import numpy as np
+
+    media = _test_media()
+    base = media.canvas(media.portrait())
+
+    def frame(index: int, t: float) -> np.ndarray:
+        dx = int(round(6 * np.sin(2 * np.pi * t / 3.1)))
+        dy = int(round(3 * np.sin(2 * np.pi * t / 2.3)))
+        return np.roll(base, (dy, dx), axis=(0, 1))
+
+    rate = None
+    pieces = []
+    pauses = (0.6, 0.9, 0.5, 1.2, 0.7, 1.0, 0.8, 0.6)
+    with tempfile.TemporaryDirectory() as tmp:
+        total = 0.0
+        i = 0
+        while total < duration - 1.0:
+            wav = media.speak(SENTENCES[i % len(SENTENCES)], Path(tmp) / f"s{i}.wav")
+            audio, rate = media.read_wav(wav)
+            pause = np.zeros(int(pauses[i % len(pauses)] * rate), np.float32)
+            pieces += [pause, audio[:, 0]]
+            total += (len(pause) + len(audio)) / rate
+            i += 1
+    audio = np.concatenate(pieces)
+    n = int(round(duration * rate))
+    audio = np.pad(audio, (0, max(0, n - len(audio))))[:n]
+    return media.make_clip(path, frame, audio, sample_rate=rate, duration=duration, fps=fps)
+
+
+def export_frames(media: Path, fps: float, out: Path) -> dict:
+    """Write ahmer's analysis frames of ``media`` (``iter_frames`` with the pipeline's
+    defaults) to ``out`` as one RGB ``uint8 [T, H, W, 3]`` array, and their times beside it."""
+    import numpy as np
+
+    from ahmer.preprocessing.media import iter_frames
+
+    images, times = [], []
+    for frame in iter_frames(media, fps=fps):
+        images.append(frame.image)
+        times.append(frame.time)
+    np.save(out, np.stack(images))
+    np.save(out.with_suffix(".times.npy"), np.asarray(times, np.float64))
+    return {"frames": len(images), "size": [images[0].shape[1], images[0].shape[0]]}
+
+
+# -- measured workers (each in a fresh process) -----------------------------------------------
+
+
+def _rss_peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def worker_pipeline(media: str, fps: float, repeat: int) -> dict:
+    """ahmer's whole pipeline, loaded once, run ``repeat`` times."""
+    import numpy as np
+
+    t = time.perf_counter()
+    from ahmer.models.analyzer import Analyzer, AnalyzerConfig
+
+    import_s = time.perf_counter() - t
+    t = time.perf_counter()
+    analyzer = Analyzer(AnalyzerConfig(fps=fps)).load()
+    load_s = time.perf_counter() - t
+    rss_loaded = _rss_peak()
+    runs = []
+    for _ in range(repeat):
+        load_before = os.getloadavg()[0]
+        cpu, t = _cpu_s(), time.perf_counter()
+        tl = analyzer.preprocess(media)
+        pred = analyzer.predict(tl)
+        result = analyzer.postprocess(tl, pred)
+        wall = time.perf_counter() - t
+        runs.append(
+            {
+                "wall_s": wall,
+                "cpu_s": _cpu_s() - cpu,
+                "timings": {k: float(v) for k, v in result.timings.items()},
+                "loadavg_1m": [load_before, os.getloadavg()[0]],
+            }
+        )
+    raw = [None] * len(tl)
+    if pred.emotion is not None:
+        for i, row in enumerate(pred.emotion):
+            if np.all(np.isfinite(row)):
+                raw[i] = int(np.argmax(row))
+    analyzer.close()
+    return {
+        "import_s": import_s,
+        "load_s": load_s,
+        "rss_after_load_bytes": rss_loaded,
+        "peak_rss_bytes": _rss_peak(),
+        "duration_s": float(tl.duration),
+        "frames": len(tl),
+        "times": [float(x) for x in tl.times],
+        "face": [bool(x) for x in tl.masks["face"]],
+        "raw_label_index": raw,
+        "smoothed_label": [f.emotion_label for f in result.frames],
+        "words": len(tl.words),  # a count only: transcripts are never printed or stored
+        "speech_segments": len(tl.speech),
+        "warnings": len(tl.warnings),
+        "runs": runs,
+    }
+
+
+def worker_faces(frames_path: str, repeat: int) -> dict:
+    """ahmer's face stage + emotion encoder alone on the exported frames (as the pipeline
+    runs them: faces frame by frame in VIDEO mode, then the crops in batches)."""
+    import numpy as np
+
+    t = time.perf_counter()
+    from ahmer.models.backend import make_backend
+    from ahmer.models.encoders import FaceEmotionEncoder
+    from ahmer.models.store import ModelStore
+    from ahmer.preprocessing.faces import FaceAnalyzer
+
+    store = ModelStore()
+    faces = FaceAnalyzer(
+        store.path("face_landmarker"),
+        detector_path=store.path("face_detector_full_range"),
+        max_faces=4,
+        crop_size=112,
+    )
+    encoder = FaceEmotionEncoder(
+        make_backend("onnxruntime", device="cpu"), store.path("fer_emotion")
+    )
+    frames = np.load(frames_path, mmap_mode="r")
+    times = np.load(Path(frames_path).with_suffix(".times.npy"))
+    n = len(frames)
+    crops = np.zeros((n, 112, 112, 3), np.uint8)
+    valid = np.zeros(n, bool)
+    faces.process(np.ascontiguousarray(frames[0]), -1.0)  # warm-up, untimed
+    encoder.encode(crops[:1])
+    load_s = time.perf_counter() - t
+    passes = []
+    for _ in range(repeat):
+        faces.reset()
+        face_s = 0.0
+        for i in range(n):
+            image = np.ascontiguousarray(frames[i])
+            t = time.perf_counter()
+            found = faces.process(image, float(times[i]))
+            face_s += time.perf_counter() - t
+            valid[i] = bool(found)
+            if found:
+                crops[i] = found[0].crop
+        t = time.perf_counter()
+        probs = encoder.encode(crops, valid=valid)
+        emotion_s = time.perf_counter() - t
+        passes.append({"faces_s": face_s, "emotion_s": emotion_s})
+    raw = [int(np.argmax(p)) if v else None for p, v in zip(probs, valid, strict=True)]
+    faces.close()
+    per_frame = [(p["faces_s"] + p["emotion_s"]) / n for p in passes]
+    return {
+        "load_s": load_s,
+        "frames": n,
+        "per_frame_s": statistics.median(per_frame),
+        "per_frame_s_passes": per_frame,
+        "faces_per_frame_s": statistics.median(p["faces_s"] / n for p in passes),
+        "emotion_per_frame_s": statistics.median(p["emotion_s"] / n for p in passes),
+        "frames_with_face": int(valid.sum()),
+        "raw_label_index": raw,
+        "peak_rss_bytes": _rss_peak(),
+        "cpu_s": _cpu_s(),
+    }
+
+
+def _worker_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="analyze.py --worker")
+    parser.add_argument("kind", choices=("pipeline", "faces"))
+    parser.add_argument("--media")
+    parser.add_argument("--frames")
+    parser.add_argument("--fps", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    if args.kind == "pipeline":
+        result = worker_pipeline(args.media, args.fps, args.repeat)
+    else:
+        result = worker_faces(args.frames, args.repeat)
+    Path(args.out).write_text(json.dumps(result))
+    return 0
+
+
+# -- the peer's environment -------------------------------------------------------------------
+
+
+def ensure_peer_venv(venv: Path, quiet: bool = True) -> Path:
+    """The peer's venv under ``venv`` (made once, reused while its spec is unchanged);
+    returns its Python."""
+    python = venv / "bin" / "python"
+    marker = venv / ".bench-spec"
+    spec = "\n".join((PEER_FER, *PEER_DEPS))
+    if python.exists() and marker.exists() and marker.read_text() == spec:
+        return python
+    if venv.exists():
+        shutil.rmtree(venv)
+    print(f"making the peer's venv in {venv} (one time; ~2 min, ~1.8 GB) ...", flush=True)
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    if quiet:
+        pip.append("-q")
+    for cmd in ([*pip, "--no-deps", PEER_FER], [*pip, *PEER_DEPS]):
+        done = subprocess.run(cmd, capture_output=quiet, text=True)
+        # pip's resolver complains that fer's own (skipped) requirements are missing: expected
+        if done.returncode != 0:
+            tail = "\n".join((done.stderr or "").strip().splitlines()[-15:])
+            raise SystemExit(f"installing the peer failed: {' '.join(cmd[4:])}\n{tail}")
+    marker.write_text(spec)
+    return python
+
+
+# -- running and reporting -----------------------------------------------------------------
+
+
+def _run_json(cmd: list[str], out: Path, what: str, cpus: list[int] | None) -> dict:
+    def pin() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    load = os.getloadavg()
+    print(f"  {what}: running (load average {load[0]:.2f}) ...", flush=True)
+    t = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=pin, cwd=ROOT)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise SystemExit(f"{what} failed (exit {done.returncode}):\n{tail}")
+    result = json.loads(out.read_text())
+    result["process_wall_s"] = time.perf_counter() - t
+    result["loadavg_1m"] = [load[0], os.getloadavg()[0]]
+    return result
+
+
+def _agreement(ahmer: list, peer: list, ahmer_face: list, peer_face: list) -> dict:
+    both = [i for i in range(len(ahmer)) if ahmer_face[i] and peer_face[i]]
+    scored = [i for i in both if ahmer[i] is not None and peer[i] is not None]
+    agree = sum(1 for i in scored if ahmer[i] == peer[i])
+    return {
+        "frames_both_face": len(both),
+        "frames_scored": len(scored),
+        "agree": agree,
+        "fraction": (agree / len(scored)) if scored else None,
+    }
+
+
+def _median(values):
+    return statistics.median(values) if values else None
+
+
+def summarise(pipeline: dict, faces: dict, peers: dict[str, dict], meta: dict) -> dict:
+    from ahmer.models.results import EMOTIONS
+
+    duration = pipeline["duration_s"]
+    runs = pipeline["runs"]
+    n = pipeline["frames"]
+    stages = {}
+    for stage in STAGES:
+        values = [r["timings"][stage] for r in runs if stage in r["timings"]]
+        if values:
+            s = _median(values)
+            stages[stage] = {"s": s, "s_per_video_s": s / duration}
+    wall = _median([r["wall_s"] for r in runs])
+    cpu = _median([r["cpu_s"] for r in runs])
+    face_emotion = _median([(r["timings"]["faces"] + r["timings"]["emotion"]) / n for r in runs])
+    summary = {
+        "meta": meta,
+        "video": {"duration_s": duration, "analysis_frames": n, "fps": meta["fps"]},
+        "ahmer": {
+            "load_s": pipeline["load_s"],
+            "import_s": pipeline["import_s"],
+            "stages": stages,
+            "wall_s": wall,
+            "wall_s_runs": [r["wall_s"] for r in runs],
+            "runs": runs,
+            "cpu_s": cpu,
+            "cpu_s_per_video_s": cpu / duration,
+            "rtf": duration / wall,
+            "peak_rss_bytes": pipeline["peak_rss_bytes"],
+            "rss_after_load_bytes": pipeline["rss_after_load_bytes"],
+            "frames_with_face": sum(pipeline["face"]),
+            "words": pipeline["words"],
+            "speech_segments": pipeline["speech_segments"],
+            "face_emotion_per_frame_s": face_emotion,
+            "face_emotion_alone": {
+                k: faces[k]
+                for k in (
+                    "per_frame_s",
+                    "faces_per_frame_s",
+                    "emotion_per_frame_s",
+                    "frames_with_face",
+                    "peak_rss_bytes",
+                    "load_s",
+                )
+            },
+            "loadavg_1m": pipeline["loadavg_1m"],
+        },
+        "peers": {},
+        "targets": {
+            "rtf": {
+                "target": TARGET_RTF,
+                "value": duration / wall,
+                "pass": duration / wall >= TARGET_RTF,
+            },
+        },
+    }
+    raw = [EMOTIONS[i] if i is not None else None for i in pipeline["raw_label_index"]]
+    raw_alone = [EMOTIONS[i] if i is not None else None for i in faces["raw_label_index"]]
+    for name, peer in peers.items():
+        peer_face = [c > 0 for c in peer["faces_per_frame"]]
+        entry = {
+            "system": peer["system"],
+            "versions": peer["versions"],
+            "load_s": peer["load_s"],
+            "per_frame_s": peer["per_frame_s"],
+            "per_frame_s_passes": peer["per_frame_s_passes"],
+            "frames_with_face": peer["frames_with_face"],
+            "frames_with_several_faces": sum(1 for c in peer["faces_per_frame"] if c > 1),
+            "peak_rss_bytes": peer["peak_rss_bytes"],
+            "speedup_vs_pipeline": peer["per_frame_s"] / face_emotion,
+            "speedup_vs_alone": peer["per_frame_s"] / faces["per_frame_s"],
+            "agreement_raw": _agreement(raw, peer["labels"], pipeline["face"], peer_face),
+            "agreement_smoothed": _agreement(
+                pipeline["smoothed_label"], peer["labels"], pipeline["face"], peer_face
+            ),
+            "agreement_raw_alone": _agreement(
+                raw_alone, peer["labels"], [r is not None for r in raw_alone], peer_face
+            ),
+            "label_counts": _counts(peer["labels"]),
+            "loadavg_1m": peer["loadavg_1m"],
+        }
+        summary["peers"][name] = entry
+    summary["ahmer"]["label_counts_raw"] = _counts(raw)
+    summary["ahmer"]["label_counts_smoothed"] = _counts(pipeline["smoothed_label"])
+    if "fer" in summary["peers"]:
+        peer = summary["peers"]["fer"]
+        summary["targets"]["face_emotion_speedup"] = {
+            "target": TARGET_FACE_SPEEDUP,
+            "value": peer["speedup_vs_pipeline"],
+            "pass": peer["speedup_vs_pipeline"] >= TARGET_FACE_SPEEDUP,
+            "value_alone": peer["speedup_vs_alone"],
+            "pass_alone": peer["speedup_vs_alone"] >= TARGET_FACE_SPEEDUP,
+        }
+    return summary
+
+
+def _counts(labels: list) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for label in labels:
+        if label is not None:
+            out[label] = out.get(label, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def _frac(a: dict) -> str:
+    if a["fraction"] is None:
+        return "n/a (no frame where both found a face)"
+    return f"{a['fraction']:.1%} ({a['agree']}/{a['frames_scored']})"
+
+
+def print_report(s: dict) -> None:
+    m, a, v = s["meta"], s["ahmer"], s["video"]
+    print()
+    print(f"ahmer analysis benchmark  {m['date']}  {m['machine']}")
+    print(
+        f"media: {m['media']}  {v['duration_s']:.1f} s, analysed at {v['fps']:g} fps -> "
+        f"{v['analysis_frames']} frames; repeat {m['repeat']} (medians)"
+    )
+    print(
+        f"load average (1 min) at start {m['loadavg_start'][0]:.2f}, end {m['loadavg_end'][0]:.2f}"
+    )
+    print()
+    print(f"ahmer pipeline  (model load {a['load_s']:.2f} s, not counted below)")
+    print(f"  {'stage':<13}{'s':>9}{'s / s video':>14}")
+    for stage, x in a["stages"].items():
+        print(f"  {stage:<13}{x['s']:>9.3f}{x['s_per_video_s']:>14.4f}")
+    print(f"  {'total wall':<13}{a['wall_s']:>9.3f}{a['wall_s'] / v['duration_s']:>14.4f}")
+    print(f"  {'total CPU':<13}{a['cpu_s']:>9.3f}{a['cpu_s_per_video_s']:>14.4f}")
+    top = max(a["stages"].items(), key=lambda kv: kv[1]["s"])
+    print(
+        f"  (the audio branch runs beside the video branch, so stages overlap; largest stage: "
+        f"{top[0]}, {top[1]['s'] / a['wall_s']:.0%} of the wall time)"
+    )
+    t = s["targets"]["rtf"]
+    print(
+        f"  real-time factor {a['rtf']:.1f}x (video s / wall s)   target >= {t['target']:g}x "
+        f"on 2 cores: {_verdict(t['pass'])}"
+    )
+    print(
+        f"  peak RSS {_mib(a['peak_rss_bytes'])} (after load {_mib(a['rss_after_load_bytes'])}); "
+        f"faces in {a['frames_with_face']}/{v['analysis_frames']} frames; "
+        f"{a['words']} words, {a['speech_segments']} speech segments"
+    )
+    alone = a["face_emotion_alone"]
+    print()
+    print("face + emotion per frame (same decoded frames; decoding excluded)")
+    print(f"  {'system':<50}{'ms/frame':>10}{'faces':>8}{'peak RSS':>11}")
+    rows = [
+        (
+            "ahmer in pipeline (faces + emotion stages)",
+            a["face_emotion_per_frame_s"],
+            a["frames_with_face"],
+            a["peak_rss_bytes"],
+        ),
+        (
+            "ahmer alone (FaceAnalyzer + FaceEmotionEncoder)",
+            alone["per_frame_s"],
+            alone["frames_with_face"],
+            alone["peak_rss_bytes"],
+        ),
+    ]
+    for name, p in s["peers"].items():
+        rows.append(
+            (f"{name}: {p['system']}", p["per_frame_s"], p["frames_with_face"], p["peak_rss_bytes"])
+        )
+    for name, ms, found, rss in rows:
+        print(
+            f"  {name[:50]:<50}{ms * 1000:>10.2f}{found:>5}/{v['analysis_frames']:<3}"
+            f"{_mib(rss):>10}"
+        )
+    print(
+        f"  ahmer alone: faces {alone['faces_per_frame_s'] * 1000:.2f} ms + emotion "
+        f"{alone['emotion_per_frame_s'] * 1000:.3f} ms per frame"
+    )
+    for name, p in s["peers"].items():
+        print()
+        print(f"{name} vs ahmer")
+        tgt = f"target >= {TARGET_FACE_SPEEDUP:g}x"
+        print(
+            f"  speed ratio ({name} / ahmer): {p['speedup_vs_pipeline']:.1f}x in pipeline "
+            f"[{tgt}: {_verdict(p['speedup_vs_pipeline'] >= TARGET_FACE_SPEEDUP)}], "
+            f"{p['speedup_vs_alone']:.1f}x alone "
+            f"[{_verdict(p['speedup_vs_alone'] >= TARGET_FACE_SPEEDUP)}]"
+        )
+        print(
+            f"  {name} found a face in {p['frames_with_face']}/{v['analysis_frames']} frames "
+            f"(several in {p['frames_with_several_faces']}); both found one in "
+            f"{p['agreement_raw']['frames_both_face']}"
+        )
+        print(f"  top-emotion agreement, ahmer raw FER ONNX label: {_frac(p['agreement_raw'])}")
+        print(
+            f"  top-emotion agreement, ahmer smoothed label:     {_frac(p['agreement_smoothed'])}"
+        )
+        print(f"  labels {name}: {p['label_counts']}")
+    print(f"  labels ahmer raw: {a['label_counts_raw']}")
+    print(f"  labels ahmer smoothed: {a['label_counts_smoothed']}")
+    print()
+
+
+def _machine(cpus: list[int]) -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        mem = f", {pages / 2**30:.0f} GiB RAM"
+    except (ValueError, OSError):
+        pass
+    return f"{len(cpus)} CPU cores ({model}){mem}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        return _worker_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        description="ahmer whole-clip benchmark, with the fer package side by side."
+    )
+    parser.add_argument("--media", type=Path, help="clip to analyse (default: a 30 s test clip)")
+    parser.add_argument("--duration", type=float, default=30.0, help="test clip length (s)")
+    parser.add_argument("--fps", type=float, default=5.0, help="analysis frame rate")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per system (median)")
+    parser.add_argument("--json", type=Path, help="write every number to this file")
+    parser.add_argument("--peer-venv", type=Path, default=PEER_VENV, help="the peer's venv")
+    parser.add_argument("--no-peer", action="store_true", help="skip the fer peer")
+    parser.add_argument(
+        "--peer-keras",
+        action="store_true",
+        help="also run fer with its Keras .hdf5 model (use_tflite=False)",
+    )
+    parser.add_argument(
+        "--cpus", type=int, help="pin every measured process to the first N CPUs of this one"
+    )
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.media is not None and not args.media.is_file():
+        parser.error(f"no such file: {args.media}")
+    available = sorted(os.sched_getaffinity(0))
+    cpus = available[: args.cpus] if args.cpus else available
+
+    peer_python = None
+    if not args.no_peer:
+        peer_python = ensure_peer_venv(args.peer_venv)
+
+    loadavg_start = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="ahmer-bench-") as tmp:
+        tmp = Path(tmp)
+        if args.media is None:
+            media = tmp / "bench.mp4"
+            print(f"making a {args.duration:g} s 640x360 test clip ...", flush=True)
+            make_bench_clip(media, duration=args.duration)
+            media_name = f"generated {args.duration:g} s 640x360 25 fps portrait + espeak-ng"
+        else:
+            media = args.media.resolve()
+            media_name = media.name
+        frames = tmp / "frames.npy"
+        exported = export_frames(media, args.fps, frames)
+        print(f"exported {exported['frames']} analysis frames of {exported['size']}", flush=True)
+
+        me = [sys.executable, str(Path(__file__).resolve()), "--worker"]
+        out = tmp / "pipeline.json"
+        cmd = [*me, "pipeline", "--media", str(media), "--fps", str(args.fps)]
+        cmd += ["--repeat", str(args.repeat), "--out", str(out)]
+        pipeline = _run_json(cmd, out, "ahmer pipeline", cpus)
+        import numpy as np
+
+        times = pipeline["times"]
+
+        exported_times = np.load(frames.with_suffix(".times.npy"))
+        if len(exported_times) != len(times) or not np.allclose(exported_times, times):
+            raise SystemExit("the exported frames are not the frames the pipeline analysed")
+
+        out = tmp / "faces.json"
+        cmd = [*me, "faces", "--frames", str(frames), "--repeat", str(args.repeat)]
+        faces = _run_json([*cmd, "--out", str(out)], out, "ahmer face+emotion alone", cpus)
+
+        peers = {}
+        if peer_python is not None:
+            variants = ["tflite"] + (["keras"] if args.peer_keras else [])
+            for variant in variants:
+                name = "fer" if variant == "tflite" else "fer-keras"
+                out = tmp / f"{name}.json"
+                cmd = [str(peer_python), str(BENCH / "fer_peer.py"), "--frames", str(frames)]
+                cmd += ["--repeat", str(args.repeat), "--variant", variant, "--out", str(out)]
+                peers[name] = _run_json(cmd, out, f"peer {name}", cpus)
+
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": _machine(cpus),
+        "cpus": len(cpus),
+        "media": media_name,
+        "fps": args.fps,
+        "repeat": args.repeat,
+        "loadavg_start": list(loadavg_start),
+        "loadavg_end": list(os.getloadavg()),
+        "frames_check": "the peer read the exact frames ahmer analysed (same times)",
+        "decode": "excluded from both face+emotion per-frame times (frames pre-decoded)",
+    }
+    summary = summarise(pipeline, faces, peers, meta)
+    print_report(summary)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
