@@ -8,7 +8,9 @@ concurrent ``analyze`` calls (ONNX Runtime sessions and CTranslate2 models are).
 from __future__ import annotations
 
 import logging
+import queue
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,9 +109,34 @@ class Analyzer:
             whisper_model=whisper,
             asr_threads=cfg.asr_threads,
         )
+        self._faces: queue.SimpleQueue = queue.SimpleQueue()
+        self._faces.put(self._new_face_analyzer())  # warm: the first one pays the model load
         self.ready = True
         log.info("analyzer ready in %.1fs (%s)", time.perf_counter() - t, self.backend.describe())
         return self
+
+    def _new_face_analyzer(self):
+        from ahmer.preprocessing.faces import FaceAnalyzer
+
+        cfg = self._preprocess_config
+        return FaceAnalyzer(
+            cfg.face_landmarker,
+            detector_path=cfg.face_detector,
+            max_faces=cfg.max_faces,
+            crop_size=cfg.crop_size,
+        )
+
+    @contextmanager
+    def _face_analyzer(self):
+        """A face analyzer for one clip: taken from the pool, or made, and put back after."""
+        try:
+            fa = self._faces.get_nowait()
+        except queue.Empty:
+            fa = self._new_face_analyzer()
+        try:
+            yield fa
+        finally:
+            self._faces.put(fa)
 
     def _require_ready(self) -> None:
         if not self.ready:
@@ -128,9 +155,15 @@ class Analyzer:
         config = self._preprocess_config
         if fps is not None and fps != config.fps:
             config = PreprocessConfig(**{**config.__dict__, "fps": fps})
-        return preprocess(
-            media, config, transcript=transcript, progress=progress, transcriber=self.transcriber
-        )
+        with self._face_analyzer() as fa:
+            return preprocess(
+                media,
+                config,
+                transcript=transcript,
+                progress=progress,
+                transcriber=self.transcriber,
+                face_analyzer=fa,
+            )
 
     def predict(self, tl: Timeline) -> Prediction:
         self._require_ready()
@@ -263,6 +296,9 @@ class Analyzer:
         return result
 
     def close(self) -> None:
+        faces = getattr(self, "_faces", None)
+        while faces is not None and not faces.empty():
+            faces.get_nowait().close()
         if self.backend is not None:
             self.backend.close()
         self.ready = False

@@ -85,8 +85,8 @@ def explain(
     found: list[Cue] = []
     col = {name: i for i, name in enumerate(CONTRIB_NAMES)}
     times = tl.times
-    for hit in cues.hits:
-        found.append(_lexical_cue(tl, hit, contrib[:, col[hit.cue]]))
+    for group in _group_hits(cues.hits):
+        found.append(_lexical_cue(tl, group, contrib[:, col[group[0].cue]]))
     for name in CONTRIB_NAMES:
         if name in LEXICAL:
             continue
@@ -106,17 +106,40 @@ def _peak(values: np.ndarray, times: np.ndarray, start: float, end: float) -> fl
     return float(values[sel].max()) if sel.any() else 0.0
 
 
-def _lexical_cue(tl: Timeline, hit: Hit, values: np.ndarray) -> Cue:
-    words = " ".join(tl.words[i].text.strip() for i in hit.words)
-    words = words.strip(" ,.;:!?")
+def _group_hits(hits, gap: float = 1.0) -> list[list[Hit]]:
+    """Hits of the same cue less than ``gap`` seconds apart, as one group each."""
+    groups: list[list[Hit]] = []
+    last: dict[str, list[Hit]] = {}
+    for hit in sorted(hits, key=lambda h: h.start):
+        group = last.get(hit.cue)
+        if group is not None and hit.start - group[-1].end < gap:
+            group.append(hit)
+        else:
+            group = [hit]
+            groups.append(group)
+            last[hit.cue] = group
+    return groups
+
+
+def _lexical_cue(tl: Timeline, group: list[Hit], values: np.ndarray) -> Cue:
+    occurrences = []
+    for hit in group:
+        words = " ".join(tl.words[i].text.strip() for i in hit.words).strip(" ,.;:!?")
+        occurrences.append({"words": words, "start": round(hit.start, 3), "end": round(hit.end, 3)})
+    start, end = group[0].start, max(h.end for h in group)
+    quoted = ", ".join(f"\u201c{o['words']}\u201d" for o in occurrences)
+    when = f"{start:.1f}s" if len(group) == 1 else f"{start:.1f}-{end:.1f}s"
     return Cue(
         type="verbal",
-        cue=hit.cue,
-        start=round(hit.start, 3),
-        end=round(hit.end, 3),
-        weight=round(_peak(values, tl.times, hit.start, hit.end), 4),
-        evidence={"words": words, "word_indices": list(hit.words)},
-        text=f"{PHRASE[hit.cue]} \u201c{words}\u201d at {hit.start:.1f}s",
+        cue=group[0].cue,
+        start=round(start, 3),
+        end=round(end, 3),
+        weight=round(_peak(values, tl.times, start, end), 4),
+        evidence={
+            "words": ", ".join(o["words"] for o in occurrences),
+            "occurrences": occurrences,
+        },
+        text=f"{PHRASE[group[0].cue]} {quoted} at {when}",
     )
 
 

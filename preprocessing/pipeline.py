@@ -70,12 +70,15 @@ def preprocess(
     transcript_format: str | None = None,
     progress: Progress | None = None,
     transcriber=None,
+    face_analyzer=None,
 ) -> Timeline:
     """Decode ``source`` and fill a :class:`Timeline` at ``config.fps``.
 
     ``transcript`` (plain text, WebVTT, SRT or JSON words) replaces ASR when given.
     ``transcriber`` is an already loaded :class:`~ahmer.preprocessing.asr.Transcriber`
     (reused across calls by servers); otherwise one is made from ``config.whisper_model``.
+    ``face_analyzer`` is a :class:`~ahmer.preprocessing.faces.FaceAnalyzer` to reuse (it is
+    reset, not closed; one clip at a time); otherwise one is made and closed here.
     Raises :class:`MediaError` when the input has neither usable video nor audio.
     """
     config = config or PreprocessConfig()
@@ -90,7 +93,9 @@ def preprocess(
     client = parse_transcript(transcript, transcript_format) if transcript is not None else None
     with ThreadPoolExecutor(1, thread_name_prefix="ahmer-audio") as pool:
         audio_job = pool.submit(_audio_branch, source, info, config, client, transcriber)
-        times, faces, names, video_warnings = _video_branch(source, info, config, timings, progress)
+        times, faces, names, video_warnings = _video_branch(
+            source, info, config, timings, progress, face_analyzer
+        )
         audio_result = audio_job.result()
 
     if times is None:  # audio only: a regular grid over the duration
@@ -125,16 +130,20 @@ def preprocess(
 # -- video ---------------------------------------------------------------------------------
 
 
-def _video_branch(source, info: MediaInfo, config: PreprocessConfig, timings, progress):
+def _video_branch(
+    source, info: MediaInfo, config: PreprocessConfig, timings, progress, shared=None
+):
     """Decode frames at the analysis rate and track faces. Returns times, per-frame faces
     (primary first, or an empty list), blendshape names and warnings."""
     if not info.has_video:
         return None, None, [], []
-    analyzer = None
-    warnings: list[str] = []
     from .faces import FaceAnalyzer, FaceError
 
-    if config.face_landmarker is not None:
+    analyzer = shared
+    warnings: list[str] = []
+    if shared is not None:
+        shared.reset()
+    elif config.face_landmarker is not None:
         analyzer = FaceAnalyzer(
             config.face_landmarker,
             detector_path=config.face_detector,
@@ -175,7 +184,7 @@ def _video_branch(source, info: MediaInfo, config: PreprocessConfig, timings, pr
         warnings.append(f"video decoding stopped early at {times[-1]:.2f}s: {exc}")
     finally:
         names = list(analyzer.blendshape_names) if analyzer is not None else []
-        if analyzer is not None:
+        if analyzer is not None and shared is None:
             analyzer.close()
     if face_errors:
         warnings.append(f"{face_errors} frame(s) could not be analysed for faces")

@@ -8,7 +8,12 @@ import io
 import sys
 from pathlib import Path
 
-from .output import atomic_write_text, fail_if_unreadable, stderr_progress
+from .output import (
+    atomic_write_text,
+    fail_if_unreadable,
+    native_stderr_silenced,
+    stderr_progress,
+)
 
 __all__ = ["add_analyze_parser", "frames_csv", "human_summary"]
 
@@ -48,9 +53,14 @@ def run_analyze(args: argparse.Namespace) -> int:
         device=args.device,
         whisper_model=args.whisper_model,
     )
-    analyzer = Analyzer(config).load()
+    with native_stderr_silenced(not args.verbose):
+        analyzer = Analyzer(config).load()
     progress = None if args.quiet else stderr_progress(args.media.name)
-    result = analyzer.analyze(args.media, transcript=transcript, progress=progress)
+    try:
+        result = analyzer.analyze(args.media, transcript=transcript, progress=progress)
+    finally:
+        with native_stderr_silenced(not args.verbose):
+            analyzer.close()
     if args.json_out:
         atomic_write_text(args.json_out, result.to_json(indent=1))
     if args.csv_out:

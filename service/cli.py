@@ -35,14 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     from .analyze_cli import add_analyze_parser
+    from .client_cli import add_client_parser
     from .models_cli import add_models_parser
     from .preprocess_cli import add_preprocess_parser
     from .score_cli import add_score_parser
+    from .serve_cli import add_serve_parser
 
     add_models_parser(sub)
     add_preprocess_parser(sub)
     add_analyze_parser(sub)
     add_score_parser(sub)
+    add_serve_parser(sub)
+    add_client_parser(sub)
     return parser
 
 

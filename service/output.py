@@ -6,9 +6,16 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "fail_if_unreadable", "stderr_progress"]
+__all__ = [
+    "atomic_write_text",
+    "atomic_write_bytes",
+    "fail_if_unreadable",
+    "native_stderr_silenced",
+    "stderr_progress",
+]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -63,3 +70,22 @@ def stderr_progress(label: str, min_interval: float = 0.5):
         sys.stderr.flush()
 
     return progress
+
+
+@contextmanager
+def native_stderr_silenced(enabled: bool = True):
+    """MediaPipe and LiteRT print start-up chatter from C++ straight to file descriptor 2;
+    hide it while models load (``-v`` keeps it). Python errors still propagate."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -6,7 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .output import atomic_write_text, fail_if_unreadable, stderr_progress
+from .output import (
+    atomic_write_text,
+    fail_if_unreadable,
+    native_stderr_silenced,
+    stderr_progress,
+)
 
 __all__ = ["add_preprocess_parser"]
 
@@ -41,8 +46,18 @@ def run_preprocess(args: argparse.Namespace) -> int:
         fail_if_unreadable(args.transcript)
         transcript = args.transcript.read_bytes()  # format sniffed from the content
     config = preprocess_config(fps=args.fps, whisper_model=args.whisper_model)
+    from ahmer.preprocessing.faces import FaceAnalyzer
+
+    with native_stderr_silenced(not args.verbose):
+        faces = FaceAnalyzer(config.face_landmarker, detector_path=config.face_detector)
     progress = None if args.quiet else stderr_progress(args.media.name)
-    timeline = preprocess(args.media, config, transcript=transcript, progress=progress)
+    try:
+        timeline = preprocess(
+            args.media, config, transcript=transcript, progress=progress, face_analyzer=faces
+        )
+    finally:
+        with native_stderr_silenced(not args.verbose):
+            faces.close()
     atomic_write_text(args.out, timeline.to_json())
     face = float(timeline.masks["face"].mean()) if len(timeline) else 0.0
     print(

@@ -1,0 +1,144 @@
+"""``ahmer client analyze|upload|stream|models``: call a running server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .output import atomic_write_text, fail_if_unreadable
+
+__all__ = ["add_client_parser"]
+
+
+def add_client_parser(sub) -> None:
+    p = sub.add_parser(
+        "client",
+        help="call a running ahmer server",
+        description="Send media to an ahmer gRPC server and print the results.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    for name, help_text in (
+        ("analyze", "analyse a clip sent in one message (AnalyzeClip)"),
+        ("upload", "analyse a clip sent in chunks (UploadClip)"),
+        ("stream", "replay a clip as a live session and print rolling results"),
+        ("models", "list the server's models"),
+    ):
+        a = actions.add_parser(name, help=help_text, description=help_text)
+        if name != "models":
+            a.add_argument("media", type=Path, help="video or audio file")
+            a.add_argument("--fps", type=float, default=0.0, help="analysis fps (server's)")
+            a.add_argument("--json", type=Path, dest="json_out", help="write the result here")
+        if name in ("analyze", "upload"):
+            a.add_argument("--transcript", type=Path, help="transcript file instead of ASR")
+        if name == "stream":
+            a.add_argument("--realtime", action="store_true", help="send at real speed")
+            a.add_argument("--speed", type=float, default=1.0, help="with --realtime: x speed")
+            a.add_argument("--frames", action="store_true", help="print every final frame")
+        _connection(a)
+        a.set_defaults(func=run_client)
+
+
+def _connection(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--server",
+        default=os.environ.get("AHMER_SERVER", "localhost:50051"),
+        help="HOST:PORT [AHMER_SERVER, default localhost:50051]",
+    )
+    p.add_argument(
+        "--token-env",
+        default="AHMER_TOKEN",
+        help="environment variable holding the bearer token (AHMER_TOKEN)",
+    )
+    p.add_argument("--tls", action="store_true", help="use TLS with the system roots")
+    p.add_argument("--ca", type=Path, help="CA certificate of the server (PEM)")
+    p.add_argument("--cert", type=Path, help="client certificate for mTLS (PEM)")
+    p.add_argument("--key", type=Path, help="client key for mTLS (PEM)")
+    p.add_argument("--timeout", type=float, default=None, help="call deadline, seconds")
+
+
+def run_client(args: argparse.Namespace) -> int:
+    import grpc
+
+    from ahmer.client import AhmerClient, ClientOptions, result_to_dict
+
+    options = ClientOptions(
+        token=os.environ.get(args.token_env) or None,
+        tls=args.tls,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
+    )
+    if getattr(args, "media", None) is not None:
+        fail_if_unreadable(args.media)
+    try:
+        with AhmerClient(args.server, options) as client:
+            if args.action == "models":
+                return _print_models(client.get_models(timeout=args.timeout))
+            if args.action == "stream":
+                result = _stream(client, args)
+            else:
+                call = client.analyze_file if args.action == "analyze" else client.upload_file
+                kwargs = {"fps": args.fps}
+                if args.transcript is not None:
+                    fail_if_unreadable(args.transcript)
+                    kwargs["transcript"] = args.transcript
+                result = call(args.media, timeout=args.timeout, **kwargs)
+    except grpc.RpcError as exc:
+        print(f"ahmer client: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    if result is None:
+        return 1
+    data = result_to_dict(result)
+    if args.json_out:
+        atomic_write_text(args.json_out, json.dumps(data, indent=1))
+    from .analyze_cli import human_summary
+    from .convert import from_proto
+
+    print(human_summary(from_proto(result), args.media.name))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _stream(client, args):
+    result = None
+    for msg in client.stream_file(
+        args.media, realtime=args.realtime, speed=args.speed, fps=args.fps, timeout=args.timeout
+    ):
+        kind = msg.WhichOneof("message")
+        if kind == "started":
+            s = msg.started
+            print(f"session {s.session_id}: {s.fps:g} fps, results {s.final_lag:g} s behind")
+        elif kind == "frame" and args.frames and msg.frame.final:
+            f = msg.frame.frame
+            print(
+                f"  frame {f.time:7.2f}s  A/H {f.ah_probability:.2f}  "
+                f"{f.emotion_label or '-':8s} valence {f.valence:+.2f}"
+            )
+        elif kind == "update":
+            u = msg.update
+            cues = "; ".join(c.text for c in u.cues) or "no strong cue"
+            print(
+                f"[{u.window_start:6.1f}-{u.time:6.1f}s] A/H {u.ah_probability:.2f} "
+                f"({'A/H' if u.ah_label else 'no A/H'}) {cues}"
+            )
+        elif kind == "notice":
+            print(f"notice: {msg.notice.code}: {msg.notice.message}", file=sys.stderr)
+        elif kind == "result":
+            result = msg.result
+    return result
+
+
+def _print_models(info) -> int:
+    print(
+        f"backend {info.backend} on {info.device}; default {info.fps:g} fps, "
+        f"threshold {info.threshold:g}; schema {info.result_schema}"
+    )
+    for m in info.models:
+        labels = f" [{', '.join(m.labels)}]" if m.labels else ""
+        print(f"  {m.name:22s} {m.version:28s} {m.role}{labels}")
+    return 0

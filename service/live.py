@@ -1,0 +1,473 @@
+"""Live analysis of one stream session, incremental over a sliding window.
+
+Per analysis frame (called in order, from one worker thread at a time): decode the image,
+track faces (one MediaPipe ``FaceAnalyzer`` in VIDEO mode per session), run the face-emotion
+model on the primary face and keep only small per-frame features (:mod:`.live_frames`).
+Audio goes to a fixed-size ring; every second of new audio a step of
+:class:`~.live_speech.SpeechTracker` (VAD, ASR, prosody) runs in a separate job, so frames
+keep flowing while Whisper decodes.
+
+A frame is *final* once the stream has advanced ``final_lag`` seconds past it (the temporal
+context of the fusion graph's smoothing and of the verbal cues): then a timeline over the
+last ``window`` seconds is built, cues and fusion run on it (:mod:`.live_model`), and every
+newly final frame is emitted, with a rolling update of the window's A/H and top cues about
+once a second. On half-close, :meth:`LiveSession.finish` analyses the whole session like
+``AnalyzeClip``: for sessions whose audio is still all in the ring (``full_audio`` seconds,
+default 60 s) VAD, ASR and prosody are redone over the whole audio, exactly as offline;
+longer sessions use the committed incremental results.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
+from ahmer.preprocessing.timeline import MediaInfo, Word
+
+from .live_audio import SAMPLE_RATE, AudioRing, PcmResampler
+from .live_frames import FrameStore, decode_image
+from .live_model import TextCache, frame_results, predict_window
+from .live_speech import SpeechState, SpeechTracker, spread_words
+
+__all__ = ["LiveConfig", "LiveSession", "LiveError", "FrameOut", "RollingOut", "NoticeOut"]
+
+log = logging.getLogger(__name__)
+
+
+class LiveError(Exception):
+    """The session cannot go on in its current state (closed, or ended without media)."""
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    fps: float = 5.0
+    window: float = 8.0
+    final_lag: float = 1.5
+    audio_step: float = 2.0
+    update_interval: float = 1.0
+    full_audio: float = 60.0
+    max_skew: float = 3.0  # a modality lagging more than this is ignored for finality
+    max_final_lag: float = 4.0  # longest a frame waits for ASR before it is final anyway
+    words_after: float = 1.0  # verbal context after a frame (models.cues.WORDS_AFTER_S)
+    provisional: bool = False  # also emit each frame's provisional result at once
+    provisional_window: float = 2.0  # causal context of a provisional result, s
+    eval_interval: float = 0.2  # stream seconds between evaluations of final frames
+    language: str | None = None
+    client_transcript: bool = False
+    video: str = ""  # "jpeg", "png", "rgb24" or "" (none)
+    width: int = 0
+    height: int = 0
+    audio_rate: int = 0  # 0: no audio
+    audio_channels: int = 1
+    max_cues: int = 3
+
+
+@dataclass(frozen=True)
+class FrameOut:
+    index: int
+    frame: FrameResult
+    final: bool = True
+
+
+@dataclass(frozen=True)
+class RollingOut:
+    time: float
+    window_start: float
+    ah_probability: float
+    ah_label: int
+    cues: tuple[Cue, ...]
+    dominant_emotion: str | None
+    frames_analyzed: int
+    words: tuple[TranscriptWord, ...]
+
+
+@dataclass(frozen=True)
+class NoticeOut:
+    code: str
+    message: str
+
+
+@dataclass
+class _Clock:
+    video_end: float = 0.0  # newest video pts + one frame
+    video_frames: int = 0
+    first_size: tuple[int, int] = (0, 0)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+
+class LiveSession:
+    """The analysis state of one session. Not thread-safe for concurrent ``add_*`` calls
+    (the handler serialises them); :meth:`run_speech_step` may run beside them."""
+
+    def __init__(self, analyzer, config: LiveConfig) -> None:
+        self.analyzer = analyzer
+        self.cfg = config
+        self.store = FrameStore()
+        self.text_cache = TextCache()
+        self.clock = _Clock()
+        self._lock = threading.RLock()  # shared state (the speech step runs beside frames)
+        self._busy = threading.Lock()  # held by add_*/finish: close waits for them
+        self._idle = threading.Condition(self._lock)  # signalled when a speech step ends
+        self._faces = None
+        self.names: list[str] = []
+        if config.video:
+            from ahmer.preprocessing.faces import FaceAnalyzer
+
+            store = analyzer.store
+            self._faces = FaceAnalyzer(
+                store.path("face_landmarker"), detector_path=store.path("face_detector_full_range")
+            )
+            self.names = list(self._faces.blendshape_names)
+        self.ring = AudioRing(max(config.full_audio, config.window + 25.0))
+        self.resampler = (
+            PcmResampler(config.audio_rate, config.audio_channels) if config.audio_rate else None
+        )
+        self.tracker = SpeechTracker(
+            analyzer.transcriber,
+            config.language,
+            asr=not config.client_transcript,
+            step=config.audio_step,
+        )
+        self.speech = SpeechState()
+        self.client_words: list[Word] = []
+        self._step_running = False
+        self._next_grid = 0.0  # audio-only sessions: next grid frame time
+        self.next_emit = 0
+        self._next_update = config.update_interval
+        self.speech_done = 0.0  # audio end (s) covered by the last finished speech step
+        self._next_eval = 0.0
+        self.threshold = analyzer.config.threshold
+        self.closed = False
+        self._finishing = False
+
+    # -- input ---------------------------------------------------------------------------
+
+    def add_video(self, pts: float, data: bytes) -> list:
+        """One analysis frame (already selected at the analysis rate by the handler)."""
+        with self._busy:
+            self._check_open()
+            return self._add_video(pts, data)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise LiveError("the session is closed")
+
+    def _add_video(self, pts: float, data: bytes) -> list:
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        image = decode_image(data, cfg.video, cfg.width, cfg.height)
+        t1 = time.perf_counter()
+        faces = self._faces.process(image, pts)
+        emotion = None
+        if faces and faces[0].crop is not None:
+            crop = faces[0].crop[None]
+            emotion = self.analyzer.face_encoder.encode(crop, valid=np.ones(1, bool))[0]
+        t2 = time.perf_counter()
+        with self._lock:
+            if self.clock.video_frames == 0:
+                self.clock.first_size = (image.shape[1], image.shape[0])
+            self.clock.video_frames += 1
+            self.clock.video_end = pts + 1.0 / cfg.fps
+            index = self.store.append(pts, faces[0] if faces else None, emotion, len(faces))
+        self.clock.add("live_decode", t1 - t0)
+        self.clock.add("live_faces", t2 - t1)
+        return self._evaluate(newest=index if cfg.provisional else None)
+
+    def add_audio(self, data: bytes, gap_frames: int = 0) -> list:
+        """PCM16 ``data`` after ``gap_frames`` input frames of silence."""
+        with self._busy:
+            self._check_open()
+            return self._add_audio(data, gap_frames)
+
+    def _add_audio(self, data: bytes, gap_frames: int) -> list:
+        parts = []
+        if gap_frames > 0:
+            parts.append(self.resampler.silence(gap_frames))
+        parts.append(self.resampler.convert(data))
+        with self._lock:
+            for part in parts:
+                self.ring.append(part)
+            if not self.cfg.video:
+                self._grid_frames(self.ring.seconds)
+        return self._evaluate()
+
+    def add_transcript(self, start: float, end: float, text: str) -> list:
+        with self._lock:
+            self.client_words.extend(spread_words(text, start, max(start, end)))
+            self.client_words.sort(key=lambda w: w.start)
+        return []
+
+    def _grid_frames(self, until: float) -> None:
+        while self._next_grid < until:
+            self.store.append(self._next_grid, video=False)
+            self._next_grid = (len(self.store)) / self.cfg.fps
+
+    # -- speech steps --------------------------------------------------------------------
+
+    def speech_step_due(self) -> bool:
+        with self._lock:
+            if self._step_running or self.resampler is None:
+                return False
+            due = self.tracker.due(self.ring.seconds)
+            if due:
+                self._step_running = True
+            return due
+
+    def run_speech_step(self, final: bool = False) -> None:
+        """VAD/ASR on the open region and prosody over the window (in a worker thread)."""
+        t = time.perf_counter()
+        try:
+            with self._lock:
+                if self.closed:
+                    return
+                end = self.ring.end
+                start = int(
+                    self.tracker.region_start(
+                        self.speech, end / SAMPLE_RATE, self.ring.start / SAMPLE_RATE
+                    )
+                    * SAMPLE_RATE
+                )
+                audio = self.ring.get(start, end)
+                state = self.speech
+            new = self.tracker.step(state, audio, start / SAMPLE_RATE, final=final)
+            with self._lock:
+                if self.closed or (self._finishing and not final):
+                    return
+                self.speech = new
+                self.speech_done = end / SAMPLE_RATE
+            self._update_prosody(end)
+        finally:
+            with self._lock:
+                if not final:
+                    self._step_running = False
+                    self._idle.notify_all()
+            self.clock.add("live_speech", time.perf_counter() - t)
+
+    def _words(self) -> list[Word]:
+        return self.client_words if self.cfg.client_transcript else self.speech.all_words()
+
+    def _update_prosody(self, end: int) -> None:
+        """Audio features of the frames in the last ``window`` seconds up to sample ``end``
+        (computed outside the lock; frames only ever get appended, so indices stay valid)."""
+        with self._lock:
+            now = end / SAMPLE_RATE
+            w0 = max(self.ring.start / SAMPLE_RATE, now - self.cfg.window)
+            a, b = self.store.index_at(w0), self.store.index_at(now)
+            if b <= a:
+                return
+            audio = self.ring.get(int(w0 * SAMPLE_RATE), end)
+            times = self.store.times[a:b].copy()
+            words = [w for w in self._words() if w.end > w0]
+            speech = self.speech.all_speech()
+        values = self.tracker.prosody(audio, w0, times, speech, words or None)
+        with self._lock:
+            if not self.closed:
+                self.store.set_audio(a, values)
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def stream_time(self) -> float:
+        """How far the stream has advanced (the older of video and audio, unless one lags
+        by more than ``max_skew``)."""
+        ends = []
+        if self.cfg.video and self.clock.video_frames:
+            ends.append(self.clock.video_end)
+        if self.resampler is not None:
+            ends.append(self.ring.seconds)
+        if not ends:
+            return 0.0
+        low, high = min(ends), max(ends)
+        return low if high - low <= self.cfg.max_skew else high - self.cfg.max_skew
+
+    def final_until(self) -> float:
+        """Frames at or before this time are final (lock held)."""
+        cfg = self.cfg
+        now = self.stream_time()
+        until = now - cfg.final_lag
+        if self.resampler is not None and not cfg.client_transcript:
+            # wait for the words around the frame, but not forever
+            until = min(until, max(self.speech_done - cfg.words_after, now - cfg.max_final_lag))
+        return until
+
+    def _evaluate(self, newest: int | None = None) -> list:
+        """Emit the frames that became final (at most every ``eval_interval`` of stream
+        time, so one window evaluation serves several frames) and frame ``newest``
+        provisionally."""
+        out: list = []
+        with self._lock:
+            now = self.stream_time()
+            k = self.store.index_at(self.final_until() + 1e-6)
+            due = k > self.next_emit and now >= self._next_eval
+        if due:
+            out += self._emit_final(k, now)
+        if newest is not None and newest >= self.next_emit:
+            out.append(self._provisional(newest))
+        return out
+
+    def _emit_final(self, k: int, now: float, rolling: bool = True) -> list:
+        cfg = self.cfg
+        with self._lock:
+            n = len(self.store)
+            first = self.next_emit
+            times = self.store.times
+            a = self.store.index_at(times[first] - (cfg.window - cfg.final_lag))
+            tl, emotion = self._window(a, n)
+            self.next_emit = k
+            self._next_eval = now + cfg.eval_interval
+        t = time.perf_counter()
+        pred = predict_window(self.analyzer, tl, emotion, self.text_cache)
+        last = float(times[k - 1])
+        out: list = []
+        if rolling and last >= self._next_update:
+            self._next_update = last + cfg.update_interval
+            result = self.analyzer.postprocess(tl, pred)
+            frames = result.frames[first - a : k - a]
+            out.append(self._rolling(result, float(tl.times[0]), last, n))
+        else:
+            frames = frame_results(tl, pred, range(first - a, k - a), self.threshold)
+        self.clock.add("live_window", time.perf_counter() - t)
+        return [FrameOut(first + j, f) for j, f in enumerate(frames)] + out
+
+    def _provisional(self, i: int) -> FrameOut:
+        """Frame ``i`` from a short causal window: what is known the moment it arrives."""
+        with self._lock:
+            a = self.store.index_at(self.store.times[i] - self.cfg.provisional_window)
+            tl, emotion = self._window(a, i + 1)
+        t = time.perf_counter()
+        pred = predict_window(self.analyzer, tl, emotion, self.text_cache)
+        frame = frame_results(tl, pred, [i - a], self.threshold)[0]
+        self.clock.add("live_provisional", time.perf_counter() - t)
+        return FrameOut(i, frame, final=False)
+
+    def _window(self, a: int, b: int):
+        """Timeline and emotion of frames ``[a, b)`` (lock held)."""
+        info = self._info()
+        tl = self.store.timeline(a, b, info, self.names)
+        tl.fps = self.cfg.fps
+        if len(tl):
+            t0, t1 = tl.times[0] - 2.5, tl.times[-1] + 1.5
+            tl.words = [w for w in self._words() if w.end > t0 and w.start < t1]
+            tl.speech = [s for s in self.speech.all_speech() if s.end > t0 and s.start < t1]
+        self._fill_words(tl)
+        return tl, self.store.emotion(a, b)
+
+    def _fill_words(self, tl) -> None:
+        from ahmer.preprocessing.pipeline import word_index_at
+
+        tl.transcript_source = self._transcript_source()
+        tl.language = self.tracker.language_found or (self.cfg.language or "")
+        tl.word_index = word_index_at(tl.words, tl.times)
+        tl.masks["words"] = tl.word_index >= 0
+
+    def _transcript_source(self) -> str:
+        if self.cfg.client_transcript:
+            return "client"
+        return "asr" if self.resampler is not None else "none"
+
+    def _rolling(self, result: AnalysisResult, start: float, end: float, k: int) -> RollingOut:
+        cues = tuple(result.explanation.cues[: self.cfg.max_cues])
+        words = tuple(w for w in result.transcript if w.end > start and w.start <= end)
+        return RollingOut(
+            time=end,
+            window_start=start,
+            ah_probability=result.clip.ah_probability,
+            ah_label=result.clip.ah_label,
+            cues=cues,
+            dominant_emotion=result.clip.dominant_emotion,
+            frames_analyzed=k,
+            words=words,
+        )
+
+    def _info(self) -> MediaInfo:
+        cfg, clock = self.cfg, self.clock
+        duration = max(clock.video_end if clock.video_frames else 0.0, self.ring.seconds)
+        video_fps = clock.video_frames / clock.video_end if clock.video_end > 0 else 0.0
+        return MediaInfo(
+            container="live",
+            duration=round(duration, 4),
+            has_video=bool(cfg.video),
+            has_audio=self.resampler is not None,
+            width=clock.first_size[0],
+            height=clock.first_size[1],
+            video_codec={"jpeg": "mjpeg", "png": "png", "rgb24": "rawvideo"}.get(cfg.video, ""),
+            video_fps=round(video_fps, 3),
+            audio_codec="pcm_s16le" if cfg.audio_rate else "",
+            sample_rate=cfg.audio_rate,
+            channels=cfg.audio_channels if cfg.audio_rate else 0,
+        )
+
+    # -- end -----------------------------------------------------------------------------
+
+    def finish(self) -> tuple[list, AnalysisResult]:
+        """Analyse the whole session; returns the frames not yet emitted and the result."""
+        with self._busy:
+            self._check_open()
+            with self._lock:
+                self._finishing = True
+                while self._step_running:
+                    self._idle.wait()
+            return self._finish()
+
+    def _finish(self) -> tuple[list, AnalysisResult]:
+        t = time.perf_counter()
+        with self._lock:
+            if self.resampler is not None:
+                self.ring.append(self.resampler.flush())
+                if not self.cfg.video:
+                    self._grid_frames(self.ring.seconds)
+            n = len(self.store)
+        if n == 0:
+            raise LiveError("the session ended before any video frame or audio was received")
+        if self.resampler is not None and self.ring.complete and n:
+            self._full_audio_pass()
+        elif self.resampler is not None and n:
+            self.run_speech_step(final=True)
+        with self._lock:
+            tl, emotion = self._window(0, n)
+            tl.speech = list(self.speech.all_speech())
+            tl.words = list(self._words())
+            self._fill_words(tl)
+        pred = predict_window(self.analyzer, tl, emotion, self.text_cache)
+        result = self.analyzer.postprocess(tl, pred)
+        self.clock.add("live_finish", time.perf_counter() - t)
+        result.timings.update({k: round(v, 4) for k, v in self.clock.timings.items()})
+        if self.resampler is None:
+            result.warnings.append("no audio in this session: vocal and spoken cues are absent")
+        out = [FrameOut(i, result.frames[i]) for i in range(self.next_emit, n)]
+        self.next_emit = n
+        return out, result
+
+    def _full_audio_pass(self) -> None:
+        """VAD, ASR and prosody over the whole session audio, as the offline pipeline does."""
+        audio = self.ring.get(0, self.ring.end)
+        tracker = self.tracker
+        state = SpeechState()
+        tracker.max_region = math.inf
+        new = tracker.step(state, audio, 0.0, final=True)
+        with self._lock:
+            self.speech = new
+            times = self.store.times[: len(self.store)].copy()
+            words = self._words()
+        values = tracker.prosody(audio, 0.0, times, new.all_speech(), words or None)
+        with self._lock:
+            self.store.set_audio(0, values)
+
+    def close(self) -> None:
+        """Free the face models and buffers (waits for a frame being processed)."""
+        with self._busy, self._lock:
+            self.closed = True
+            if self._faces is not None:
+                self._faces.close()
+                self._faces = None
+            self.text_cache.clear()
+            self.client_words = []
+            self.speech = SpeechState()

@@ -1,0 +1,154 @@
+"""Live video: decoding client frames and keeping per-analysis-frame features.
+
+:class:`FrameStore` holds, per analysis frame, what the timeline needs (face box, track,
+pose, blendshapes, emotion, audio features) in growable arrays: a few hundred bytes per
+frame, never the image or the face crop, so a long session stays small.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ahmer.preprocessing.timeline import MediaInfo, Timeline
+
+__all__ = ["FrameError", "decode_image", "FrameStore", "MAX_PIXELS"]
+
+MAX_PIXELS = 4096 * 4096
+
+
+class FrameError(ValueError):
+    """A client frame cannot be decoded (bad encoding, wrong size, too large)."""
+
+
+def decode_image(data: bytes, encoding: str, width: int = 0, height: int = 0) -> np.ndarray:
+    """RGB uint8 ``(H, W, 3)`` from a JPEG/PNG image or packed RGB24 bytes."""
+    if not data:
+        raise FrameError("empty video frame")
+    if encoding == "rgb24":
+        if len(data) != width * height * 3:
+            raise FrameError(
+                f"RGB24 frame has {len(data)} bytes, expected {width}x{height}x3 = "
+                f"{width * height * 3}"
+            )
+        return np.frombuffer(data, np.uint8).reshape(height, width, 3)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format not in ("JPEG", "PNG"):
+                raise FrameError(f"expected a {encoding.upper()} image, got {img.format}")
+            w, h = img.size
+            if w * h > MAX_PIXELS or w < 16 or h < 16:
+                raise FrameError(f"frame size {w}x{h} is out of range (16x16 .. 4096x4096)")
+            return np.asarray(img.convert("RGB"))
+    except FrameError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise FrameError(f"cannot decode the {encoding.upper()} frame: {exc}") from exc
+
+
+_FIELDS = {  # name: (trailing shape, dtype, fill)
+    "face_box": ((4,), np.float32, np.nan),
+    "face_track": ((), np.int32, -1),
+    "face_count": ((), np.int32, 0),
+    "face_score": ((), np.float32, 0.0),
+    "face_quality": ((), np.float32, 0.0),
+    "head_pose": ((3,), np.float32, np.nan),
+    "blendshapes": ((52,), np.float32, np.nan),
+    "emotion": ((7,), np.float32, np.nan),
+    "face": ((), bool, False),
+    "video": ((), bool, False),
+    "vad": ((), np.float32, 0.0),
+    "energy_db": ((), np.float32, np.nan),
+    "f0_hz": ((), np.float32, np.nan),
+    "voiced": ((), bool, False),
+    "speech_rate": ((), np.float32, np.nan),
+    "pause_s": ((), np.float32, 0.0),
+    "audio": ((), bool, False),
+}
+_TIMELINE_FIELDS = (
+    "face_box", "face_track", "face_count", "face_score", "face_quality", "head_pose",
+    "blendshapes", "vad", "energy_db", "f0_hz", "voiced", "speech_rate", "pause_s",
+)  # fmt: skip
+
+
+class FrameStore:
+    """Per-analysis-frame features, appended in time order."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.n = 0
+        self.times = np.zeros(capacity, np.float64)
+        self.arrays = {
+            key: np.full((capacity, *shape), fill, dtype)
+            for key, (shape, dtype, fill) in _FIELDS.items()
+        }
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _grow(self) -> None:
+        cap = 2 * len(self.times)
+        self.times = np.resize(self.times, cap)
+        for key, (shape, dtype, fill) in _FIELDS.items():
+            old = self.arrays[key]
+            new = np.full((cap, *shape), fill, dtype)
+            new[: self.n] = old[: self.n]
+            self.arrays[key] = new
+
+    def append(
+        self,
+        time: float,
+        face=None,
+        emotion: np.ndarray | None = None,
+        face_count: int = 0,
+        video: bool = True,
+    ) -> int:
+        """Add a frame at ``time`` with its primary ``face`` (a ``preprocessing.faces.Face``
+        or None); returns its index."""
+        if self.n == len(self.times):
+            self._grow()
+        i, a = self.n, self.arrays
+        self.times[i] = time
+        a["video"][i] = video
+        a["face_count"][i] = face_count
+        if face is not None:
+            a["face"][i] = True
+            a["face_box"][i] = face.box
+            a["face_track"][i] = face.track_id
+            a["face_score"][i] = face.score
+            a["face_quality"][i] = face.quality
+            a["head_pose"][i] = face.pose
+            if len(face.blendshapes) == 52:
+                a["blendshapes"][i] = face.blendshapes
+            if emotion is not None:
+                a["emotion"][i] = emotion
+        self.n += 1
+        return i
+
+    def set_audio(self, start: int, values: dict[str, np.ndarray]) -> None:
+        """Overwrite audio features of frames ``start .. start + len``."""
+        for key, array in values.items():
+            self.arrays[key][start : start + len(array)] = array
+
+    def index_at(self, time: float) -> int:
+        """Index of the first frame at or after ``time``."""
+        return int(np.searchsorted(self.times[: self.n], time - 1e-9))
+
+    def timeline(self, start: int, end: int, info: MediaInfo, names: list[str]) -> Timeline:
+        """A :class:`Timeline` over frames ``[start, end)`` (copies; words set by caller)."""
+        times = self.times[start:end].copy()
+        tl = Timeline.empty(times, 0.0, info, n_blendshapes=52)
+        a = self.arrays
+        for key in _TIMELINE_FIELDS:
+            setattr(tl, key, a[key][start:end].copy())
+        tl.masks["video"] = a["video"][start:end].copy()
+        tl.masks["face"] = a["face"][start:end].copy()
+        tl.masks["audio"] = a["audio"][start:end].copy()
+        tl.masks["speech"] = tl.vad > 0.5
+        tl.blendshape_names = list(names)
+        return tl
+
+    def emotion(self, start: int, end: int) -> np.ndarray:
+        return self.arrays["emotion"][start:end].copy()

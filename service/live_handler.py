@@ -1,0 +1,515 @@
+"""The ``StreamSession`` call: protocol checks, backpressure and the session's tasks.
+
+Three parts run per call. The *reader* (a task) reads client messages, checks their order
+and limits, picks video frames at the analysis rate and queues work. The *worker* (a task)
+takes work in order and runs it on the live thread pool (:class:`~.live.LiveSession`), plus
+a speech step beside it whenever one is due. The handler itself writes the results.
+
+Backpressure. The work queue holds at most ``live_queue_frames`` analysis frames: when a
+new one arrives to a full queue the oldest waiting frame is dropped (``video_load``). Audio
+and transcript items are never dropped; when more than :data:`MAX_PENDING_AUDIO` seconds of
+audio wait, the reader stops reading, so HTTP/2 flow control slows the client. Results wait
+in a queue of :data:`OUT_QUEUE` messages: a client that does not read stalls the worker,
+which makes frames drop instead of memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import time
+import uuid
+
+import grpc
+
+from ahmer.v1 import live_pb2, options_pb2, results_pb2
+
+from .convert import cue_to_proto, frame_to_proto, skip_counts, to_proto
+from .errors import RequestError, status_for
+from .limits import check_id, resolve_options
+from .live import FrameOut, LiveConfig, LiveError, LiveSession, NoticeOut, RollingOut
+from .logs import log_event
+
+__all__ = ["LiveHandler", "MAX_PENDING_AUDIO", "OUT_QUEUE", "OVERLAP_TOLERANCE"]
+
+log = logging.getLogger("ahmer.service.live")
+
+MAX_PENDING_AUDIO = 10.0  # seconds of audio waiting before the reader pauses
+OUT_QUEUE = 64  # result messages waiting for the client
+OVERLAP_TOLERANCE = 0.05  # s an audio chunk may start before the previous one's end
+GRACE = 30.0  # wall-clock seconds past max duration before DEADLINE_EXCEEDED
+_END = object()
+_VIDEO = {
+    live_pb2.VideoFormat.JPEG: "jpeg",
+    live_pb2.VideoFormat.PNG: "png",
+    live_pb2.VideoFormat.RGB24: "rgb24",
+}
+
+
+def _bad(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _precondition(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.FAILED_PRECONDITION, message)
+
+
+class WorkQueue:
+    """Ordered work with a bound on waiting video frames and on waiting audio seconds."""
+
+    def __init__(self, max_frames: int) -> None:
+        self.items: collections.deque = collections.deque()
+        self.max_frames = max_frames
+        self.frames = 0
+        self.audio_s = 0.0
+        self.cond = asyncio.Condition()
+
+    async def put(self, kind: str, payload, audio_s: float = 0.0) -> bool:
+        """Queue an item; returns False when a waiting video frame was dropped for it."""
+        async with self.cond:
+            dropped = False
+            if kind == "video" and self.frames >= self.max_frames:
+                for i, (k, _, _) in enumerate(self.items):
+                    if k == "video":
+                        del self.items[i]
+                        self.frames -= 1
+                        dropped = True
+                        break
+            if kind == "audio":
+                await self.cond.wait_for(lambda: self.audio_s < MAX_PENDING_AUDIO)
+            self.items.append((kind, payload, audio_s))
+            self.frames += kind == "video"
+            self.audio_s += audio_s
+            self.cond.notify_all()
+            return not dropped
+
+    async def get(self):
+        async with self.cond:
+            await self.cond.wait_for(lambda: bool(self.items))
+            kind, payload, audio_s = self.items.popleft()
+            self.frames -= kind == "video"
+            self.audio_s -= audio_s
+            self.cond.notify_all()
+            return kind, payload
+
+
+class _Call:
+    """State of one StreamSession call."""
+
+    def __init__(self, handler: LiveHandler, context) -> None:
+        self.handler = handler
+        self.state = handler.state
+        self.context = context
+        self.out: asyncio.Queue = asyncio.Queue(OUT_QUEUE)
+        self.error: BaseException | None = None
+        self.session: LiveSession | None = None
+        self.session_id = ""
+        self.skipped = {"video_rate": 0, "video_load": 0, "video_duplicate": 0}
+        self.notified: set[str] = set()
+        self.last_pts = -math.inf
+        self.next_grid = 0.0
+        self.audio_in = 0  # input frames (per channel) received so far
+        self.fps = 5.0
+        self.options = None
+        self.max_s = handler.state.config.max_stream_seconds
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        while not self.out.empty():  # pending results are moot: make room for the end
+            self.out.get_nowait()
+        self.out.put_nowait(_END)
+
+
+class LiveHandler:
+    def __init__(self, state) -> None:
+        self.state = state
+
+    async def run(self, request_iterator, context):
+        state = self.state
+        try:
+            state.require_ready()
+            slots = self._slots()
+            slots.acquire()
+        except RequestError as exc:
+            await context.abort(exc.code, exc.message)
+        call = _Call(self, context)
+        state.metrics.active_streams.inc()
+        state.extra["active_streams"] = slots.active
+        started = time.monotonic()
+        reader = worker = None
+        loop = asyncio.get_running_loop()
+        try:
+            config = await self._first(request_iterator, call)
+            call.session = await loop.run_in_executor(
+                state.live_pool, LiveSession, state.analyzer, config
+            )
+            yield live_pb2.StreamResponse(started=self._started(call, config))
+            queue = WorkQueue(state.config.live_queue_frames)
+            reader = asyncio.create_task(self._read(request_iterator, call, queue))
+            worker = asyncio.create_task(self._work(call, queue))
+            deadline = started + self.max_wall()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RequestError(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"the session was open longer than the server's limit "
+                        f"({call.max_s:g} s of stream plus {self.grace():g} s)",
+                    )
+                try:
+                    msg = await asyncio.wait_for(call.out.get(), remaining)
+                except TimeoutError:
+                    continue
+                if msg is _END:
+                    break
+                yield msg
+            if call.error is not None:
+                raise call.error
+        except (RequestError, LiveError, Exception) as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            code, message = status_for(exc)
+            if isinstance(exc, LiveError):
+                code = grpc.StatusCode.FAILED_PRECONDITION
+            if code == grpc.StatusCode.INTERNAL:
+                log.error("live session failed", exc_info=exc)
+            log_event(
+                log, "session failed", logging.INFO, session_id=call.session_id, code=code.name
+            )
+            await context.abort(code, message)
+        finally:
+            for task in (reader, worker):
+                if task is not None:
+                    task.cancel()
+            self._release(call, slots, started)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _slots(self):
+        from .limits import SessionSlots
+
+        slots = self.state.extra.get("slots")
+        if slots is None:
+            slots = SessionSlots(self.state.config.max_sessions)
+            self.state.extra["slots"] = slots
+        return slots
+
+    def grace(self) -> float:
+        return min(GRACE, self.state.config.max_stream_seconds / 2)
+
+    def max_wall(self) -> float:
+        return self.state.config.max_stream_seconds + self.grace()
+
+    def _release(self, call: _Call, slots, started: float) -> None:
+        """Free the session once its in-flight work is done, then the slot and gauge."""
+        state = self.state
+        loop = asyncio.get_running_loop()
+
+        def done(_=None) -> None:
+            slots.release()
+            state.extra["active_streams"] = slots.active
+            state.metrics.active_streams.dec()
+            log_event(
+                log,
+                "session closed",
+                session_id=call.session_id,
+                seconds=round(time.monotonic() - started, 2),
+                skipped=dict(call.skipped),
+            )
+
+        if call.session is None:
+            done()
+            return
+        try:
+            future = loop.run_in_executor(state.live_pool, call.session.close)
+        except RuntimeError:  # pool already shut down (server stopping)
+            call.session.close()
+            done()
+            return
+        future.add_done_callback(done)
+
+    async def _first(self, request_iterator, call: _Call) -> LiveConfig:
+        try:
+            first = await request_iterator.__anext__()
+        except StopAsyncIteration:
+            raise _bad("the stream ended before its StreamConfig") from None
+        kind = first.WhichOneof("message")
+        if kind != "config":
+            raise _precondition(
+                f"the first message must be a StreamConfig, got {kind or 'an empty message'}"
+            )
+        return self._config(first.config, call)
+
+    def _config(self, c: live_pb2.StreamConfig, call: _Call) -> LiveConfig:
+        cfg = self.state.config
+        call.session_id = check_id(c.session_id, "session_id") or uuid.uuid4().hex[:16]
+        opts = resolve_options(c.options, cfg.fps)
+        call.fps, call.options = opts.fps, opts
+        video = ""
+        if c.video.encoding:
+            if c.video.encoding not in _VIDEO:
+                raise _bad("unknown video.encoding")
+            video = _VIDEO[c.video.encoding]
+            if video == "rgb24" and not (
+                16 <= c.video.width <= 4096 and 16 <= c.video.height <= 4096
+            ):
+                raise _bad("RGB24 video needs width and height in 16..4096")
+        rate = channels = 0
+        if c.audio.encoding:
+            if c.audio.encoding != live_pb2.AudioFormat.PCM16:
+                raise _bad("unknown audio.encoding")
+            rate, channels = c.audio.sample_rate, c.audio.channels or 1
+            if not 8000 <= rate <= 192000:
+                raise _bad(f"audio.sample_rate must be 8000..192000 Hz, got {rate}")
+            if not 1 <= channels <= 8:
+                raise _bad(f"audio.channels must be 1..8, got {channels}")
+        if not video and not rate:
+            raise _bad("the StreamConfig declares neither video nor audio")
+        log_event(
+            log,
+            "session started",
+            session_id=call.session_id,
+            video=video or None,
+            audio_rate=rate or None,
+            fps=opts.fps,
+            client_transcript=c.client_transcript,
+        )
+        return LiveConfig(
+            fps=opts.fps,
+            window=cfg.live_window,
+            language=opts.language,
+            client_transcript=c.client_transcript,
+            video=video,
+            width=c.video.width,
+            height=c.video.height,
+            audio_rate=rate,
+            audio_channels=channels or 1,
+            max_cues=0 if opts.explanation == options_pb2.EXPLANATION_NONE else 3,
+            provisional=c.provisional_frames and opts.frames,
+        )
+
+    def _started(self, call: _Call, config: LiveConfig) -> live_pb2.SessionStarted:
+        source = "client" if config.client_transcript else ("asr" if config.audio_rate else "none")
+        return live_pb2.SessionStarted(
+            session_id=call.session_id,
+            fps=config.fps,
+            final_lag=config.final_lag,
+            max_final_lag=config.max_final_lag,
+            max_duration=call.max_s,
+            transcript_source=source,
+        )
+
+    # -- reader --------------------------------------------------------------------------
+
+    async def _read(self, request_iterator, call: _Call, queue: WorkQueue) -> None:
+        try:
+            async for msg in request_iterator:
+                kind = msg.WhichOneof("message")
+                if kind == "video":
+                    await self._video(msg.video, call, queue)
+                elif kind == "audio":
+                    await self._audio(msg.audio, call, queue)
+                elif kind == "transcript":
+                    self._transcript_check(msg.transcript, call)
+                    await queue.put("transcript", msg.transcript)
+                elif kind == "config":
+                    raise _precondition("a second StreamConfig was sent; send one per session")
+                else:
+                    raise _bad("an empty StreamRequest was sent")
+            await queue.put("end", None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            call.fail(exc)
+
+    async def _video(self, v, call: _Call, queue: WorkQueue) -> None:
+        cfg = call.session.cfg
+        if not cfg.video:
+            raise _precondition("video frame sent, but the StreamConfig declared no video")
+        pts = v.pts
+        if not math.isfinite(pts) or pts < 0:
+            raise _bad(f"video pts must be a finite number >= 0, got {pts}")
+        if pts > call.max_s:
+            raise RequestError(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"video pts {pts:.2f} s is past the server's max stream duration "
+                f"({call.max_s:g} s)",
+            )
+        if pts < call.last_pts:
+            raise _bad(f"video frames out of order: pts {pts:.4f} after {call.last_pts:.4f}")
+        if pts == call.last_pts:
+            call.skipped["video_duplicate"] += 1
+            self.state.metrics.skipped.labels("duplicate").inc()
+            self._notice(
+                call,
+                "duplicate_frame",
+                f"video frame with duplicate pts {pts:.4f} dropped (reported once)",
+            )
+            return
+        call.last_pts = pts
+        if pts < call.next_grid - 1e-3:
+            call.skipped["video_rate"] += 1
+            self.state.metrics.skipped.labels("rate").inc()
+            return
+        call.next_grid = (math.floor(pts * call.fps + 1e-3) + 1) / call.fps
+        if not await queue.put("video", (pts, bytes(v.data))):
+            call.skipped["video_load"] += 1
+            self.state.metrics.skipped.labels("load").inc()
+            self._notice(
+                call,
+                "frames_dropped_under_load",
+                "analysis frames are being dropped: the server is behind this stream",
+            )
+
+    async def _audio(self, a, call: _Call, queue: WorkQueue) -> None:
+        session = call.session
+        cfg = session.cfg
+        if not cfg.audio_rate:
+            raise _precondition("audio chunk sent, but the StreamConfig declared no audio")
+        frame_bytes = 2 * cfg.audio_channels
+        if len(a.data) % frame_bytes:
+            raise _bad(
+                f"audio chunk of {len(a.data)} bytes is not a whole number of "
+                f"{cfg.audio_channels}-channel PCM16 frames"
+            )
+        which = a.WhichOneof("start")
+        start = call.audio_in
+        if which == "start_time":
+            if not math.isfinite(a.start_time) or a.start_time < 0:
+                raise _bad("audio start_time must be a finite number >= 0")
+            start = int(round(a.start_time * cfg.audio_rate))
+        elif which == "sample_offset":
+            if a.sample_offset < 0:
+                raise _bad("audio sample_offset must be >= 0")
+            start = a.sample_offset
+        gap = start - call.audio_in
+        tolerance = int(OVERLAP_TOLERANCE * cfg.audio_rate)
+        if gap < -tolerance:
+            raise _bad(
+                f"audio out of order or overlapping: chunk starts at "
+                f"{start / cfg.audio_rate:.3f} s, before the end of the audio received "
+                f"({call.audio_in / cfg.audio_rate:.3f} s)"
+            )
+        data = bytes(a.data)
+        if gap < 0:  # a small overlap (clock jitter): drop the repeated samples
+            data, gap = data[-gap * frame_bytes :], 0
+        frames = len(data) // frame_bytes
+        end = (call.audio_in + gap + frames) / cfg.audio_rate
+        if end > call.max_s + 1e-6:
+            raise RequestError(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"audio reaches {end:.2f} s, past the server's max stream duration "
+                f"({call.max_s:g} s)",
+            )
+        call.audio_in += gap + frames
+        await queue.put("audio", (data, gap), audio_s=(gap + frames) / cfg.audio_rate)
+
+    def _transcript_check(self, t, call: _Call) -> None:
+        if not call.session.cfg.client_transcript:
+            raise _precondition(
+                "transcript segment sent, but the StreamConfig did not set client_transcript"
+            )
+        if not (math.isfinite(t.start) and math.isfinite(t.end)) or t.start < 0 or t.end < t.start:
+            raise _bad("transcript segment needs 0 <= start <= end")
+        if t.end > call.max_s:
+            raise RequestError(
+                grpc.StatusCode.OUT_OF_RANGE, "transcript segment past the max stream duration"
+            )
+
+    def _notice(self, call: _Call, code: str, message: str) -> None:
+        if code in call.notified:
+            return
+        call.notified.add(code)
+        msg = live_pb2.StreamResponse(notice=live_pb2.StreamNotice(code=code, message=message))
+        try:
+            call.out.put_nowait(msg)
+        except asyncio.QueueFull:
+            pass
+
+    # -- worker --------------------------------------------------------------------------
+
+    async def _work(self, call: _Call, queue: WorkQueue) -> None:
+        loop = asyncio.get_running_loop()
+        pool = self.state.live_pool
+        session = call.session
+        speech: asyncio.Future | None = None
+        try:
+            while True:
+                kind, payload = await queue.get()
+                t = time.perf_counter()
+                if kind == "video":
+                    outs = await loop.run_in_executor(pool, session.add_video, *payload)
+                    self.state.metrics.stages.labels("live_frame").observe(time.perf_counter() - t)
+                elif kind == "audio":
+                    outs = await loop.run_in_executor(pool, session.add_audio, *payload)
+                elif kind == "transcript":
+                    outs = session.add_transcript(payload.start, payload.end, payload.text)
+                else:
+                    break
+                await self._emit(call, outs)
+                if speech is not None and speech.done():
+                    speech.result()  # raises what the step raised
+                    speech = None
+                if speech is None and session.speech_step_due():
+                    speech = loop.run_in_executor(pool, self._timed_step, session)
+            if speech is not None:
+                await speech
+            outs, result = await loop.run_in_executor(pool, session.finish)
+            await self._emit(call, outs)
+            opts = call.options
+            msg = to_proto(
+                result, frames=opts.frames, explanation=opts.explanation, skipped=call.skipped
+            )
+            await call.out.put(live_pb2.StreamResponse(result=msg))
+            await call.out.put(_END)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            call.fail(exc)
+
+    def _timed_step(self, session: LiveSession) -> None:
+        t = time.perf_counter()
+        session.run_speech_step()
+        self.state.metrics.stages.labels("live_speech").observe(time.perf_counter() - t)
+
+    async def _emit(self, call: _Call, outs: list) -> None:
+        opts = call.options
+        for out in outs:
+            if isinstance(out, FrameOut):
+                if not opts.frames:
+                    continue
+                msg = live_pb2.StreamResponse(
+                    frame=live_pb2.FrameUpdate(
+                        frame=frame_to_proto(out.frame), index=out.index, final=out.final
+                    )
+                )
+            elif isinstance(out, RollingOut):
+                msg = live_pb2.StreamResponse(update=self._rolling(out, call))
+            elif isinstance(out, NoticeOut):
+                msg = live_pb2.StreamResponse(
+                    notice=live_pb2.StreamNotice(code=out.code, message=out.message)
+                )
+            else:
+                continue
+            await call.out.put(msg)
+
+    def _rolling(self, out: RollingOut, call: _Call) -> live_pb2.RollingUpdate:
+        update = live_pb2.RollingUpdate(
+            time=out.time,
+            window_start=out.window_start,
+            ah_probability=out.ah_probability,
+            ah_label=out.ah_label,
+            dominant_emotion=out.dominant_emotion or "",
+            frames_analyzed=out.frames_analyzed,
+            skipped=skip_counts(call.skipped),
+        )
+        if call.options.explanation != options_pb2.EXPLANATION_NONE:
+            update.cues.extend(cue_to_proto(c) for c in out.cues)
+        if call.options.frames:
+            update.words.extend(
+                results_pb2.TranscriptWord(start=w.start, end=w.end, text=w.text) for w in out.words
+            )
+        return update

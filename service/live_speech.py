@@ -1,0 +1,165 @@
+"""Incremental speech analysis for live sessions: voice activity, words and prosody over the
+recent audio, committed once they can no longer change.
+
+Every ``step`` seconds of new audio, :meth:`SpeechTracker.step` runs Silero VAD and (unless
+the client sends its own transcript) Whisper on the *open region*: the audio since the last
+commit point, which always lies in a silence (or at most ``max_region`` seconds back). Speech
+segments that ended more than ``hold`` seconds ago, and the words inside them, are committed;
+the rest stays provisional and is decoded again with more context at the next step. So ASR
+sees whole utterances, never a word cut in half, and the work per step stays bounded.
+
+Per-frame prosody (energy, pitch, voicing, speech rate, pause length) is computed over the
+last ``window`` seconds at each step and written to the frames in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ahmer.preprocessing.prosody import compute_prosody
+from ahmer.preprocessing.timeline import Segment, Word
+from ahmer.preprocessing.vad import run_vad
+
+from .live_audio import SAMPLE_RATE
+
+__all__ = ["SpeechState", "SpeechTracker", "spread_words", "speech_at"]
+
+SR = SAMPLE_RATE
+
+
+@dataclass
+class SpeechState:
+    """Segments and words: ``committed`` ones are final, ``open`` ones may still change."""
+
+    speech: list[Segment] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)
+    open_speech: list[Segment] = field(default_factory=list)
+    open_words: list[Word] = field(default_factory=list)
+    commit_t: float = 0.0
+
+    def all_speech(self) -> list[Segment]:
+        return self.speech + self.open_speech
+
+    def all_words(self) -> list[Word]:
+        return self.words + self.open_words
+
+
+def speech_at(speech: list[Segment], times: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(times), bool)
+    for seg in speech:
+        out |= (times >= seg.start) & (times < seg.end)
+    return out
+
+
+def spread_words(text: str, start: float, end: float) -> list[Word]:
+    """Client transcript segment -> words spread over ``[start, end]`` by their length."""
+    tokens = text.split()
+    if not tokens:
+        return []
+    weights = np.array([len(t) + 1 for t in tokens], np.float64)
+    edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
+    return [Word(float(edges[i]), float(edges[i + 1]), t) for i, t in enumerate(tokens)]
+
+
+class SpeechTracker:
+    """Runs the steps; the caller provides the audio (16 kHz mono, absolute times)."""
+
+    def __init__(
+        self,
+        transcriber,
+        language: str | None,
+        asr: bool,
+        step: float = 1.0,
+        hold: float = 1.0,
+        max_region: float = 20.0,
+    ) -> None:
+        self.transcriber = transcriber
+        self.language = language
+        self.asr = asr
+        self.step_s, self.hold, self.max_region = step, hold, max_region
+        self.next_step = step
+        self.language_found = ""
+
+    def due(self, audio_end: float) -> bool:
+        return audio_end >= self.next_step
+
+    def region_start(self, state: SpeechState, audio_end: float, held_from: float) -> float:
+        return max(state.commit_t - 0.2, audio_end - self.max_region - self.step_s, held_from, 0)
+
+    def step(
+        self, state: SpeechState, audio: np.ndarray, start: float, final: bool = False
+    ) -> SpeechState:
+        """Analyse ``audio`` (the open region, starting at ``start`` seconds) and return the
+        new state (``state`` is not modified). ``final`` commits everything."""
+        end = start + len(audio) / SR
+        self.next_step = end + self.step_s
+        segments: list[Segment] = []
+        words: list[Word] = []
+        if len(audio) >= 512:
+            rel = run_vad(audio, SR).segments
+            segments = [Segment(s.start + start, s.end + start) for s in rel]
+            if self.asr and rel:
+                tr = self.transcriber.transcribe(audio, language=self.language, vad_segments=rel)
+                self.language_found = tr.language or self.language_found
+                words = [
+                    Word(w.start + start, w.end + start, w.text, w.probability) for w in tr.words
+                ]
+        if final:
+            commit_to = end
+        else:
+            commit_to = end - self.hold
+            pending = [s for s in segments if s.end > end - self.hold]
+            if pending and (end - start) <= self.max_region:
+                commit_to = min(commit_to, pending[0].start)
+        commit_to = max(commit_to, state.commit_t)
+        new = SpeechState(speech=list(state.speech), words=list(state.words), commit_t=commit_to)
+        for seg in segments:
+            if seg.start < state.commit_t - 1e-6:  # already committed before this region
+                seg = Segment(state.commit_t, seg.end) if seg.end > state.commit_t else None
+                if seg is None:
+                    continue
+            if seg.end <= commit_to + 1e-6:
+                new.speech.append(seg)
+            elif seg.start < commit_to:
+                new.speech.append(Segment(seg.start, commit_to))
+                new.open_speech.append(Segment(commit_to, seg.end))
+            else:
+                new.open_speech.append(seg)
+        for word in words:
+            if word.end <= state.commit_t + 0.05:  # committed at an earlier step
+                continue
+            (new.words if word.end <= commit_to + 0.05 else new.open_words).append(word)
+        return new
+
+    @staticmethod
+    def prosody(
+        audio: np.ndarray,
+        start: float,
+        times: np.ndarray,
+        speech: list[Segment],
+        words: list[Word] | None,
+    ) -> dict[str, np.ndarray]:
+        """Per-frame audio features for ``times`` (absolute) from ``audio`` starting at
+        ``start``; speech and words in absolute times."""
+        rel_times = times - start
+        rel_speech = [Segment(s.start - start, s.end - start) for s in speech if s.end > start]
+        rel_words = None
+        if words:
+            rel_words = [
+                Word(w.start - start, w.end - start, w.text) for w in words if w.end > start
+            ]
+        pros = compute_prosody(audio, SR, rel_times, rel_speech, rel_words or None)
+        inside = rel_times < len(audio) / SR
+        energy, f0, voiced = pros.energy_db.copy(), pros.f0_hz.copy(), pros.voiced.copy()
+        energy[~inside], f0[~inside], voiced[~inside] = np.nan, np.nan, False
+        return {
+            "audio": inside,
+            "vad": speech_at(speech, times).astype(np.float32),
+            "energy_db": energy,
+            "f0_hz": f0,
+            "voiced": voiced,
+            "speech_rate": pros.speech_rate,
+            "pause_s": pros.pause_s,
+        }

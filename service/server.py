@@ -1,0 +1,193 @@
+"""The gRPC server on ``grpc.aio``: AnalysisService, standard health, reflection, metrics.
+
+Life cycle: :meth:`AhmerServer.start` binds the port and answers health checks at once with
+NOT_SERVING; the models load and warm up in a worker thread, then health turns SERVING.
+:meth:`AhmerServer.stop` turns health NOT_SERVING, refuses new calls (UNAVAILABLE) and gives
+in-flight calls up to ``shutdown_grace`` seconds to finish before cancelling them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ahmer.v1 import service_pb2, service_pb2_grpc
+
+from .auth import TokenAuth, load_tokens, server_credentials
+from .interceptors import CallInterceptor
+from .logs import log_event
+from .metrics import Metrics
+from .servicer import AnalysisServicer, ServerState
+from .settings import ServerConfig
+
+__all__ = ["AhmerServer", "SERVICE_NAME", "build_analyzer"]
+
+log = logging.getLogger("ahmer.service")
+
+SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["AnalysisService"].full_name
+
+
+def build_analyzer(config: ServerConfig):
+    """An unloaded analyzer configured from the server options."""
+    from ahmer.models.analyzer import Analyzer, AnalyzerConfig
+
+    return Analyzer(
+        AnalyzerConfig(
+            fps=config.fps,
+            threshold=config.threshold,
+            backend=config.backend,
+            device=config.device,
+            whisper_model=config.whisper_model or None,
+        )
+    )
+
+
+class AhmerServer:
+    """One server. ``analyzer``: an analyzer to use (loaded or not); ``None`` builds one."""
+
+    def __init__(self, config: ServerConfig, analyzer=None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.state = ServerState(config=config, metrics=self.metrics, analyzer=analyzer)
+        self.health = health.aio.HealthServicer()
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+        self._server: grpc.aio.Server | None = None
+        self._load_task: asyncio.Task | None = None
+        self._stopped = asyncio.Event()
+
+    # -- start ---------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        cfg = self.config
+        auth = TokenAuth(load_tokens(cfg.token_file, cfg.tokens))
+        options = [
+            ("grpc.max_receive_message_length", cfg.max_message_bytes),
+            ("grpc.max_send_message_length", cfg.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10000),
+        ]
+        server = grpc.aio.server(
+            interceptors=[CallInterceptor(auth, self.metrics)],
+            options=options,
+            maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
+        )
+        service_pb2_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(self.state), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        if cfg.reflection:
+            names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, server)
+        address = f"{cfg.host}:{cfg.port}"
+        if ":" in cfg.host and not cfg.host.startswith("["):
+            address = f"[{cfg.host}]:{cfg.port}"
+        if cfg.tls_cert is not None:
+            creds = server_credentials(cfg.tls_cert, cfg.tls_key, cfg.client_ca)
+            self.port = server.add_secure_port(address, creds)
+        else:
+            self.port = server.add_insecure_port(address)
+        if not self.port:
+            raise OSError(f"cannot listen on {address}")
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.state.clip_pool = ThreadPoolExecutor(cfg.worker_threads, "ahmer-clip")
+        self.state.live_pool = ThreadPoolExecutor(min(64, 2 * cfg.max_sessions + 1), "ahmer-live")
+        await server.start()
+        self._server = server
+        if cfg.metrics_port is not None:
+            self.metrics_port = self.metrics.serve(cfg.metrics_port, cfg.host)
+        log_event(
+            log,
+            "server listening",
+            port=self.port,
+            metrics_port=self.metrics_port,
+            tls=cfg.tls_cert is not None,
+            mtls=cfg.client_ca is not None,
+            auth=auth.enabled,
+            workers=cfg.worker_threads,
+        )
+        self._load_task = asyncio.create_task(self._load())
+        return self.port
+
+    async def _set_health(self, status) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def _load(self) -> None:
+        from .warmup import warm_up
+
+        t = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            if self.state.analyzer is None:
+                self.state.analyzer = build_analyzer(self.config)
+            analyzer = self.state.analyzer
+            if not analyzer.ready:
+                await loop.run_in_executor(self.state.clip_pool, analyzer.load)
+            await loop.run_in_executor(self.state.clip_pool, warm_up, analyzer)
+        except Exception as exc:
+            log.critical(
+                "the models could not be loaded; the server stays NOT_SERVING", exc_info=exc
+            )
+            return
+        if self.state.stopping:
+            return
+        self.state.ready = True
+        self.metrics.ready.set(1)
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log_event(
+            log,
+            "models ready",
+            seconds=round(time.perf_counter() - t, 2),
+            versions=dict(self.state.analyzer.versions),
+        )
+
+    async def wait_ready(self, timeout: float = 300.0) -> None:
+        """Wait until the models are loaded (raises on a failed load or timeout)."""
+        await asyncio.wait_for(asyncio.shield(self._load_task), timeout)
+        if not self.state.ready:
+            raise RuntimeError("the models could not be loaded (see the log)")
+
+    # -- stop ----------------------------------------------------------------------------
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful stop: NOT_SERVING, refuse new calls, let in-flight calls finish."""
+        if self._server is None or self.state.stopping:
+            await self._stopped.wait()
+            return
+        grace = self.config.shutdown_grace if grace is None else grace
+        self.state.stopping = True
+        self.metrics.ready.set(0)
+        await self.health.enter_graceful_shutdown()
+        log_event(
+            log,
+            "server stopping",
+            grace_s=grace,
+            active_streams=self.state.extra.get("active_streams", 0),
+        )
+        await self._server.stop(grace)
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+        for pool in (self.state.clip_pool, self.state.live_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self.metrics.close()
+        log_event(log, "server stopped")
+        self._stopped.set()
+
+    async def serve_forever(self) -> None:
+        """Start, then run until SIGTERM/SIGINT, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        log_event(log, "signal received: shutting down")
+        await self.stop()

@@ -1,0 +1,191 @@
+"""Server configuration: one table of options, read from flags and ``AHMER_*`` environment
+variables (a flag wins over the environment, the environment over the default).
+
+The same table builds the ``ahmer serve`` parser and the configuration table in README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OPTIONS", "Option", "ServerConfig", "ConfigError", "add_server_arguments"]
+
+
+class ConfigError(ValueError):
+    """An option has a value the server cannot use (the message names the flag and env)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # ServerConfig field
+    env: str
+    type: Callable[[str], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _metrics_port(text: str) -> int | None:
+    return None if text.strip().lower() in ("", "off", "none", "-1") else int(text)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``ahmer serve`` can be told. Sizes in MiB, durations in seconds."""
+
+    host: str = "0.0.0.0"
+    port: int = 50051
+    metrics_port: int | None = 9464
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    token_file: Path | None = None
+    tokens: str = ""
+    max_message_mb: float = 64.0
+    max_upload_mb: float = 1024.0
+    max_sessions: int = 8
+    max_stream_seconds: float = 600.0
+    max_concurrent_rpcs: int = 64
+    workers: int = 0
+    fps: float = 5.0
+    threshold: float = 0.5
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    whisper_model: str = ""
+    shutdown_grace: float = 30.0
+    live_window: float = 8.0
+    live_queue_frames: int = 30
+    reflection: bool = True
+    log_format: str = "json"
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0 <= self.port <= 65535, "port", "must be 0..65535"),
+            (
+                self.metrics_port is None or 0 <= self.metrics_port <= 65535,
+                "metrics_port",
+                "must be 0..65535 or off",
+            ),
+            ((self.tls_cert is None) == (self.tls_key is None), "tls_key", "needs tls_cert too"),
+            (self.client_ca is None or self.tls_cert is not None, "client_ca", "needs TLS"),
+            (0.001 <= self.max_message_mb <= 2047, "max_message_mb", "must be in 0.001..2047"),
+            (self.max_upload_mb > 0, "max_upload_mb", "must be positive"),
+            (1 <= self.max_sessions <= 10000, "max_sessions", "must be 1..10000"),
+            (self.max_stream_seconds > 0, "max_stream_seconds", "must be positive"),
+            (self.max_concurrent_rpcs >= 1, "max_concurrent_rpcs", "must be at least 1"),
+            (0 <= self.workers <= 256, "workers", "must be 0 (auto) .. 256"),
+            (0 < self.fps <= 30, "fps", "must be in (0, 30]"),
+            (0 < self.threshold < 1, "threshold", "must be between 0 and 1"),
+            (self.shutdown_grace >= 0, "shutdown_grace", "must not be negative"),
+            (2 <= self.live_window <= 60, "live_window", "must be 2..60 seconds"),
+            (2 <= self.live_queue_frames <= 1000, "live_queue_frames", "must be 2..1000"),
+            (self.log_format in ("json", "text"), "log_format", "must be json or text"),
+        ]
+        for ok, name, why in checks:
+            if not ok:
+                option = _BY_NAME[name]
+                raise ConfigError(f"{option.flag} / {option.env}: {why}")
+        for name in ("tls_cert", "tls_key", "client_ca", "token_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                option = _BY_NAME[name]
+                raise ConfigError(f"{option.flag} / {option.env}: no such file: {path}")
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * 1024 * 1024)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def worker_threads(self) -> int:
+        return self.workers or max(2, os.cpu_count() or 2)
+
+    @classmethod
+    def from_sources(
+        cls, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
+    ) -> ServerConfig:
+        """Flags (attributes of ``args`` that are not None) over ``env`` over defaults."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            raw = getattr(args, option.name, None) if args is not None else None
+            source = option.flag
+            if raw is None and option.env in env:
+                raw, source = env[option.env], option.env
+            if raw is None:
+                continue
+            try:
+                values[option.name] = option.type(raw) if isinstance(raw, str) else raw
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{source}: bad value {raw!r} ({exc})") from exc
+        return cls(**values)
+
+
+_DEFAULTS = {f.name: f.default for f in fields(ServerConfig)}
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "AHMER_HOST", str, "address to listen on"),
+    Option("port", "AHMER_PORT", int, "gRPC port (0: a free port, logged)"),
+    Option("metrics_port", "AHMER_METRICS_PORT", _metrics_port, "Prometheus port (off: none)"),
+    Option("tls_cert", "AHMER_TLS_CERT", _optional_path, "server certificate chain (PEM)"),
+    Option("tls_key", "AHMER_TLS_KEY", _optional_path, "server private key (PEM)"),
+    Option("client_ca", "AHMER_CLIENT_CA", _optional_path, "CA for client certificates (mTLS)"),
+    Option("token_file", "AHMER_TOKEN_FILE", _optional_path, "bearer tokens, one per line"),
+    Option("tokens", "AHMER_TOKENS", str, "bearer tokens, comma-separated"),
+    Option("max_message_mb", "AHMER_MAX_MESSAGE_MB", float, "largest gRPC message, MiB"),
+    Option("max_upload_mb", "AHMER_MAX_UPLOAD_MB", float, "largest UploadClip media, MiB"),
+    Option("max_sessions", "AHMER_MAX_SESSIONS", int, "concurrent live sessions"),
+    Option("max_stream_seconds", "AHMER_MAX_STREAM_SECONDS", float, "longest live session, s"),
+    Option("max_concurrent_rpcs", "AHMER_MAX_CONCURRENT_RPCS", int, "concurrent calls"),
+    Option("workers", "AHMER_WORKERS", int, "analysis threads (0: CPU count, at least 2)"),
+    Option("fps", "AHMER_FPS", float, "default analysis frames per second"),
+    Option("threshold", "AHMER_THRESHOLD", float, "A/H decision threshold"),
+    Option("backend", "AHMER_BACKEND", str, "inference backend: onnxruntime or triton"),
+    Option("device", "AHMER_DEVICE", str, "cpu, cuda, tensorrt or auto"),
+    Option("whisper_model", "AHMER_WHISPER_MODEL", str, "CTranslate2 Whisper folder or name"),
+    Option("shutdown_grace", "AHMER_SHUTDOWN_GRACE", float, "seconds in-flight calls may finish"),
+    Option("live_window", "AHMER_LIVE_WINDOW", float, "live analysis window, seconds"),
+    Option("live_queue_frames", "AHMER_LIVE_QUEUE_FRAMES", int, "analysis frames queued/session"),
+    Option("reflection", "AHMER_REFLECTION", _bool, "serve gRPC server reflection"),
+    Option("log_format", "AHMER_LOG_FORMAT", str, "json or text"),
+    Option("log_level", "AHMER_LOG_LEVEL", str, "debug, info, warning or error"),
+)
+_BY_NAME = {o.name: o for o in OPTIONS}
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per option; defaults stay None so the environment can fill them."""
+    for option in OPTIONS:
+        default = _DEFAULTS[option.name]
+        shown = "off" if default is None else (default if default != "" else "none")
+        parser.add_argument(
+            option.flag,
+            dest=option.name,
+            default=None,
+            metavar=option.name.split("_")[-1].upper(),
+            help=f"{option.help} [{option.env}, default {shown}]",
+        )
