@@ -26,7 +26,7 @@ from ahmer.v1 import options_pb2 as ahmer_dot_v1_dot_options__pb2
 from ahmer.v1 import results_pb2 as ahmer_dot_v1_dot_results__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61hmer/v1/live.proto\x12\x08\x61hmer.v1\x1a\x16\x61hmer/v1/options.proto\x1a\x16\x61hmer/v1/results.proto\"\xa2\x01\n\x0bVideoFormat\x12\x30\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1e.ahmer.v1.VideoFormat.Encoding\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\"B\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x08\n\x04JPEG\x10\x01\x12\x07\n\x03PNG\x10\x02\x12\t\n\x05RGB24\x10\x03\"\x97\x01\n\x0b\x41udioFormat\x12\x30\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1e.ahmer.v1.AudioFormat.Encoding\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"/\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\t\n\x05PCM16\x10\x01\"\xb5\x01\n\x0cStreamConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12$\n\x05video\x18\x02 \x01(\x0b\x32\x15.ahmer.v1.VideoFormat\x12$\n\x05\x61udio\x18\x03 \x01(\x0b\x32\x15.ahmer.v1.AudioFormat\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.ahmer.v1.AnalysisOptions\x12\x19\n\x11\x63lient_transcript\x18\x05 \x01(\x08\"\'\n\nVideoFrame\x12\x0b\n\x03pts\x18\x01 \x01(\x01\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"R\n\nAudioChunk\x12\x14\n\nstart_time\x18\x01 \x01(\x01H\x00\x12\x17\n\rsample_offset\x18\x02 \x01(\x03H\x00\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x42\x07\n\x05start\"=\n\x11TranscriptSegment\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xc5\x01\n\rStreamRequest\x12(\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x16.ahmer.v1.StreamConfigH\x00\x12%\n\x05video\x18\x02 \x01(\x0b\x32\x14.ahmer.v1.VideoFrameH\x00\x12%\n\x05\x61udio\x18\x03 \x01(\x0b\x32\x14.ahmer.v1.AudioChunkH\x00\x12\x31\n\ntranscript\x18\x04 \x01(\x0b\x32\x1b.ahmer.v1.TranscriptSegmentH\x00\x42\t\n\x07message\"u\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66ps\x18\x02 \x01(\x01\x12\x11\n\tfinal_lag\x18\x03 \x01(\x01\x12\x14\n\x0cmax_duration\x18\x04 \x01(\x01\x12\x19\n\x11transcript_source\x18\x05 \x01(\t\"B\n\x0b\x46rameUpdate\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.ahmer.v1.FrameResult\x12\r\n\x05index\x18\x02 \x01(\x03\"\xfd\x01\n\rRollingUpdate\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x14\n\x0cwindow_start\x18\x02 \x01(\x01\x12\x16\n\x0e\x61h_probability\x18\x03 \x01(\x02\x12\x10\n\x08\x61h_label\x18\x04 \x01(\x05\x12\x1b\n\x04\x63ues\x18\x05 \x03(\x0b\x32\r.ahmer.v1.Cue\x12\x18\n\x10\x64ominant_emotion\x18\x06 \x01(\t\x12\x17\n\x0f\x66rames_analyzed\x18\x07 \x01(\x03\x12%\n\x07skipped\x18\x08 \x01(\x0b\x32\x14.ahmer.v1.SkipCounts\x12\'\n\x05words\x18\t \x03(\x0b\x32\x18.ahmer.v1.TranscriptWord\"-\n\x0cStreamNotice\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xf1\x01\n\x0eStreamResponse\x12+\n\x07started\x18\x01 \x01(\x0b\x32\x18.ahmer.v1.SessionStartedH\x00\x12&\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.ahmer.v1.FrameUpdateH\x00\x12)\n\x06update\x18\x03 \x01(\x0b\x32\x17.ahmer.v1.RollingUpdateH\x00\x12(\n\x06notice\x18\x04 \x01(\x0b\x32\x16.ahmer.v1.StreamNoticeH\x00\x12*\n\x06result\x18\x05 \x01(\x0b\x32\x18.ahmer.v1.AnalysisResultH\x00\x42\t\n\x07messageB\x10\n\x0c\x64\x65v.ahmer.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61hmer/v1/live.proto\x12\x08\x61hmer.v1\x1a\x16\x61hmer/v1/options.proto\x1a\x16\x61hmer/v1/results.proto\"\xa2\x01\n\x0bVideoFormat\x12\x30\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1e.ahmer.v1.VideoFormat.Encoding\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\"B\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x08\n\x04JPEG\x10\x01\x12\x07\n\x03PNG\x10\x02\x12\t\n\x05RGB24\x10\x03\"\x97\x01\n\x0b\x41udioFormat\x12\x30\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1e.ahmer.v1.AudioFormat.Encoding\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"/\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\t\n\x05PCM16\x10\x01\"\xd1\x01\n\x0cStreamConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12$\n\x05video\x18\x02 \x01(\x0b\x32\x15.ahmer.v1.VideoFormat\x12$\n\x05\x61udio\x18\x03 \x01(\x0b\x32\x15.ahmer.v1.AudioFormat\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.ahmer.v1.AnalysisOptions\x12\x19\n\x11\x63lient_transcript\x18\x05 \x01(\x08\x12\x1a\n\x12provisional_frames\x18\x06 \x01(\x08\"\'\n\nVideoFrame\x12\x0b\n\x03pts\x18\x01 \x01(\x01\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"R\n\nAudioChunk\x12\x14\n\nstart_time\x18\x01 \x01(\x01H\x00\x12\x17\n\rsample_offset\x18\x02 \x01(\x03H\x00\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x42\x07\n\x05start\"=\n\x11TranscriptSegment\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xc5\x01\n\rStreamRequest\x12(\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x16.ahmer.v1.StreamConfigH\x00\x12%\n\x05video\x18\x02 \x01(\x0b\x32\x14.ahmer.v1.VideoFrameH\x00\x12%\n\x05\x61udio\x18\x03 \x01(\x0b\x32\x14.ahmer.v1.AudioChunkH\x00\x12\x31\n\ntranscript\x18\x04 \x01(\x0b\x32\x1b.ahmer.v1.TranscriptSegmentH\x00\x42\t\n\x07message\"\x8c\x01\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0b\n\x03\x66ps\x18\x02 \x01(\x01\x12\x11\n\tfinal_lag\x18\x03 \x01(\x01\x12\x14\n\x0cmax_duration\x18\x04 \x01(\x01\x12\x19\n\x11transcript_source\x18\x05 \x01(\t\x12\x15\n\rmax_final_lag\x18\x06 \x01(\x01\"Q\n\x0b\x46rameUpdate\x12$\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x15.ahmer.v1.FrameResult\x12\r\n\x05index\x18\x02 \x01(\x03\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\"\xfd\x01\n\rRollingUpdate\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x14\n\x0cwindow_start\x18\x02 \x01(\x01\x12\x16\n\x0e\x61h_probability\x18\x03 \x01(\x02\x12\x10\n\x08\x61h_label\x18\x04 \x01(\x05\x12\x1b\n\x04\x63ues\x18\x05 \x03(\x0b\x32\r.ahmer.v1.Cue\x12\x18\n\x10\x64ominant_emotion\x18\x06 \x01(\t\x12\x17\n\x0f\x66rames_analyzed\x18\x07 \x01(\x03\x12%\n\x07skipped\x18\x08 \x01(\x0b\x32\x14.ahmer.v1.SkipCounts\x12\'\n\x05words\x18\t \x03(\x0b\x32\x18.ahmer.v1.TranscriptWord\"-\n\x0cStreamNotice\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xf1\x01\n\x0eStreamResponse\x12+\n\x07started\x18\x01 \x01(\x0b\x32\x18.ahmer.v1.SessionStartedH\x00\x12&\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.ahmer.v1.FrameUpdateH\x00\x12)\n\x06update\x18\x03 \x01(\x0b\x32\x17.ahmer.v1.RollingUpdateH\x00\x12(\n\x06notice\x18\x04 \x01(\x0b\x32\x16.ahmer.v1.StreamNoticeH\x00\x12*\n\x06result\x18\x05 \x01(\x0b\x32\x18.ahmer.v1.AnalysisResultH\x00\x42\t\n\x07messageB\x10\n\x0c\x64\x65v.ahmer.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,23 +43,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDIOFORMAT_ENCODING']._serialized_start=351
   _globals['_AUDIOFORMAT_ENCODING']._serialized_end=398
   _globals['_STREAMCONFIG']._serialized_start=401
-  _globals['_STREAMCONFIG']._serialized_end=582
-  _globals['_VIDEOFRAME']._serialized_start=584
-  _globals['_VIDEOFRAME']._serialized_end=623
-  _globals['_AUDIOCHUNK']._serialized_start=625
-  _globals['_AUDIOCHUNK']._serialized_end=707
-  _globals['_TRANSCRIPTSEGMENT']._serialized_start=709
-  _globals['_TRANSCRIPTSEGMENT']._serialized_end=770
-  _globals['_STREAMREQUEST']._serialized_start=773
-  _globals['_STREAMREQUEST']._serialized_end=970
-  _globals['_SESSIONSTARTED']._serialized_start=972
-  _globals['_SESSIONSTARTED']._serialized_end=1089
-  _globals['_FRAMEUPDATE']._serialized_start=1091
-  _globals['_FRAMEUPDATE']._serialized_end=1157
-  _globals['_ROLLINGUPDATE']._serialized_start=1160
-  _globals['_ROLLINGUPDATE']._serialized_end=1413
-  _globals['_STREAMNOTICE']._serialized_start=1415
-  _globals['_STREAMNOTICE']._serialized_end=1460
-  _globals['_STREAMRESPONSE']._serialized_start=1463
-  _globals['_STREAMRESPONSE']._serialized_end=1704
+  _globals['_STREAMCONFIG']._serialized_end=610
+  _globals['_VIDEOFRAME']._serialized_start=612
+  _globals['_VIDEOFRAME']._serialized_end=651
+  _globals['_AUDIOCHUNK']._serialized_start=653
+  _globals['_AUDIOCHUNK']._serialized_end=735
+  _globals['_TRANSCRIPTSEGMENT']._serialized_start=737
+  _globals['_TRANSCRIPTSEGMENT']._serialized_end=798
+  _globals['_STREAMREQUEST']._serialized_start=801
+  _globals['_STREAMREQUEST']._serialized_end=998
+  _globals['_SESSIONSTARTED']._serialized_start=1001
+  _globals['_SESSIONSTARTED']._serialized_end=1141
+  _globals['_FRAMEUPDATE']._serialized_start=1143
+  _globals['_FRAMEUPDATE']._serialized_end=1224
+  _globals['_ROLLINGUPDATE']._serialized_start=1227
+  _globals['_ROLLINGUPDATE']._serialized_end=1480
+  _globals['_STREAMNOTICE']._serialized_start=1482
+  _globals['_STREAMNOTICE']._serialized_end=1527
+  _globals['_STREAMRESPONSE']._serialized_start=1530
+  _globals['_STREAMRESPONSE']._serialized_end=1771
 # @@protoc_insertion_point(module_scope)

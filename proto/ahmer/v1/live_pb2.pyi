@@ -46,18 +46,20 @@ class AudioFormat(_message.Message):
     def __init__(self, encoding: _Optional[_Union[AudioFormat.Encoding, str]] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
-    __slots__ = ("session_id", "video", "audio", "options", "client_transcript")
+    __slots__ = ("session_id", "video", "audio", "options", "client_transcript", "provisional_frames")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONAL_FRAMES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     video: VideoFormat
     audio: AudioFormat
     options: _options_pb2.AnalysisOptions
     client_transcript: bool
-    def __init__(self, session_id: _Optional[str] = ..., video: _Optional[_Union[VideoFormat, _Mapping]] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., options: _Optional[_Union[_options_pb2.AnalysisOptions, _Mapping]] = ..., client_transcript: _Optional[bool] = ...) -> None: ...
+    provisional_frames: bool
+    def __init__(self, session_id: _Optional[str] = ..., video: _Optional[_Union[VideoFormat, _Mapping]] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., options: _Optional[_Union[_options_pb2.AnalysisOptions, _Mapping]] = ..., client_transcript: _Optional[bool] = ..., provisional_frames: _Optional[bool] = ...) -> None: ...
 
 class VideoFrame(_message.Message):
     __slots__ = ("pts", "data")
@@ -100,26 +102,30 @@ class StreamRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., video: _Optional[_Union[VideoFrame, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., transcript: _Optional[_Union[TranscriptSegment, _Mapping]] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
-    __slots__ = ("session_id", "fps", "final_lag", "max_duration", "transcript_source")
+    __slots__ = ("session_id", "fps", "final_lag", "max_duration", "transcript_source", "max_final_lag")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     FPS_FIELD_NUMBER: _ClassVar[int]
     FINAL_LAG_FIELD_NUMBER: _ClassVar[int]
     MAX_DURATION_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_FINAL_LAG_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     fps: float
     final_lag: float
     max_duration: float
     transcript_source: str
-    def __init__(self, session_id: _Optional[str] = ..., fps: _Optional[float] = ..., final_lag: _Optional[float] = ..., max_duration: _Optional[float] = ..., transcript_source: _Optional[str] = ...) -> None: ...
+    max_final_lag: float
+    def __init__(self, session_id: _Optional[str] = ..., fps: _Optional[float] = ..., final_lag: _Optional[float] = ..., max_duration: _Optional[float] = ..., transcript_source: _Optional[str] = ..., max_final_lag: _Optional[float] = ...) -> None: ...
 
 class FrameUpdate(_message.Message):
-    __slots__ = ("frame", "index")
+    __slots__ = ("frame", "index", "final")
     FRAME_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
     frame: _results_pb2.FrameResult
     index: int
-    def __init__(self, frame: _Optional[_Union[_results_pb2.FrameResult, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
+    final: bool
+    def __init__(self, frame: _Optional[_Union[_results_pb2.FrameResult, _Mapping]] = ..., index: _Optional[int] = ..., final: _Optional[bool] = ...) -> None: ...
 
 class RollingUpdate(_message.Message):
     __slots__ = ("time", "window_start", "ah_probability", "ah_label", "cues", "dominant_emotion", "frames_analyzed", "skipped", "words")

@@ -1,0 +1,314 @@
+"""Live-stream benchmark: N concurrent sessions at 15 fps from separate client processes.
+
+Each client process replays a generated clip (a real face and espeak-ng speech, looped with
+increasing timestamps for as long as ``--duration`` asks) in real time: JPEG frames at the
+source rate and 100 ms PCM16 audio chunks, interleaved by time. It asks for provisional
+frame results and measures, per analysis frame:
+
+- *first-result latency*: send time of the frame -> arrival of its provisional result (what
+  an app showing live feedback waits for);
+- *final-result latency*: send time of the frame -> arrival of its final result (this
+  includes the designed look-ahead: the smoothing context and waiting for the words around
+  the frame, see ``SessionStarted.final_lag``).
+
+The parent starts ``ahmer serve`` (unless ``--server`` is given), samples its RSS every
+second, and prints one table row per stream count.
+
+    python bench/stream.py --streams 1,2 --duration 30
+    python bench/stream.py --streams 1 --duration 600      # memory over a 10-minute stream
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+# -- media ---------------------------------------------------------------------------------
+
+
+def make_media(folder: Path, fps: int) -> Path:
+    """A ~12 s clip: a face that moves a little, hedging then confident speech."""
+    from media import CONFIDENT, HEDGING, canvas, make_clip, portrait, read_wav, speak
+    from scipy.signal import resample_poly
+
+    parts = []
+    for text in (HEDGING, CONFIDENT):
+        audio, rate = read_wav(speak(text, folder / "s.wav"))
+        parts += [resample_poly(audio[:, 0], 16000, rate), np.zeros(8000)]
+    audio = np.concatenate(parts).astype(np.float32)
+    base = portrait()
+
+    def frame(i: int, t: float) -> np.ndarray:
+        return canvas(base, centre_x=0.5 + 0.03 * np.sin(t))
+
+    return make_clip(folder / "bench.mp4", frame, audio, 16000, fps=fps)
+
+
+def load_clip(path: Path, quality: int = 85):
+    """JPEG frames with their pts, the 16 kHz audio, and the clip length."""
+    from PIL import Image
+
+    from ahmer.preprocessing.media import iter_frames, load_audio
+
+    frames = []
+    for f in iter_frames(path, fps=None, max_side=640):
+        buf = io.BytesIO()
+        Image.fromarray(f.image).save(buf, format="JPEG", quality=quality)
+        frames.append((f.time, buf.getvalue()))
+    audio = load_audio(path)
+    length = len(audio) / 16000
+    return frames, audio, length
+
+
+# -- one client process --------------------------------------------------------------------
+
+
+def client_main(target: str, clip: str, duration: float, analysis_fps: float, out_q) -> None:
+    try:
+        out_q.put(asyncio.run(_client(target, Path(clip), duration, analysis_fps)))
+    except Exception as exc:  # report, never hang the parent
+        out_q.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+async def _client(target: str, clip: Path, duration: float, analysis_fps: float) -> dict:
+    from ahmer.client import AsyncAhmerClient, stream_config
+    from ahmer.v1 import live_pb2, options_pb2
+
+    frames, audio, length = load_clip(clip)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    sent: dict[float, float] = {}
+    first: dict[float, float] = {}
+    final: dict[float, float] = {}
+    chunk = 1600
+
+    def schedule():
+        """(ready time, request) for the whole run: the clip looped."""
+        items = []
+        loops = int(np.ceil(duration / length))
+        for k in range(loops):
+            base = k * length
+            for t, data in frames:
+                if base + t < duration:
+                    items.append((base + t, 0, t + base, data))
+            for s in range(0, len(pcm), chunk):
+                start = base + s / 16000
+                if start < duration:
+                    items.append((start + chunk / 16000, 1, start, pcm[s : s + chunk].tobytes()))
+        items.sort(key=lambda x: (x[0], x[1]))
+        return items
+
+    items = schedule()
+    options = options_pb2.AnalysisOptions(
+        fps=analysis_fps, explanation=options_pb2.EXPLANATION_SUMMARY
+    )
+
+    async def requests():
+        config = stream_config(f"bench-{os.getpid()}", True, True, options)
+        config.config.provisional_frames = True
+        yield config
+        start = time.monotonic()
+        for ready, kind, t, data in items:
+            delay = start + ready - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if kind == 0:
+                sent[round(t, 4)] = time.monotonic()
+                yield live_pb2.StreamRequest(video=live_pb2.VideoFrame(pts=t, data=data))
+            else:
+                yield live_pb2.StreamRequest(audio=live_pb2.AudioChunk(start_time=t, data=data))
+
+    result = None
+    updates = 0
+    async with AsyncAhmerClient(target, max_message_mb=64) as client:
+        call = client.stream(requests())
+        async for msg in call:
+            now = time.monotonic()
+            kind = msg.WhichOneof("message")
+            if kind == "frame":
+                key = round(msg.frame.frame.time, 4)
+                (final if msg.frame.final else first).setdefault(key, now)
+            elif kind == "update":
+                updates += 1
+            elif kind == "result":
+                result = msg.result
+    lat_first = [first[k] - sent[k] for k in first if k in sent]
+    lat_final = [final[k] - sent[k] for k in final if k in sent]
+    skipped = result.skipped if result is not None else None
+    return {
+        "sent": len(sent),
+        "analysed": len(final),
+        "first": lat_first,
+        "final": lat_final,
+        "updates": updates,
+        "skipped_rate": skipped.video_rate if skipped else 0,
+        "skipped_load": skipped.video_load if skipped else 0,
+        "label": result.clip.ah_label if result is not None else None,
+    }
+
+
+# -- server --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(args) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "ahmer.service.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        "off",
+        "--max-sessions",
+        "16",
+        "--max-stream-seconds",
+        str(args.duration + 60),
+        "--log-level",
+        "warning",
+    ]
+    log = open(Path(tempfile.gettempdir()) / "ahmer-bench-server.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    target = f"127.0.0.1:{port}"
+    from ahmer.client import AhmerClient
+
+    with AhmerClient(target) as client:
+        client.wait_ready(timeout=180)
+    return proc, target
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1000 if values else float("nan")
+
+
+def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=client_main, args=(target, str(clip), args.duration, args.analysis_fps, q)
+        )
+        for _ in range(n)
+    ]
+    rss = []
+    t0 = time.monotonic()
+    for p in procs:
+        p.start()
+    results = []
+    while len(results) < n:
+        if pid is not None:
+            rss.append((time.monotonic() - t0, rss_mb(pid)))
+        try:
+            results.append(q.get(timeout=1.0))
+        except Exception:
+            if time.monotonic() - t0 > args.duration * 3 + 300:
+                raise TimeoutError("clients did not finish") from None
+    for p in procs:
+        p.join(10)
+    wall = time.monotonic() - t0
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        raise RuntimeError(f"client failed: {errors[0]}")
+    first = [x for r in results for x in r["first"]]
+    final = [x for r in results for x in r["final"]]
+    return {
+        "streams": n,
+        "sent": sum(r["sent"] for r in results),
+        "analysed": sum(r["analysed"] for r in results),
+        "skipped_load": sum(r["skipped_load"] for r in results),
+        "throughput": sum(r["analysed"] for r in results) / args.duration,
+        "first": [pct(first, q) for q in (50, 95, 99)],
+        "final": [pct(final, q) for q in (50, 95, 99)],
+        "rss": rss,
+        "wall": wall,
+        "labels": [r["label"] for r in results],
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--streams", default="1,2", help="comma-separated stream counts (1,2)")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds per stream (30)")
+    p.add_argument("--source-fps", type=int, default=15, help="camera frame rate (15)")
+    p.add_argument("--analysis-fps", type=float, default=15.0, help="analysis fps (15)")
+    p.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
+    p.add_argument("--json", type=Path, help="write the raw numbers here")
+    args = p.parse_args(argv)
+    proc = None
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_media(Path(tmp), args.source_fps)
+        if args.server:
+            target, pid = args.server, None
+        else:
+            proc, target = start_server(args)
+            pid = proc.pid
+        try:
+            rows = [run_level(int(n), target, clip, args, pid) for n in args.streams.split(",")]
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
+    print(
+        f"\nlive streams: {args.source_fps} fps camera, analysis at {args.analysis_fps:g} fps, "
+        f"{args.duration:g} s each, {os.cpu_count()} CPU cores"
+    )
+    head = (
+        f"{'N':>2} {'frames':>7} {'analysed':>8} {'dropped':>7} {'fps out':>7} "
+        f"{'first p50/p95/p99 ms':>22} {'final p50/p95/p99 ms':>22} {'RSS MB start/max/end':>21}"
+    )
+    print(head)
+    for r in rows:
+        rss = [m for _, m in r["rss"]] or [float("nan")]
+        print(
+            f"{r['streams']:>2} {r['sent']:>7} {r['analysed']:>8} {r['skipped_load']:>7} "
+            f"{r['throughput']:>7.1f} "
+            f"{'/'.join(f'{v:.0f}' for v in r['first']):>22} "
+            f"{'/'.join(f'{v:.0f}' for v in r['final']):>22} "
+            f"{f'{rss[0]:.0f}/{max(rss):.0f}/{rss[-1]:.0f}':>21}"
+        )
+    if rows and rows[0]["rss"]:
+        series = rows[-1]["rss"]
+        step = max(1, len(series) // 10)
+        print(
+            "RSS over time (last level): "
+            + ", ".join(f"{t:.0f}s {m:.0f}MB" for t, m in series[::step])
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
