@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+import weakref
 from fractions import Fraction
 
 import av
@@ -15,6 +16,8 @@ import numpy as np
 __all__ = ["warm_up", "tiny_clip"]
 
 log = logging.getLogger(__name__)
+
+_WARM: weakref.WeakSet = weakref.WeakSet()  # analyzers already warmed (servers may share one)
 
 
 def tiny_clip(seconds: float = 1.0, fps: int = 10, sample_rate: int = 16000) -> bytes:
@@ -48,9 +51,11 @@ def tiny_clip(seconds: float = 1.0, fps: int = 10, sample_rate: int = 16000) -> 
 
 
 def warm_up(analyzer) -> float:
-    """Run the warm-up; returns its duration in seconds."""
+    """Run the warm-up once per analyzer; returns its duration in seconds."""
     from ahmer.preprocessing.timeline import Segment
 
+    if analyzer in _WARM:
+        return 0.0
     t = time.perf_counter()
     analyzer.analyze(tiny_clip())
     tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
@@ -58,6 +63,7 @@ def warm_up(analyzer) -> float:
         analyzer.transcriber.transcribe(tone, vad_segments=[Segment(0.0, 1.0)])
     except Exception as exc:  # ASR warm-up is best effort; real requests report errors
         log.warning("ASR warm-up failed: %s", exc)
+    _WARM.add(analyzer)
     seconds = time.perf_counter() - t
     log.info("warm-up done in %.2fs", seconds)
     return seconds

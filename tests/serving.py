@@ -1,0 +1,109 @@
+"""Helpers for the gRPC tests: a real server in a background thread (its own event loop),
+one loaded analyzer shared by every test server of the session, free ports, test clips."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "ServerThread",
+    "shared_analyzer",
+    "free_port",
+    "speech_clip",
+    "metric_value",
+    "TOKEN",
+]
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@functools.lru_cache(maxsize=1)
+def shared_analyzer():
+    """One loaded analyzer (5 fps) for all test servers: the model load happens once."""
+    from ahmer.models.analyzer import Analyzer, AnalyzerConfig
+
+    return Analyzer(AnalyzerConfig(fps=5.0)).load()
+
+
+class ServerThread:
+    """An :class:`~ahmer.service.server.AhmerServer` on 127.0.0.1 in a thread."""
+
+    def __init__(self, analyzer=None, **options) -> None:
+        from ahmer.service.server import AhmerServer
+        from ahmer.service.settings import ServerConfig
+
+        options.setdefault("host", "127.0.0.1")
+        options.setdefault("port", 0)
+        options.setdefault("metrics_port", 0)
+        options.setdefault("shutdown_grace", 2.0)
+        self.config = ServerConfig(**options)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = AhmerServer(self.config, analyzer=analyzer)
+        self.port = self.call(self.server.start())
+        self.target = f"127.0.0.1:{self.port}"
+
+    def call(self, coro, timeout: float = 300.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def wait_ready(self) -> ServerThread:
+        self.call(self.server.wait_ready())
+        return self
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.metrics_port}/metrics"
+
+    def stop(self, grace: float | None = None) -> None:
+        try:
+            self.call(self.server.stop(grace), timeout=60)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+def metric_value(url: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """The value of one sample on a Prometheus text page (0.0 when absent)."""
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    want = labels or {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, value = line.rsplit(" ", 1)
+        metric, _, label_text = head.partition("{")
+        if metric != name:
+            continue
+        found = dict(
+            part.split("=", 1) for part in label_text.rstrip("}").split(",") if "=" in part
+        )
+        found = {k: v.strip('"') for k, v in found.items()}
+        if all(found.get(k) == v for k, v in want.items()):
+            return float(value)
+    return 0.0
+
+
+def speech_clip(folder: Path, text: str, name: str, face: bool = True, lead: float = 0.3) -> Path:
+    """A real clip: espeak-ng speaking ``text`` over a webcam-like frame of a real face."""
+    from media import canvas, make_clip, portrait, read_wav, speak
+    from scipy.signal import resample_poly
+
+    audio, rate = read_wav(speak(text, folder / f"{name}.wav"))
+    audio = resample_poly(audio[:, 0], 16000, rate).astype(np.float32)
+    pad = np.zeros(int(lead * 16000), np.float32)
+    audio = np.concatenate([pad, audio, np.zeros(8000, np.float32)])
+    frame = canvas(portrait() if face else None)
+    return make_clip(folder / f"{name}.mp4", frame, audio, 16000, fps=15)
