@@ -1,0 +1,251 @@
+"""Live sessions against the real server: a replayed clip ends with the same clip-level A/H
+label as AnalyzeClip, frames come final and in order while the stream runs, audio-only and
+client-transcript sessions, raw RGB frames, and cancellation frees everything."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import grpc
+import pytest
+from media import CONFIDENT, HEDGING, have_espeak
+from serving import ServerThread, metric_value, shared_analyzer, speech_clip
+
+pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("live")
+    return {
+        "hedging": speech_clip(folder, HEDGING, "hedging"),
+        "confident": speech_clip(folder, CONFIDENT, "confident"),
+    }
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ServerThread(analyzer=shared_analyzer()).wait_ready()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def client(server):
+    from ahmer.client import AhmerClient
+
+    with AhmerClient(server.target) as c:
+        yield c
+
+
+def _collect(responses, received=None):
+    by_kind: dict[str, list] = {}
+    for msg in responses:
+        kind = msg.WhichOneof("message")
+        by_kind.setdefault(kind, []).append(getattr(msg, kind))
+        if received is not None:
+            received.append((time.monotonic(), kind, getattr(msg, kind)))
+    return by_kind
+
+
+@pytest.mark.parametrize("name", ["hedging", "confident"])
+def test_live_replay_matches_analyze_clip(client, clips, name):
+    sent: dict = {}
+    received: list = []
+    responses = client.stream_file(
+        clips[name], realtime=True, speed=2.0, provisional=True, sent=sent
+    )
+    got = _collect(responses, received)
+    offline = client.analyze_file(clips[name])
+    result = got["result"][0]
+
+    # the clip-level decision is the same as for the whole file
+    assert result.clip.ah_label == offline.clip.ah_label == (1 if name == "hedging" else 0)
+    assert abs(result.clip.ah_probability - offline.clip.ah_probability) < 0.15
+    assert len(result.frames) == len(offline.frames)
+    assert result.media.container == "live" and result.media.has_video and result.media.has_audio
+    assert result.transcript_source == "asr" and len(result.transcript) >= 5
+
+    # protocol: started first, every frame final exactly once and in order, provisional first
+    assert received[0][1] == "started" and received[-1][1] == "result"
+    final = [f for f in got["frame"] if f.final]
+    assert [f.index for f in final] == list(range(len(result.frames)))
+    times = [f.frame.time for f in final]
+    assert times == sorted(times) and times == pytest.approx([f.time for f in result.frames])
+    provisional = {f.index for f in got["frame"] if not f.final}
+    assert len(provisional) >= len(final) // 2
+    position = {}
+    for i, (_, kind, body) in enumerate(received):
+        if kind == "frame":
+            position.setdefault((body.index, body.final), i)
+    assert all(position[(i, False)] < position[(i, True)] for i in provisional)
+
+    # results arrive while the stream runs, not only at the end
+    last_sent = max(sent.values())
+    early = [t for t, kind, body in received if kind == "frame" and body.final and t < last_sent]
+    assert len(early) >= 5
+    updates = got["update"]
+    assert updates and all(0 <= u.ah_probability <= 1 for u in updates)
+    # backpressure accounting: a 15 fps camera analysed at 5 fps skips 2 frames in 3
+    assert result.skipped.video_rate >= len(sent) // 2
+    assert updates[-1].skipped.video_rate > 0 and result.skipped.video_load == 0
+
+
+def _audio_requests(path, chunk_s=0.1):
+    from ahmer.client import replay_requests
+
+    return [r for _, r in replay_requests(path, chunk_s=chunk_s, video=False)]
+
+
+def test_audio_only_session(client, clips):
+    from ahmer.client import stream_config
+
+    requests = [stream_config("audio-only", video=False), *_audio_requests(clips["hedging"])]
+    got = _collect(client.stream(requests))
+    result = got["result"][0]
+    assert not result.media.has_video and result.media.has_audio
+    assert len(result.frames) == pytest.approx(result.media.duration * 5, abs=2)
+    assert all(not f.HasField("face") for f in result.frames)
+    assert result.transcript_source == "asr" and result.clip.ah_label == 1
+    assert got["started"][0].session_id == "audio-only"
+
+
+def test_client_transcript_session_with_raw_rgb_frames(client, clips):
+    from ahmer.client import stream_config
+    from ahmer.preprocessing.media import iter_frames
+    from ahmer.v1 import live_pb2
+
+    config = stream_config("rgb", video=True, audio=False, client_transcript=True)
+    config.config.video.encoding = live_pb2.VideoFormat.RGB24
+    requests = [config]
+    for frame in iter_frames(clips["confident"], fps=5.0, max_side=320):
+        h, w = frame.image.shape[:2]
+        config.config.video.width, config.config.video.height = w, h
+        requests.append(
+            live_pb2.StreamRequest(
+                video=live_pb2.VideoFrame(pts=frame.time, data=frame.image.tobytes())
+            )
+        )
+    requests.insert(
+        3,
+        live_pb2.StreamRequest(
+            transcript=live_pb2.TranscriptSegment(start=0.3, end=2.5, text="Part of me wants to")
+        ),
+    )
+    got = _collect(client.stream(requests))
+    result = got["result"][0]
+    assert result.transcript_source == "client"
+    assert [w.text for w in result.transcript] == ["Part", "of", "me", "wants", "to"]
+    assert result.media.width == w and result.media.video_codec == "rawvideo"
+    assert sum(1 for f in result.frames if f.HasField("face")) >= len(result.frames) - 1
+    assert result.clip.dominant_emotion == "happy"
+
+
+def test_png_frames_and_no_frames_option(client, clips):
+    from PIL import Image
+
+    from ahmer.client import stream_config
+    from ahmer.preprocessing.media import iter_frames
+    from ahmer.v1 import live_pb2, options_pb2
+
+    options = options_pb2.AnalysisOptions(frames=False, explanation=options_pb2.EXPLANATION_NONE)
+    config = stream_config("png", video=True, audio=False, options=options)
+    config.config.video.encoding = live_pb2.VideoFormat.PNG
+    requests = [config]
+    for frame in iter_frames(clips["confident"], fps=5.0, max_side=320):
+        buf = io.BytesIO()
+        Image.fromarray(frame.image).save(buf, format="PNG")
+        requests.append(
+            live_pb2.StreamRequest(video=live_pb2.VideoFrame(pts=frame.time, data=buf.getvalue()))
+        )
+    got = _collect(client.stream(requests))
+    assert "frame" not in got
+    result = got["result"][0]
+    assert not result.frames and not result.HasField("explanation")
+    assert result.clip.dominant_emotion == "happy"
+    assert all(not u.cues for u in got.get("update", []))
+
+
+def test_cancel_mid_stream_frees_the_session(server, client, clips):
+    url = server.metrics_url
+    responses = client.stream_file(clips["hedging"], realtime=True, speed=1.0)
+    seen = 0
+    active_during = None
+    for msg in responses:
+        if msg.WhichOneof("message") == "frame":
+            seen += 1
+            if seen == 2:
+                active_during = metric_value(url, "ahmer_active_streams")
+                responses.close()  # cancels the call
+                break
+    assert active_during == 1
+    deadline = time.monotonic() + 10
+    while metric_value(url, "ahmer_active_streams") != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric_value(url, "ahmer_active_streams") == 0
+    assert metric_value(url, "ahmer_requests_total",
+                        {"method": "StreamSession", "code": "CANCELLED"}) >= 1  # fmt: skip
+    assert client.get_models().models  # the server is fine
+
+
+def test_client_disconnect_frees_the_session(server, clips):
+    """A client that vanishes (channel closed without a cancel) frees its session too."""
+    from ahmer.client import AhmerClient
+
+    url = server.metrics_url
+    client = AhmerClient(server.target)
+    stop = threading.Event()
+
+    def consume():
+        try:
+            for _ in client.stream_file(clips["hedging"], realtime=True):
+                if stop.is_set():
+                    break
+        except grpc.RpcError:
+            pass
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while metric_value(url, "ahmer_active_streams") != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric_value(url, "ahmer_active_streams") == 1
+    client.close()  # the connection goes away mid-stream
+    stop.set()
+    deadline = time.monotonic() + 15
+    while metric_value(url, "ahmer_active_streams") != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric_value(url, "ahmer_active_streams") == 0
+    worker.join(10)
+
+
+def test_incremental_asr_commits_each_word_once(clips):
+    """Speech steps over growing audio commit words once, in order, close to the text."""
+    from media import word_error_rate
+
+    from ahmer.preprocessing.media import load_audio
+    from ahmer.service.live_speech import SpeechState, SpeechTracker, spread_words
+
+    words = spread_words("I guess maybe", 1.0, 2.0)
+    assert [w.text for w in words] == ["I", "guess", "maybe"]
+    assert words[0].start == 1.0 and words[-1].end == pytest.approx(2.0)
+
+    audio = load_audio(clips["hedging"])
+    tracker = SpeechTracker(shared_analyzer().transcriber, "en", asr=True, step=1.0)
+    state = SpeechState()
+    end = 1.0
+    while end < len(audio) / 16000:
+        start = tracker.region_start(state, end, 0.0)
+        state = tracker.step(state, audio[int(start * 16000) : int(end * 16000)], start)
+        assert all(w.end <= state.commit_t + 0.05 for w in state.words)
+        end += 1.0
+    start = tracker.region_start(state, len(audio) / 16000, 0.0)
+    state = tracker.step(state, audio[int(start * 16000) :], start, final=True)
+    assert not state.open_words and not state.open_speech
+    starts = [w.start for w in state.words]
+    assert starts == sorted(starts)
+    assert all(b.start >= a.end - 0.05 for a, b in zip(state.words, state.words[1:], strict=False))
+    text = " ".join(w.text for w in state.words)
+    assert word_error_rate(HEDGING, text) < 0.5, text
