@@ -1,0 +1,227 @@
+"""Bearer tokens and TLS/mTLS with certificates made here (a CA, a server and a client
+certificate from the ``cryptography`` package), against real servers."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+
+import grpc
+import pytest
+from serving import TOKEN, ServerThread, metric_value, shared_analyzer
+
+cryptography = pytest.importorskip("cryptography")
+
+
+# -- certificates ------------------------------------------------------------------------------
+
+
+def _key():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _cert(subject_cn, key, issuer_cn=None, issuer_key=None, ca=False, server=False):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn or subject_cn)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    elif not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+    cert = builder.sign(issuer_key or key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pki")
+    files = {}
+
+    def write(name, data):
+        files[name] = folder / name
+        files[name].write_bytes(data)
+
+    ca_key, other_key = _key(), _key()
+    write("ca.pem", _cert("ahmer test CA", ca_key, ca=True))
+    write("other-ca.pem", _cert("other CA", other_key, ca=True))
+    server_key, client_key, rogue_key = _key(), _key(), _key()
+    write("server.pem", _cert("localhost", server_key, "ahmer test CA", ca_key, server=True))
+    write("server.key", _pem_key(server_key))
+    write("client.pem", _cert("app", client_key, "ahmer test CA", ca_key))
+    write("client.key", _pem_key(client_key))
+    write("rogue.pem", _cert("rogue", rogue_key, "other CA", other_key))
+    write("rogue.key", _pem_key(rogue_key))
+    return files
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory):
+    token_file = tmp_path_factory.mktemp("tokens") / "tokens.txt"
+    token_file.write_text(f"# app tokens\n{TOKEN}\n\n")
+    srv = ServerThread(
+        analyzer=shared_analyzer(), token_file=token_file, tokens="second-token-abcdefghijkl"
+    ).wait_ready()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def mtls_server(pki):
+    srv = ServerThread(
+        analyzer=shared_analyzer(),
+        tls_cert=pki["server.pem"],
+        tls_key=pki["server.key"],
+        client_ca=pki["ca.pem"],
+        tokens=TOKEN,
+    ).wait_ready()
+    yield srv
+    srv.stop()
+
+
+# -- tokens --------------------------------------------------------------------------------------
+
+
+def _models(target, **options):
+    from ahmer.client import AhmerClient
+
+    with AhmerClient(target, **options) as client:
+        return client.get_models(timeout=10)
+
+
+def _code(fn) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as err:
+        fn()
+    return err.value.code()
+
+
+def test_tokens_from_file_and_env_are_accepted(token_server):
+    assert _models(token_server.target, token=TOKEN).models
+    assert _models(token_server.target, token="second-token-abcdefghijkl").models
+
+
+def test_missing_or_wrong_token_is_unauthenticated(token_server):
+    from ahmer.client import AhmerClient
+
+    url = token_server.metrics_url
+    before = metric_value(url, "ahmer_requests_total",
+                          {"method": "GetModels", "code": "UNAUTHENTICATED"})  # fmt: skip
+    assert _code(lambda: _models(token_server.target)) == grpc.StatusCode.UNAUTHENTICATED
+    wrong = TOKEN[:-1] + "X"
+    assert _code(lambda: _models(token_server.target, token=wrong)) == (
+        grpc.StatusCode.UNAUTHENTICATED
+    )
+    with AhmerClient(token_server.target) as client:
+        call = client.stub.GetModels
+        from ahmer.v1 import service_pb2
+
+        with pytest.raises(grpc.RpcError) as err:
+            call(service_pb2.GetModelsRequest(), metadata=(("authorization", f"Basic {TOKEN}"),))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "Bearer" in err.value.details()
+        # streaming calls are checked too, before any message is read
+        with pytest.raises(grpc.RpcError) as err:
+            list(client.stream(iter([])))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # health checks need no token (orchestrators probe without one)
+        assert client.health() == "SERVING"
+    after = metric_value(url, "ahmer_requests_total",
+                         {"method": "GetModels", "code": "UNAUTHENTICATED"})  # fmt: skip
+    assert after == before + 3
+
+
+def test_token_auth_unit():
+    from ahmer.service.auth import AuthError, TokenAuth, load_tokens
+
+    auth = TokenAuth([TOKEN, "another-token-123456789"])
+    assert auth.check([("authorization", f"Bearer {TOKEN}")]) is None
+    assert auth.check([("Authorization", "bearer another-token-123456789")]) is None
+    assert auth.check([]) is not None
+    assert auth.check([("authorization", f"Bearer {TOKEN}x")]) == "invalid bearer token"
+    assert TokenAuth([]).check([]) is None  # no tokens configured: auth is off
+    with pytest.raises(AuthError, match="16 characters"):
+        load_tokens(tokens="short")
+
+
+# -- TLS -----------------------------------------------------------------------------------------
+
+
+def test_mtls_with_a_client_certificate_signed_by_the_ca(mtls_server, pki):
+    info = _models(
+        mtls_server.target, ca=pki["ca.pem"], cert=pki["client.pem"], key=pki["client.key"],
+        token=TOKEN,
+    )  # fmt: skip
+    assert info.models
+    # the token is still required over mTLS
+    code = _code(
+        lambda: _models(
+            mtls_server.target, ca=pki["ca.pem"], cert=pki["client.pem"], key=pki["client.key"]
+        )
+    )
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_tls_refuses_plaintext_unknown_ca_and_missing_or_foreign_client_cert(mtls_server, pki):
+    target = mtls_server.target
+    options = {"token": TOKEN}
+    assert _code(lambda: _models(target, **options)) == grpc.StatusCode.UNAVAILABLE  # plaintext
+    no_cert = {"ca": pki["ca.pem"], **options}
+    assert _code(lambda: _models(target, **no_cert)) == grpc.StatusCode.UNAVAILABLE
+    foreign = {"ca": pki["ca.pem"], "cert": pki["rogue.pem"], "key": pki["rogue.key"], **options}
+    assert _code(lambda: _models(target, **foreign)) == grpc.StatusCode.UNAVAILABLE
+    wrong_ca = {"ca": pki["other-ca.pem"], "cert": pki["client.pem"], "key": pki["client.key"]}
+    assert _code(lambda: _models(target, **wrong_ca, **options)) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_tls_without_client_auth(pki):
+    srv = ServerThread(
+        analyzer=shared_analyzer(), tls_cert=pki["server.pem"], tls_key=pki["server.key"]
+    ).wait_ready()
+    try:
+        assert _models(srv.target, ca=pki["ca.pem"]).models
+        assert _models(f"localhost:{srv.port}", ca=pki["ca.pem"]).models  # name in the SAN
+    finally:
+        srv.stop()
+
+
+def test_config_errors_name_the_flag(pki):
+    from ahmer.service.settings import ConfigError, ServerConfig
+
+    with pytest.raises(ConfigError, match="--tls-key / AHMER_TLS_KEY"):
+        ServerConfig(tls_cert=pki["server.pem"])
+    with pytest.raises(ConfigError, match="--client-ca"):
+        ServerConfig(client_ca=pki["ca.pem"])
+    with pytest.raises(ConfigError, match="AHMER_PORT"):
+        ServerConfig.from_sources(env={"AHMER_PORT": "eighty"})
+    config = ServerConfig.from_sources(env={"AHMER_PORT": "6000", "AHMER_MAX_SESSIONS": "3"})
+    assert config.port == 6000 and config.max_sessions == 3
