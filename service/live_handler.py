@@ -204,13 +204,15 @@ class LiveHandler:
         return self.state.config.max_stream_seconds + self.grace()
 
     def _release(self, call: _Call, slots, started: float) -> None:
-        """Free the session once its in-flight work is done, then the slot and gauge."""
+        """The call is over: its slot is free at once (a client may retry right away); the
+        session's resources are freed once its in-flight work is done, and only then does
+        the ``active_streams`` gauge go down (it counts sessions holding resources)."""
         state = self.state
         loop = asyncio.get_running_loop()
+        slots.release()
+        state.extra["active_streams"] = slots.active
 
         def done(_=None) -> None:
-            slots.release()
-            state.extra["active_streams"] = slots.active
             state.metrics.active_streams.dec()
             log_event(
                 log,
