@@ -641,7 +641,12 @@ def main(argv: list[str] | None = None) -> int:
             media = args.media.resolve()
             media_name = media.name
         frames = tmp / "frames.npy"
-        exported = export_frames(media, args.fps, frames)
+        from ahmer.preprocessing.media import MediaError
+
+        try:
+            exported = export_frames(media, args.fps, frames)
+        except MediaError as exc:
+            raise SystemExit(f"{media_name}: cannot benchmark: {exc}") from None
         print(f"exported {exported['frames']} analysis frames of {exported['size']}", flush=True)
 
         me = [sys.executable, str(Path(__file__).resolve()), "--worker"]
