@@ -87,11 +87,13 @@ def test_live_replay_matches_analyze_clip(client, clips, name):
     last_sent = max(sent.values())
     early = [t for t, kind, body in received if kind == "frame" and body.final and t < last_sent]
     assert len(early) >= (5 if name == "hedging" else 0)
-    updates = got["update"]
-    assert updates and all(0 <= u.ah_probability <= 1 for u in updates)
+    updates = got.get("update", [])
+    assert all(0 <= u.ah_probability <= 1 for u in updates)
+    assert all(u.skipped.video_rate > 0 for u in updates)
+    if name == "hedging":  # long enough for rolling updates during the stream
+        assert updates and updates[-1].frames_analyzed > updates[0].frames_analyzed - 1
     # backpressure accounting: a 15 fps camera analysed at 5 fps skips 2 frames in 3
-    assert result.skipped.video_rate >= len(sent) // 2
-    assert updates[-1].skipped.video_rate > 0 and result.skipped.video_load == 0
+    assert result.skipped.video_rate >= len(sent) // 2 and result.skipped.video_load == 0
 
 
 def _audio_requests(path, chunk_s=0.1):
