@@ -449,8 +449,22 @@ def _run_here(items, ctx: _Context, emit: Event, outcome: BatchOutcome) -> None:
             analyzer.close()
 
 
+def _thread_lock_for_tqdm() -> None:
+    """tqdm (used inside faster-whisper) makes a multiprocessing lock on first use; in a worker
+    that is later terminated, that semaphore is never unregistered and the resource tracker
+    warns about a leak. A thread lock serves a single-process worker just as well."""
+    try:
+        import threading
+
+        import tqdm
+    except ImportError:  # pragma: no cover
+        return
+    tqdm.tqdm.set_lock(threading.RLock())
+
+
 def _worker_main(wid: int, threads: int, ctx: _Context, tasks, results) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _thread_lock_for_tqdm()
     try:
         analyzer = _make_analyzer(ctx.options, threads)
     except Exception as exc:
@@ -576,6 +590,8 @@ class _Pool:
                 worker.process.join(timeout=5)
             if worker.item is not None:
                 _remove_partial(self.ctx.out, worker.item.id)
+            worker.tasks.close()
+            worker.tasks.cancel_join_thread()
         self.results.close()
         self.results.cancel_join_thread()
 
