@@ -159,6 +159,7 @@ async def _client(target: str, clip: Path, duration: float, analysis_fps: float)
         "skipped_rate": skipped.video_rate if skipped else 0,
         "skipped_load": skipped.video_load if skipped else 0,
         "label": result.clip.ah_label if result is not None else None,
+        "frames": [(k, sent[k], first.get(k), final.get(k)) for k in sorted(sent)],
     }
 
 
@@ -254,6 +255,7 @@ def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
         "rss": rss,
         "wall": wall,
         "labels": [r["label"] for r in results],
+        "per_frame": [r["frames"] for r in results],
     }
 
 
