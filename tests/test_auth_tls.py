@@ -86,7 +86,7 @@ def pki(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def token_server(tmp_path_factory):
+def token_server(tmp_path_factory, model_store):
     token_file = tmp_path_factory.mktemp("tokens") / "tokens.txt"
     token_file.write_text(f"# app tokens\n{TOKEN}\n\n")
     srv = ServerThread(
@@ -97,7 +97,7 @@ def token_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def mtls_server(pki):
+def mtls_server(pki, model_store):
     srv = ServerThread(
         analyzer=shared_analyzer(),
         tls_cert=pki["server.pem"],
@@ -203,7 +203,7 @@ def test_tls_refuses_plaintext_unknown_ca_and_missing_or_foreign_client_cert(mtl
     assert _code(lambda: _models(target, **wrong_ca, **options)) == grpc.StatusCode.UNAVAILABLE
 
 
-def test_tls_without_client_auth(pki):
+def test_tls_without_client_auth(pki, model_store):
     srv = ServerThread(
         analyzer=shared_analyzer(), tls_cert=pki["server.pem"], tls_key=pki["server.key"]
     ).wait_ready()

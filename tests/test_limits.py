@@ -19,7 +19,7 @@ MAX_STREAM_S = 4.0
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(model_store):
     srv = ServerThread(
         analyzer=shared_analyzer(),
         max_message_mb=0.25,

@@ -26,7 +26,7 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(model_store):
     srv = ServerThread(analyzer=shared_analyzer()).wait_ready()
     yield srv
     srv.stop()
@@ -224,7 +224,7 @@ def test_client_disconnect_frees_the_session(server, clips):
     worker.join(10)
 
 
-def test_incremental_asr_commits_each_word_once(clips):
+def test_incremental_asr_commits_each_word_once(clips, model_store):
     """Speech steps over growing audio commit words once, in order, close to the text."""
     from media import word_error_rate
 

@@ -93,7 +93,7 @@ def test_stubs_import_as_ahmer_v1():
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
+def result(tmp_path_factory, model_store):
     from media import HEDGING, have_espeak
     from serving import shared_analyzer, speech_clip
 

@@ -34,7 +34,7 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(model_store):
     srv = ServerThread(analyzer=shared_analyzer()).wait_ready()
     yield srv
     srv.stop()
