@@ -344,10 +344,34 @@ def test_labels_give_bah_metrics(full_run, tmp_path):
     frame = metrics["frame"]  # 25 frames at the clip's 10 fps: 2.5 s, within the clip
     assert frame["n"] == 25 and frame["positives"] == 15
     assert "AVGF1" in proc.stdout
+    assert "BAH metrics" in (out / "report.html").read_text()
     bad = tmp_path / "bad.txt"
     bad.write_text("a.mp4,maybe,words\nb.mp4,7,x\n")
     proc = _ahmer("score", "--merge", "--out", str(out), "--labels", str(bad))
     assert proc.returncode == 2 and "label must be 0 or 1" in proc.stderr
+
+
+@pytestmark_media
+def test_manifest_with_transcript(collection, tmp_path):
+    (tmp_path / "t").mkdir()
+    vtt = tmp_path / "t" / "confident.vtt"
+    vtt.write_text("WEBVTT\n\n00:00.100 --> 00:02.000\nI will definitely stop next week.\n")
+    manifest = tmp_path / "list.csv"
+    media = os.path.relpath(collection / "confident.mp4", tmp_path)
+    manifest.write_text(f"path,transcript,id\n{media},t/confident.vtt,answer-7\n")
+    out = tmp_path / "out"
+    proc = _ahmer("score", str(manifest), "--out", str(out), "--fps", FPS, "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    (result,) = _results(out).values()
+    assert result["id"] == "answer-7" and result["transcript_source"] == "client"
+    assert [w["text"].strip(".") for w in result["transcript"]][-2:] == ["next", "week"]
+    assert result["batch"]["transcript_sha256"] == file_sha256(vtt)
+    assert "definitely" not in proc.stdout + proc.stderr
+    assert not (out / "report.html").exists()
+    # another transcript is another key: scored again
+    vtt.write_text("WEBVTT\n\n00:00.100 --> 00:02.000\nMaybe, I don't know.\n")
+    proc = _ahmer("score", str(manifest), "--out", str(out), "--fps", FPS, "--no-report")
+    assert "0 already done, 1 to score" in proc.stderr
 
 
 def test_usage_errors_exit_2_before_any_work(tmp_path):
