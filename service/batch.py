@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .output import atomic_write_text
+from .output import atomic_write_text, native_stderr_silenced
 
 __all__ = [
     "MEDIA_EXTENSIONS",
@@ -373,7 +373,8 @@ def _make_analyzer(options: BatchOptions, threads: int):
         whisper_model=options.whisper_model,
         backend_options=backend_options,
     )
-    return Analyzer(config).load()
+    with native_stderr_silenced():
+        return Analyzer(config).load()
 
 
 # -- running -----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as an ordinary open() would (mkstemp makes 0600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -33,6 +34,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask() is process-wide, not thread-safe
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -75,8 +85,9 @@ def stderr_progress(label: str, min_interval: float = 0.5):
 @contextmanager
 def native_stderr_silenced(enabled: bool = True):
     """MediaPipe and LiteRT print start-up chatter from C++ straight to file descriptor 2;
-    hide it while models load (``-v`` keeps it). Python errors still propagate."""
-    if not enabled:
+    hide it while models load (``-v`` or ``AHMER_NATIVE_LOGS=1`` keep it). Python errors
+    still propagate."""
+    if not enabled or os.environ.get("AHMER_NATIVE_LOGS"):
         yield
         return
     sys.stderr.flush()
