@@ -12,6 +12,22 @@ in the following frames such faces are followed by cropping around their last bo
 the detector. To keep an empty scene cheap, the detector runs at most every
 ``fallback_every`` frames while nothing is seen (and at once when a face was just lost).
 
+**Tiered mode** (``landmarks_every=k > 1``, with a short-range detector): the landmarker runs
+on every k-th frame only (a *landmark frame*). On the frames between, each followed face is
+looked for by the short-range BlazeFace detector in a small square around its last box (about
+2 ms here instead of ~11 ms for the landmarker); the detector's 6 keypoints (eyes, nose tip,
+mouth, ears) give a similarity (shift, scale, in-plane rotation) from the last landmark frame,
+which moves that frame's landmarks onto the face: box, aligned crop (the same geometry, so the
+emotion encoder sees the same kind of crop every frame), quality. Such a :class:`Face` has
+``landmarks_fresh=False``: its ``blendshapes`` and ``pose[1]`` (pitch) are carried from the
+last landmark frame, ``pose[0]`` (yaw) and ``pose[2]`` (roll) are that frame's plus the change
+measured from the keypoints (:func:`.face_align.keypoint_yaw`), so head shakes are seen at the
+full analysis rate. A landmark frame also comes early when a followed face is not found by the
+detector (that frame is landmarked at once), when the scene changes (a coarse frame
+difference), or when a face could not be given keypoints. New faces are found on landmark
+frames. :func:`interpolate_landmark_gaps` turns the carried values into interpolated ones when
+the whole clip is available (offline).
+
 Frames whose longer side exceeds ``max_side`` are reduced before MediaPipe; boxes and
 landmarks are normalised, so they hold for the original frame, and crops are cut from it.
 Geometry, pose conventions and the quality formula are in :mod:`.face_align`; tracking and the
@@ -23,7 +39,8 @@ One analyzer serves one stream from one thread; use one per concurrent stream.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from os import PathLike
 from pathlib import Path
@@ -31,10 +48,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .face_align import aligned_crop, face_quality, pose_from_matrix
+from .face_align import (
+    aligned_crop,
+    face_quality,
+    keypoint_yaw,
+    pose_from_matrix,
+    similarity,
+)
 from .face_tracking import FaceTracker, PrimarySelector, iou
 
-__all__ = ["BLENDSHAPE_NAMES", "Face", "FaceError", "FaceAnalyzer"]
+__all__ = [
+    "BLENDSHAPE_NAMES",
+    "Face",
+    "FaceError",
+    "FaceAnalyzer",
+    "interpolate_landmark_gaps",
+]
 
 BLENDSHAPE_NAMES: tuple[str, ...] = (
     "_neutral",
@@ -54,6 +83,11 @@ BLENDSHAPE_NAMES: tuple[str, ...] = (
 _CROP_INPUT = 256  # side of the upscaled crops the fallback landmarker sees
 _DETECTION_EXPAND = 2.0  # crop side / detector box side
 _TRACK_EXPAND = 1.7  # crop side / landmark box side, when following a fallback face
+_ROI_INPUT = 128  # side of the square the short-range detector sees (its input size)
+_ROI_EXPAND = 1.8  # its side / landmark box side
+_SIMILARITY_POINTS = [0, 1, 3]  # keypoints the landmarks are moved by: eyes and mouth
+_SCENE_STEP = 16  # pixel step of the thumbnail compared for scene changes
+_SCENE_CHANGE = 30.0  # mean absolute difference (0..255) of that thumbnail that is a cut
 
 
 class FaceError(Exception):
@@ -76,7 +110,16 @@ class Face:
     - ``track_id``: stable across frames while the face is followed.
     - ``quality``: ``0..1``, see :func:`.face_align.face_quality`.
     - ``crop``: ``(S, S, 3)`` uint8 eye-levelled crop, forehead to chin with a margin.
-    - ``source``: ``"landmarker"`` or ``"fallback"`` (found on an upscaled crop).
+    - ``source``: ``"landmarker"``, ``"fallback"`` (found on an upscaled crop) or
+      ``"detector"`` (tiered mode, between landmark frames).
+    - ``landmarks_fresh``: True when the landmarker ran on this frame for this face. False in
+      tiered mode between landmark frames: ``landmarks`` are the last landmark frame's moved
+      by the detector keypoints' similarity, ``blendshapes`` and pitch are carried from that
+      frame, yaw and roll are updated from the keypoints (see the module docstring).
+    - ``keypoints``: ``(6, 2)`` float32 detector keypoints normalised to the frame (names in
+      :data:`.face_align.KEYPOINT_NAMES`), in tiered mode; ``None`` otherwise.
+    - ``keypoint_yaw``: :func:`.face_align.keypoint_yaw` of those keypoints (NaN without
+      them); :func:`interpolate_landmark_gaps` uses it to remove the drift of yaw.
     """
 
     box: tuple[float, float, float, float]
@@ -88,21 +131,47 @@ class Face:
     quality: float
     crop: np.ndarray = field(repr=False)
     source: str = "landmarker"
+    landmarks_fresh: bool = True
+    keypoints: np.ndarray | None = field(default=None, repr=False)
+    keypoint_yaw: float = math.nan
 
 
 @dataclass
 class _Raw:
     landmarks: np.ndarray
     blendshapes: np.ndarray
-    matrix: np.ndarray
+    matrix: np.ndarray | None
     score: float
     source: str
+    pose: tuple[float, float, float] | None = None  # set between landmark frames
+    fresh: bool = True
+    keypoints: np.ndarray | None = None  # (6, 2) normalised, tiered mode
+    keypoint_yaw: float = math.nan
 
     @cached_property  # read only after the landmarks are final
     def box(self) -> tuple[float, float, float, float]:
         lo = np.clip(self.landmarks[:, :2].min(0), 0.0, 1.0)
         hi = np.clip(self.landmarks[:, :2].max(0), 0.0, 1.0)
         return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+    @cached_property
+    def head_pose(self) -> tuple[float, float, float]:
+        if self.pose is not None:
+            return self.pose
+        return pose_from_matrix(self.matrix)
+
+
+@dataclass
+class _Follow:
+    """A face followed between landmark frames: its last landmark frame and latest box."""
+
+    landmarks: np.ndarray
+    blendshapes: np.ndarray
+    pose: tuple[float, float, float]
+    keypoints: np.ndarray  # (6, 2) normalised, at the landmark frame
+    keypoint_yaw: float
+    box: tuple[float, float, float, float]
+    source: str
 
 
 def _load_vision():
@@ -128,6 +197,20 @@ class FaceAnalyzer:
     ``"image"`` (independent frames). ``fallback_every``: frames between detector runs while
     nothing is seen. ``max_missed``: frames a track survives unseen. ``max_side``: longer
     side frames are reduced to before MediaPipe.
+
+    Tiered mode (see the module docstring): ``landmarks_every``: the landmarker runs on at
+    least every ``landmarks_every``-th frame (1, the default: on every frame, as without
+    tiers); above 1 it needs ``short_range_detector_path``, MediaPipe's short-range face
+    detector ``.tflite`` (``face_detection_short_range.tflite``), which follows the faces on
+    the frames between. With the pipeline's 5 fps analysis rate, ``landmarks_every=3`` gives
+    landmarks, blendshapes and pitch at ~1.7 fps and box, crop, yaw and roll at 5 fps.
+
+    ``face_search_every``: while exactly one face is seen, only one landmark frame in
+    ``face_search_every`` runs the landmarker set for ``max_faces`` faces (which runs its face
+    detector on every call, looking for more faces); the others run a second landmarker set
+    for one face, which only follows it (~3 ms less per landmark frame here). A second face
+    is then found up to ``face_search_every - 1`` landmark frames late. 1 (the default):
+    every landmark frame looks for all faces.
     """
 
     def __init__(
@@ -141,6 +224,9 @@ class FaceAnalyzer:
         fallback_every: int = 5,
         max_missed: int = 5,
         max_side: int = 1280,
+        landmarks_every: int = 1,
+        short_range_detector_path: str | PathLike | None = None,
+        face_search_every: int = 1,
     ) -> None:
         if running_mode not in ("video", "image"):
             raise FaceError(f"running_mode must be 'video' or 'image', got {running_mode!r}")
@@ -150,23 +236,48 @@ class FaceAnalyzer:
             raise FaceError(f"crop_size must be in 16..1024, got {crop_size}")
         if max_side < 64:
             raise FaceError(f"max_side must be at least 64, got {max_side}")
+        for name, value in (
+            ("landmarks_every", landmarks_every),
+            ("face_search_every", face_search_every),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+                raise FaceError(f"{name} must be an integer in 1..1000, got {value!r}")
+        if landmarks_every > 1 and short_range_detector_path is None:
+            raise FaceError("landmarks_every > 1 needs short_range_detector_path")
         self.max_faces = max_faces
         self.crop_size = crop_size
         self.running_mode = running_mode
         self.fallback_every = max(1, int(fallback_every))
         self.max_side = max_side
+        self.landmarks_every = landmarks_every
+        self.face_search_every = face_search_every
+        self.min_detection_confidence = min_detection_confidence
         self.blendshape_names: list[str] = list(BLENDSHAPE_NAMES)
         self._tracker = FaceTracker(max_missed=max_missed)
         self._selector = PrimarySelector()
-        self._landmarker = self._crop_landmarker = self._detector = None
+        self._landmarker = self._single = self._crop_landmarker = None
+        self._detector = self._short = None
         self._closed = False
         self._frame = 0
         self._last_ts = -1
         self._last_search = -(10**9)
         self._had_faces = False
         self._followed: list[tuple[tuple[float, float, float, float], float]] = []
-        # work done so far: frames processed, full-frame detector runs, crop landmarkings
-        self.counters = {"frames": 0, "detector_runs": 0, "crop_runs": 0}
+        self._follows: list[_Follow] = []  # tiered mode: faces followed by the detector
+        self._since_landmarks = 0  # frames since the last landmark frame
+        self._thumb: np.ndarray | None = None
+        self._one_face = False  # the last landmark frame saw exactly one face
+        self._single_left = 0  # landmark frames the one-face landmarker may still run
+        # work done so far: frames processed, full-frame detector runs, crop landmarkings,
+        # landmarker runs on whole frames, short-range detector runs (tiered mode)
+        self.counters = {
+            "frames": 0,
+            "detector_runs": 0,
+            "crop_runs": 0,
+            "landmark_frames": 0,
+            "roi_detector_runs": 0,
+            "face_searches": 0,
+        }
 
         vision, base_options = _load_vision()
         mode = vision.RunningMode.VIDEO if running_mode == "video" else vision.RunningMode.IMAGE
@@ -183,16 +294,22 @@ class FaceAnalyzer:
             )
             return vision.FaceLandmarker.create_from_options(options)
 
+        def detector(path, what):
+            options = vision.FaceDetectorOptions(
+                base_options=base_options(model_asset_path=_model_file(path, what)),
+                min_detection_confidence=min_detection_confidence,
+            )
+            return vision.FaceDetector.create_from_options(options)
+
         try:
             self._landmarker = landmarker(mode, max_faces)
+            if face_search_every > 1 and max_faces > 1:
+                self._single = landmarker(mode, 1)
             if detector_path is not None:
-                detector_file = _model_file(detector_path, "face detector")
-                options = vision.FaceDetectorOptions(
-                    base_options=base_options(model_asset_path=detector_file),
-                    min_detection_confidence=min_detection_confidence,
-                )
-                self._detector = vision.FaceDetector.create_from_options(options)
+                self._detector = detector(detector_path, "face detector")
                 self._crop_landmarker = landmarker(vision.RunningMode.IMAGE, 2)
+            if landmarks_every > 1:
+                self._short = detector(short_range_detector_path, "short-range face detector")
         except FaceError:
             self.close()
             raise
@@ -220,20 +337,13 @@ class FaceAnalyzer:
         self._last_ts = timestamp
         self._frame += 1
         self.counters["frames"] += 1
-        mp_image = _mp_image(work)
-        try:
-            if self.running_mode == "video":
-                result = self._landmarker.detect_for_video(mp_image, timestamp)
-            else:
-                result = self._landmarker.detect(mp_image)
-        except (ValueError, RuntimeError) as exc:
-            raise FaceError(f"face landmarker failed on this frame: {exc}") from exc
-        raws = _dedupe(self._convert(result, "landmarker", 1.0))
-        if raws:
-            self._followed = []
-        elif self._detector is not None:
-            raws = self._fallback(work)
-        self._had_faces = bool(raws)
+        raws = None
+        if self.landmarks_every > 1:
+            cut = self._scene_cut(work)
+            if self._follows and not cut and self._since_landmarks + 1 < self.landmarks_every:
+                raws = self._between(work)  # None when a followed face was not found
+        if raws is None:
+            raws = self._landmark_frame(work, timestamp)
         raws = raws[: self.max_faces]
 
         boxes = [r.box for r in raws]
@@ -252,13 +362,18 @@ class FaceAnalyzer:
         self._tracker.reset()
         self._selector.reset()
         self._followed = []
+        self._follows = []
+        self._since_landmarks = 0
+        self._thumb = None
+        self._one_face = False
+        self._single_left = 0
         self._had_faces = False
         self._last_search = -(10**9)
 
     def close(self) -> None:
         """Release the MediaPipe graphs (idempotent)."""
         self._closed = True
-        for name in ("_landmarker", "_crop_landmarker", "_detector"):
+        for name in ("_landmarker", "_single", "_crop_landmarker", "_detector", "_short"):
             task = getattr(self, name, None)
             if task is not None:
                 setattr(self, name, None)
@@ -277,6 +392,122 @@ class FaceAnalyzer:
         self.close()
 
     # -- internals -----------------------------------------------------------------------
+
+    def _landmark_frame(self, work: np.ndarray, timestamp: int) -> list[_Raw]:
+        """The landmarker on the whole frame (and the fallback when it finds nothing); in
+        tiered mode, also the detector keypoints that the following frames start from."""
+        self.counters["landmark_frames"] += 1
+        mp_image = _mp_image(work)
+        raws = []
+        if self._single is not None and self._one_face and self._single_left > 0:
+            self._single_left -= 1
+            raws = self._landmark(self._single, mp_image, timestamp)
+        if not raws:  # look for every face (also when the one followed face was lost)
+            self.counters["face_searches"] += 1
+            self._single_left = self.face_search_every - 1
+            raws = self._landmark(self._landmarker, mp_image, timestamp)
+        if raws:
+            self._followed = []
+        elif self._detector is not None:
+            raws = self._fallback(work)
+        self._had_faces = bool(raws)
+        raws = raws[: self.max_faces]
+        self._one_face = len(raws) == 1 and raws[0].source == "landmarker"
+        if self.landmarks_every > 1:
+            self._since_landmarks = 0
+            self._follows = []
+            for raw in raws:
+                found = self._roi_detect(work, raw.box)
+                if found is None:  # this face cannot be followed: landmark the next frame
+                    self._since_landmarks = self.landmarks_every
+                    continue
+                raw.keypoints, _ = found
+                raw.keypoint_yaw = _keypoint_yaw(raw.keypoints, work.shape)
+                self._follows.append(
+                    _Follow(
+                        raw.landmarks,
+                        raw.blendshapes,
+                        raw.head_pose,
+                        raw.keypoints,
+                        raw.keypoint_yaw,
+                        raw.box,
+                        raw.source,
+                    )
+                )
+        return raws
+
+    def _landmark(self, task, mp_image, timestamp: int) -> list[_Raw]:
+        try:
+            if self.running_mode == "video":
+                result = task.detect_for_video(mp_image, timestamp)
+            else:
+                result = task.detect(mp_image)
+        except (ValueError, RuntimeError) as exc:
+            raise FaceError(f"face landmarker failed on this frame: {exc}") from exc
+        return _dedupe(self._convert(result, "landmarker", 1.0))
+
+    def _between(self, work: np.ndarray) -> list[_Raw] | None:
+        """Follow the faces of the last landmark frame with the short-range detector; None
+        when one of them is not found (the caller then landmarks this frame)."""
+        raws = []
+        for follow in self._follows:
+            found = self._roi_detect(work, follow.box)
+            if found is None:
+                return None
+            keypoints, score = found
+            raws.append(_moved(follow, keypoints, score, work.shape))
+        kept = _dedupe(raws)
+        if len(kept) < len(raws):  # two followed faces became one: look again
+            return None
+        self._since_landmarks += 1
+        for follow, raw in zip(self._follows, raws, strict=True):
+            follow.box = raw.box
+        return raws
+
+    def _roi_detect(self, work: np.ndarray, box) -> tuple[np.ndarray, float] | None:
+        """The short-range detector on a square around ``box``: the 6 keypoints (normalised
+        to the frame) and score of the face nearest its centre, of a plausible size."""
+        h, w = work.shape[:2]
+        cx, cy = (box[0] + box[2]) / 2 * w, (box[1] + box[3]) / 2 * h
+        face_side = max((box[2] - box[0]) * w, (box[3] - box[1]) * h, 8.0)
+        side = _ROI_EXPAND * face_side
+        x0, y0 = cx - side / 2, cy - side / 2
+        roi = _square(work, x0, y0, side, _ROI_INPUT)
+        self.counters["roi_detector_runs"] += 1
+        try:
+            detections = self._short.detect(_mp_image(roi)).detections
+        except (ValueError, RuntimeError) as exc:
+            raise FaceError(f"face detector failed on a face crop: {exc}") from exc
+        best, best_distance = None, math.inf
+        for d in detections:
+            b = d.bounding_box
+            size = max(b.width, b.height) * side / _ROI_INPUT
+            if len(d.keypoints) < 6 or not 0.33 < size / face_side < 3.0:
+                continue
+            distance = math.hypot(
+                b.origin_x + b.width / 2 - _ROI_INPUT / 2,
+                b.origin_y + b.height / 2 - _ROI_INPUT / 2,
+            )
+            if distance < best_distance:
+                best, best_distance = d, distance
+        if best is None:
+            return None
+        keypoints = np.array(
+            [((x0 + k.x * side) / w, (y0 + k.y * side) / h) for k in best.keypoints[:6]],
+            np.float32,
+        )
+        score = float(best.categories[0].score) if best.categories else 0.0
+        return keypoints, score
+
+    def _scene_cut(self, work: np.ndarray) -> bool:
+        """Whether this frame differs from the previous one as a cut does (mean absolute
+        difference of a coarse green-channel thumbnail)."""
+        step = max(1, max(work.shape[:2]) // 40)
+        thumb = work[::step, ::step, 1].astype(np.int16)
+        previous, self._thumb = self._thumb, thumb
+        if previous is None or previous.shape != thumb.shape:
+            return True
+        return float(np.abs(thumb - previous).mean()) > _SCENE_CHANGE
 
     def _convert(self, result, source: str, score: float) -> list[_Raw]:
         raws = []
@@ -364,7 +595,7 @@ class FaceAnalyzer:
         return raw
 
     def _face(self, raw: _Raw, track_id: int, rgb: np.ndarray) -> Face:
-        yaw, pitch, roll = pose_from_matrix(raw.matrix)
+        yaw, pitch, roll = raw.head_pose
         crop, _, face_px = aligned_crop(rgb, raw.landmarks, self.crop_size)
         return Face(
             box=raw.box,
@@ -376,7 +607,123 @@ class FaceAnalyzer:
             quality=face_quality(face_px, crop, yaw, pitch),
             crop=crop,
             source=raw.source,
+            landmarks_fresh=raw.fresh,
+            keypoints=raw.keypoints,
+            keypoint_yaw=float(raw.keypoint_yaw),
         )
+
+
+def interpolate_landmark_gaps(
+    frames: Sequence[Sequence[Face]], times: Sequence[float] | None = None
+) -> list[list[Face]]:
+    """Offline counterpart of tiered mode: the faces of a whole clip (``frames[i]`` is what
+    :meth:`FaceAnalyzer.process` returned for frame ``i``, shown at ``times[i]``; frame
+    indices when ``times`` is None) with the values carried between landmark frames replaced
+    by interpolated ones.
+
+    For each track, every face with ``landmarks_fresh=False`` that lies between two fresh
+    faces A and B of the same track (weight ``w`` by time from A to B) gets
+    ``blendshapes = (1 - w) A + w B`` and pitch likewise; its yaw keeps the change measured
+    from the keypoints and adds ``w`` times what the keypoints missed from A to B
+    (``(yaw_B - yaw_A) - (keypoint_yaw_B - keypoint_yaw_A)``), so it meets B's landmarker yaw
+    without losing the motion in between (plain linear interpolation when keypoints are
+    missing). Roll, landmarks, box, crop and quality are kept. Faces after a track's last
+    fresh face keep their carried values. The input is not modified.
+    """
+    n = len(frames)
+    if times is None:
+        t = np.arange(n, dtype=np.float64)
+    else:
+        t = np.asarray(times, np.float64)
+        if t.shape != (n,):
+            raise FaceError(f"times must have one value per frame ({n}), got {t.shape}")
+    out = [list(faces) for faces in frames]
+    tracks: dict[int, list[tuple[int, int]]] = {}
+    for i, faces in enumerate(frames):
+        for j, face in enumerate(faces):
+            tracks.setdefault(face.track_id, []).append((i, j))
+    for seq in tracks.values():
+        fresh = [k for k, (i, j) in enumerate(seq) if frames[i][j].landmarks_fresh]
+        for a, b in zip(fresh, fresh[1:], strict=False):
+            if b - a < 2:
+                continue
+            (ia, ja), (ib, jb) = seq[a], seq[b]
+            first, last = frames[ia][ja], frames[ib][jb]
+            span = t[ib] - t[ia]
+            anchored = math.isfinite(first.keypoint_yaw) and math.isfinite(last.keypoint_yaw)
+            missed = (last.pose[0] - first.pose[0]) - (last.keypoint_yaw - first.keypoint_yaw)
+            for i, j in seq[a + 1 : b]:
+                face = frames[i][j]
+                w = float(np.clip((t[i] - t[ia]) / span, 0.0, 1.0)) if span > 0 else 0.0
+                blend = ((1 - w) * first.blendshapes + w * last.blendshapes).astype(np.float32)
+                if anchored and math.isfinite(face.keypoint_yaw):
+                    yaw = face.pose[0] + w * missed
+                else:
+                    yaw = (1 - w) * first.pose[0] + w * last.pose[0]
+                pitch = (1 - w) * first.pose[1] + w * last.pose[1]
+                out[i][j] = replace(
+                    face, blendshapes=blend, pose=(float(yaw), float(pitch), face.pose[2])
+                )
+    return out
+
+
+def _keypoint_yaw(keypoints: np.ndarray, shape) -> float:
+    return keypoint_yaw(keypoints * (shape[1], shape[0]))
+
+
+def _moved(follow: _Follow, keypoints: np.ndarray, score: float, shape) -> _Raw:
+    """The followed face's landmark-frame landmarks moved by the similarity that takes its
+    keypoints then (eyes, mouth) to ``keypoints`` now; yaw and roll updated from them."""
+    h, w = shape[:2]
+    scale = np.array([w, h], np.float64)
+    m = similarity(
+        follow.keypoints[_SIMILARITY_POINTS] * scale, keypoints[_SIMILARITY_POINTS] * scale
+    )
+    landmarks = np.empty_like(follow.landmarks)
+    landmarks[:, :2] = (follow.landmarks[:, :2] * scale @ m[:, :2].T + m[:, 2]) / scale
+    landmarks[:, 2] = follow.landmarks[:, 2] * math.hypot(m[0, 0], m[1, 0])
+    now = keypoint_yaw(keypoints * scale)
+    yaw, pitch, roll = follow.pose
+    yaw = yaw + now - follow.keypoint_yaw
+    roll = roll - math.degrees(math.atan2(m[1, 0], m[0, 0]))  # image y points down
+    return _Raw(
+        landmarks,
+        follow.blendshapes,
+        None,
+        score,
+        "detector",
+        pose=(float(yaw), float(pitch), float(roll)),
+        fresh=False,
+        keypoints=keypoints,
+        keypoint_yaw=now,
+    )
+
+
+def _square(image: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
+    """The ``side`` x ``side`` square at ``(x0, y0)`` of ``image`` as ``size`` x ``size``
+    (black outside the image; large squares are reduced with area averaging first)."""
+    h, w = image.shape[:2]
+    k = size / side
+    if k < 0.5:
+        xa, ya = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
+        xb, yb = min(w, int(math.ceil(x0 + side))), min(h, int(math.ceil(y0 + side)))
+        if xb - xa >= 2 and yb - ya >= 2:
+            f = 2 * k  # reduce to twice the final scale, then warp the rest
+            nw, nh = max(1, round((xb - xa) * f)), max(1, round((yb - ya) * f))
+            source = cv2.resize(image[ya:yb, xa:xb], (nw, nh), interpolation=cv2.INTER_AREA)
+            fx, fy = nw / (xb - xa), nh / (yb - ya)
+            matrix = np.array([[k / fx, 0, (xa - x0) * k], [0, k / fy, (ya - y0) * k]])
+            return cv2.warpAffine(
+                np.ascontiguousarray(source),
+                matrix,
+                (size, size),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+            )
+    matrix = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]])
+    return cv2.warpAffine(
+        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
 
 
 def _dedupe(raws: list[_Raw], threshold: float = 0.5) -> list[_Raw]:

@@ -9,9 +9,21 @@ import numpy as np
 import pytest
 from media import canvas, face_photo
 
-from ahmer.preprocessing.face_align import LEFT_EYE, RIGHT_EYE, pose_from_matrix
+from ahmer.preprocessing.face_align import (
+    LEFT_EYE,
+    RIGHT_EYE,
+    keypoint_yaw,
+    pose_from_matrix,
+    similarity,
+)
 from ahmer.preprocessing.face_tracking import FaceTracker, PrimarySelector
-from ahmer.preprocessing.faces import BLENDSHAPE_NAMES, Face, FaceAnalyzer, FaceError
+from ahmer.preprocessing.faces import (
+    BLENDSHAPE_NAMES,
+    Face,
+    FaceAnalyzer,
+    FaceError,
+    interpolate_landmark_gaps,
+)
 
 SIZE = (640, 360)
 # Head-and-shoulders crop of the astronaut (a webcam framing): its face (forehead to chin)
@@ -35,6 +47,7 @@ def models(model_path) -> dict:
     return {
         "landmarker": model_path("face_landmarker"),
         "detector": model_path("face_detector_full_range"),
+        "short": model_path("face_detector_short_range"),
     }
 
 
@@ -355,3 +368,304 @@ def test_primary_selector_hysteresis():
     assert sel.update([p], [boxes[p]], alive) == [0] and sel.primary == other
     order = sel.update([p, other], [boxes[p], boxes[other]], alive)
     assert [p, other][order[0]] == other
+
+
+# -- tiered mode: the landmarker on every k-th frame, the short-range detector between ------
+
+
+def tiered(models, k: int = 3, **kw) -> FaceAnalyzer:
+    return FaceAnalyzer(
+        models["landmarker"],
+        models["detector"],
+        landmarks_every=k,
+        short_range_detector_path=models["short"],
+        **kw,
+    )
+
+
+def swaying(head, n: int, face: float = 0.33) -> list[np.ndarray]:
+    """The face moving sideways by up to 13 px per frame, as a seated person sways."""
+    return [face_frame(head, face, 0.5 + 0.02 * math.sin(0.9 * i)) for i in range(n)]
+
+
+def head_turn(image: np.ndarray, landmarks: np.ndarray, degrees: float) -> np.ndarray:
+    """A fast :func:`turned`: the mesh (every 3rd landmark) rotated about the vertical axis,
+    warped only in a margin around the face, so that a test can render several angles."""
+    from skimage.transform import PiecewiseAffineTransform, warp
+
+    h, w = image.shape[:2]
+    p = landmarks.astype(np.float64) * (w, h, w)
+    lo, hi = p[:, :2].min(0), p[:, :2].max(0)
+    x0, y0 = np.maximum(0, np.floor(lo - 0.3 * (hi - lo))).astype(int)
+    x1, y1 = np.minimum((w, h), np.ceil(hi + 0.3 * (hi - lo))).astype(int)
+    centre, th, q = p.mean(0), math.radians(degrees), p[::3]
+    moved = q[:, :2].copy()
+    moved[:, 0] = (
+        centre[0] + (q[:, 0] - centre[0]) * math.cos(th) - (q[:, 2] - centre[2]) * (math.sin(th))
+    )
+    xs, ys = np.linspace(x0, x1 - 1, 7), np.linspace(y0, y1 - 1, 7)
+    border = np.array(
+        [(x, y) for x in xs for y in (y0, y1 - 1)] + [(x, y) for y in ys for x in (x0, x1 - 1)]
+    )
+    src = np.vstack([q[:, :2], border]) - (x0, y0)
+    dst = np.vstack([moved, border]) - (x0, y0)
+    if hasattr(PiecewiseAffineTransform, "from_estimate"):
+        transform = PiecewiseAffineTransform.from_estimate(dst, src)
+    else:  # scikit-image < 0.26
+        transform = PiecewiseAffineTransform()
+        transform.estimate(dst, src)
+    out = image.copy()
+    region = warp(
+        image[y0:y1, x0:x1], transform, output_shape=(y1 - y0, x1 - x0), preserve_range=True
+    )
+    out[y0:y1, x0:x1] = region.astype(np.uint8)
+    return out
+
+
+def reversals(yaw, threshold: float = 3.0) -> int:
+    """Direction reversals of a yaw sequence, counting only steps above ``threshold``
+    degrees (the head-shake cue's rule)."""
+    d = np.diff(np.asarray(yaw, np.float64))
+    d = d[np.abs(d) > threshold]
+    return int(np.sum(np.sign(d[1:]) != np.sign(d[:-1])))
+
+
+def test_tiered_follows_the_face_between_landmark_frames(models, head):
+    frames = swaying(head, 13)
+    with analyzer(models) as fa:
+        every = [fa.process(f, i / 5)[0] for i, f in enumerate(frames)]
+    with tiered(models, 3) as fa:
+        results = run(fa, frames, fps=5)
+        assert fa.counters["landmark_frames"] == 5  # frames 0, 3, 6, 9, 12
+        assert fa.counters["roi_detector_runs"] == 13  # keypoints on every frame
+    assert all(len(r) == 1 for r in results)
+    faces = [r[0] for r in results]
+    assert len({f.track_id for f in faces}) == 1
+    assert [f.landmarks_fresh for f in faces] == [i % 3 == 0 for i in range(13)]
+    last_fresh = None
+    for face, ref in zip(faces, every, strict=True):
+        assert face.keypoints.shape == (6, 2) and math.isfinite(face.keypoint_yaw)
+        assert face.crop.shape == (112, 112, 3) and face.crop.dtype == np.uint8
+        if face.landmarks_fresh:
+            assert face.source == "landmarker"
+            last_fresh = face
+            np.testing.assert_allclose(face.landmarks, ref.landmarks, atol=1e-6)
+            continue
+        assert face.source == "detector" and 0.5 <= face.score <= 1
+        # carried from the last landmark frame ...
+        assert np.array_equal(face.blendshapes, last_fresh.blendshapes)
+        assert face.pose[1] == last_fresh.pose[1]
+        # ... while the geometry follows the face, close to the landmarker on this frame
+        assert face.landmarks.shape == (478, 3)
+        assert np.abs(face.landmarks[:, :2] - ref.landmarks[:, :2]).mean() < 0.006
+        assert abs((face.box[0] + face.box[2]) - (ref.box[0] + ref.box[2])) / 2 < 0.01
+        assert abs((face.box[3] - face.box[1]) / (ref.box[3] - ref.box[1]) - 1) < 0.05
+        assert abs(face.pose[0] - ref.pose[0]) < 4 and abs(face.pose[2] - ref.pose[2]) < 6
+        assert np.abs(face.crop.astype(int) - ref.crop).mean() < 25
+        assert 0.5 < face.quality <= 1.0
+
+
+def test_tiered_crops_read_the_same_emotion(models, model_path, head):
+    from ahmer.models.backend import make_backend
+    from ahmer.models.encoders import FaceEmotionEncoder
+
+    frames = swaying(head, 9)
+    with analyzer(models) as fa:
+        every = np.stack([fa.process(f, i / 5)[0].crop for i, f in enumerate(frames)])
+    with tiered(models, 3) as fa:
+        faces = [fa.process(f, i / 5)[0] for i, f in enumerate(frames)]
+    assert sum(not f.landmarks_fresh for f in faces) == 6
+    encoder = FaceEmotionEncoder(
+        make_backend("onnxruntime", device="cpu"), model_path("fer_emotion")
+    )
+    ref = encoder.encode(every)
+    got = encoder.encode(np.stack([f.crop for f in faces]))
+    assert list(np.argmax(got, 1)) == list(np.argmax(ref, 1))
+    assert encoder.LABELS[int(np.argmax(ref[0]))] == "happy"
+    assert np.abs(got - ref).sum(1).max() < 0.1
+
+
+def test_tiered_sees_a_2hz_head_shake_at_the_analysis_rate(models, head):
+    base = face_frame(head, 0.45, size=(320, 180))
+    with FaceAnalyzer(models["landmarker"], running_mode="image") as fa:
+        (face,) = fa.process(base, 0.0)
+    renders = {a: head_turn(base, face.landmarks, a) for a in (-14, -9, 0, 9, 14)}
+    # a 2 Hz shake of +-15 degrees sampled at 5 fps, to the nearest rendered angle
+    angles = [
+        min(renders, key=lambda a: abs(a - 15 * math.sin(0.8 * math.pi * i))) for i in range(20)
+    ]
+    frames = [renders[a] for a in angles]
+    with analyzer(models) as fa:
+        every = [fa.process(f, i / 5)[0].pose[0] for i, f in enumerate(frames)]
+    with tiered(models, 3) as fa:
+        results = run(fa, frames, fps=5)
+    assert all(len(r) == 1 for r in results)
+    yaw = [r[0].pose[0] for r in results]
+    fresh = [r[0].landmarks_fresh for r in results]
+    assert sum(fresh) == 7
+    assert np.abs(np.subtract(yaw, every)).mean() < 3 and np.abs(np.subtract(yaw, every)).max() < 7
+    assert reversals(every) >= 12  # the shake, seen by the landmarker on every frame
+    assert reversals(yaw) >= 0.8 * reversals(every)  # ... and by the tiered mode
+    # the landmark frames alone (yaw held between them) alias it into a slow drift
+    held = [yaw[max(j for j in range(i + 1) if fresh[j])] for i in range(len(yaw))]
+    assert reversals(held) <= 0.5 * reversals(every)
+
+
+def test_tiered_landmarks_at_once_on_a_cut_or_a_lost_face(models, head):
+    dark = face_frame(head, 0.33)
+    light = canvas(head, face_height=0.33 / HEAD_FACE, background=200)
+    with tiered(models, 10) as fa:
+        results = run(fa, [dark] * 4 + [light] * 3 + [dark] * 2, fps=5)
+        assert fa.counters["landmark_frames"] == 3
+        # the face covered, the rest of the frame as it was: too small a change for a cut
+        h, w = dark.shape[:2]
+        x0, y0, x1, y1 = results[-1][0].box
+        covered = dark.copy()
+        covered[int(y0 * h) - 5 : int(y1 * h) + 5, int(x0 * w) - 5 : int(x1 * w) + 5] = 90
+        results += [fa.process(f, 2.0 + i / 5) for i, f in enumerate([covered] * 2 + [dark] * 2)]
+        assert fa.counters["landmark_frames"] == 6
+    assert [len(r) for r in results] == [1] * 9 + [0] * 2 + [1] * 2
+    fresh = [r[0].landmarks_fresh for r in results if r]
+    # 0: first; 4: the cut to a light background; 7: back to dark; 11: found again
+    assert fresh == [True, False, False, False, True, False, False, True, False, True, False]
+    # 9: the followed face was not found by the detector, the landmarker looked at once;
+    # 10: nothing to follow, so the landmarker looks again
+    assert len({r[0].track_id for r in results[:9]}) == 1
+
+
+def test_tiered_small_face_and_4k_frames(models, head):
+    small = [face_frame(head, 0.125, 0.5 + 0.004 * i) for i in range(6)]
+    with tiered(models, 3) as fa:
+        results = run(fa, small, fps=5)
+    assert all(len(r) == 1 for r in results)
+    assert [r[0].source for r in results] == ["fallback", "detector", "detector"] * 2
+    x0, y0, x1, y1 = results[-1][0].box
+    assert abs((x0 + x1) / 2 - 0.52) < 0.04 and 0.08 < y1 - y0 < 0.18
+    big = [face_frame(head, 0.3, 0.5 + 0.01 * i, size=(3840, 2160)) for i in range(3)]
+    with tiered(models, 3) as fa:
+        results = run(fa, big, fps=5)
+    assert [r[0].source for r in results] == ["landmarker", "detector", "detector"]
+    for i, r in enumerate(results):
+        x0, y0, x1, y1 = r[0].box
+        assert abs((x0 + x1) / 2 - (0.5 + 0.01 * i)) < 0.02 and 0.2 < y1 - y0 < 0.4
+        assert r[0].quality > 0.8
+
+
+def test_face_search_every_follows_one_face_cheaply_and_finds_a_second_late(models, head):
+    def pair(second: bool, i: int) -> np.ndarray:
+        d = 0.01 * (i % 3)
+        left = face_frame(head, 0.42, 0.5 + d, size=(320, 360))
+        right = (
+            face_frame(head, 0.32, 0.5 - d, size=(320, 360)) if second else canvas(None, (320, 360))
+        )
+        return np.ascontiguousarray(np.hstack([left, right]))
+
+    frames = [pair(i >= 6, i) for i in range(12)]
+    with analyzer(models) as fa:
+        counts = [len(r) for r in run(fa, frames)]
+        assert fa.counters["face_searches"] == 12
+    assert counts == [1] * 6 + [2] * 6
+    with analyzer(models, face_search_every=3) as fa:
+        results = run(fa, frames)
+        searches = fa.counters["face_searches"]
+    counts = [len(r) for r in results]
+    assert counts[:6] == [1] * 6 and counts[8:] == [2] * 4  # found within 2 frames
+    assert searches <= 8
+    assert len({r[0].track_id for r in results}) == 1  # the larger face stays primary
+
+
+def test_tiered_options_are_checked(models, tmp_path):
+    for kw in (
+        {"landmarks_every": 0},
+        {"landmarks_every": 2.5},
+        {"landmarks_every": True},
+        {"landmarks_every": 3},  # without the short-range detector
+        {"face_search_every": 0},
+        {"landmarks_every": 3, "short_range_detector_path": tmp_path / "missing.tflite"},
+    ):
+        with pytest.raises(FaceError):
+            FaceAnalyzer(models["landmarker"], **kw)
+
+
+# -- interpolation between landmark frames (pure logic) ------------------------------------
+
+
+def _face(track: int, fresh: bool, blend: float, yaw: float, pitch: float, kyaw: float) -> Face:
+    return Face(
+        box=(0.4, 0.3, 0.6, 0.6),
+        score=1.0,
+        landmarks=np.zeros((478, 3), np.float32),
+        blendshapes=np.full(52, blend, np.float32),
+        pose=(yaw, pitch, 2.0),
+        track_id=track,
+        quality=0.9,
+        crop=np.zeros((112, 112, 3), np.uint8),
+        source="landmarker" if fresh else "detector",
+        landmarks_fresh=fresh,
+        keypoint_yaw=kyaw,
+    )
+
+
+def test_interpolate_landmark_gaps():
+    # track 7: fresh at t=0 and t=4; keypoint yaw moved 4 degrees while the landmarker's moved 8
+    seven = [
+        _face(7, True, 0.0, 0.0, 0.0, 10.0),
+        _face(7, False, 0.0, 1.0, 0.0, 11.0),
+        _face(7, False, 0.0, 2.0, 0.0, 12.0),
+        _face(7, False, 0.0, 3.0, 0.0, 13.0),
+        _face(7, True, 1.0, 8.0, 4.0, 14.0),
+        _face(7, False, 1.0, 9.0, 4.0, 15.0),  # after the last fresh face: kept
+    ]
+    # track 9: no keypoints (NaN keypoint yaw): plain linear interpolation of yaw
+    nine = [
+        _face(9, True, 0.5, -10.0, 0.0, math.nan),
+        None,
+        _face(9, False, 0.5, -10.0, 0.0, math.nan),
+        _face(9, True, 0.1, 0.0, 0.0, math.nan),
+        None,
+        None,
+    ]
+    frames = [[f for f in (a, b) if f is not None] for a, b in zip(seven, nine, strict=True)]
+    times = [0.0, 0.1, 0.4, 0.6, 0.8, 1.0]
+    out = interpolate_landmark_gaps(frames, times)
+    by = {(i, f.track_id): f for i, faces in enumerate(out) for f in faces}
+    for i, w in ((1, 0.125), (2, 0.5), (3, 0.75)):
+        f = by[(i, 7)]
+        np.testing.assert_allclose(f.blendshapes, w, atol=1e-6)
+        assert f.blendshapes.dtype == np.float32
+        # yaw: the keypoints' i plus the share of what they missed; pitch: linear
+        assert f.pose == pytest.approx((i + 4 * w, 4 * w, 2.0))
+        assert not f.landmarks_fresh
+    assert by[(5, 7)] is frames[5][0]  # unchanged
+    for i in (0, 4):
+        assert by[(i, 7)] is frames[i][0]
+    f = by[(2, 9)]
+    np.testing.assert_allclose(f.blendshapes, 0.5 + (0.1 - 0.5) * 2 / 3, atol=1e-6)
+    assert f.pose[0] == pytest.approx(-10 + 10 * 2 / 3)
+    # the input is left as it was
+    assert frames[2][0].pose == (2.0, 0.0, 2.0) and float(frames[2][0].blendshapes[0]) == 0.0
+    # frame indices stand in for times; times must match the frames
+    assert interpolate_landmark_gaps(frames)[1][0].pose == pytest.approx((2.0, 1.0, 2.0))
+    with pytest.raises(FaceError):
+        interpolate_landmark_gaps(frames, times[:-1])
+
+
+def test_similarity_and_keypoint_yaw():
+    rng = np.random.default_rng(1)
+    src = rng.uniform(0, 100, (5, 2))
+    a = math.radians(20)
+    linear = 1.5 * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    dst = src @ linear.T + (7, -3)
+    np.testing.assert_allclose(similarity(src, dst), np.hstack([linear, [[7], [-3]]]), atol=1e-9)
+    # a frontal face: nose on the symmetry axis; nose to the image's right: yaw > 0
+    kp = np.array([[40, 50], [60, 50], [50, 60], [50, 70], [30, 55], [70, 55]], np.float64)
+    assert keypoint_yaw(kp) == pytest.approx(0.0, abs=1e-9)
+    right = kp.copy()
+    right[2, 0] += 5
+    assert keypoint_yaw(right) > 10
+    flipped = right.copy()
+    flipped[:, 0] = 100 - flipped[:, 0]
+    flipped = flipped[[1, 0, 2, 3, 5, 4]]  # mirrored: the subject's eyes and ears swap
+    assert keypoint_yaw(flipped) == pytest.approx(-keypoint_yaw(right))
+    rotated = right @ np.array([[0.8, -0.6], [0.6, 0.8]]).T  # roll does not change yaw
+    assert keypoint_yaw(rotated) == pytest.approx(keypoint_yaw(right))
