@@ -16,6 +16,10 @@ does not pollute the other's memory high-water mark):
 2. **ahmer, face + emotion alone** — the same ``FaceAnalyzer`` + ``FaceEmotionEncoder`` on
    the exported analysis frames, nothing else running: the apples-to-apples counterpart of
    the peer (inside the pipeline, the face stage shares the CPU with ASR).
+   With ``--landmarks-every K`` (and/or ``--face-search-every N``) the same is run a second
+   time in *tiered* mode (``FaceAnalyzer(landmarks_every=K, face_search_every=N)``: the
+   landmarker on every K-th frame, the short-range detector following the faces between;
+   see ``ahmer.preprocessing.faces``) and both modes are printed side by side.
 3. **the peer** — ``bench/fer_peer.py`` in its own venv (``fer==25.10.3`` with its default
    Haar cascade + mini-Xception): ``FER(mtcnn=False).detect_emotions(frame)`` per frame.
 
@@ -218,9 +222,12 @@ def worker_pipeline(media: str, fps: float, repeat: int) -> dict:
     }
 
 
-def worker_faces(frames_path: str, repeat: int) -> dict:
+def worker_faces(
+    frames_path: str, repeat: int, landmarks_every: int = 1, face_search_every: int = 1
+) -> dict:
     """ahmer's face stage + emotion encoder alone on the exported frames (as the pipeline
-    runs them: faces frame by frame in VIDEO mode, then the crops in batches)."""
+    runs them: faces frame by frame in VIDEO mode, then the crops in batches); tiered when
+    ``landmarks_every`` or ``face_search_every`` is above 1."""
     import numpy as np
 
     t = time.perf_counter()
@@ -231,12 +238,19 @@ def worker_faces(frames_path: str, repeat: int) -> dict:
 
     store = ModelStore()
 
+    tiers = {}
+    if landmarks_every > 1 or face_search_every > 1:
+        tiers = {"landmarks_every": landmarks_every, "face_search_every": face_search_every}
+    if landmarks_every > 1:
+        tiers["short_range_detector_path"] = store.path("face_detector_short_range")
+
     def face_analyzer() -> FaceAnalyzer:
         return FaceAnalyzer(
             store.path("face_landmarker"),
             detector_path=store.path("face_detector_full_range"),
             max_faces=4,
             crop_size=112,
+            **tiers,
         )
 
     encoder = FaceEmotionEncoder(
@@ -251,6 +265,7 @@ def worker_faces(frames_path: str, repeat: int) -> dict:
     encoder.encode(crops[:1])  # warm-up, untimed
     load_s = time.perf_counter() - t
     passes = []
+    fresh = 0
     for _ in range(repeat):
         # a fresh analyzer per pass (as per clip in the pipeline), warmed up on one frame
         faces = face_analyzer()
@@ -267,6 +282,7 @@ def worker_faces(frames_path: str, repeat: int) -> dict:
         t = time.perf_counter()
         probs = encoder.encode(crops, valid=valid)
         emotion_s = time.perf_counter() - t
+        fresh = faces.counters["landmark_frames"] - 1  # less the warm-up frame
         faces.close()
         passes.append({"faces_s": face_s, "emotion_s": emotion_s})
     raw = [int(np.argmax(p)) if v else None for p, v in zip(probs, valid, strict=True)]
@@ -279,6 +295,9 @@ def worker_faces(frames_path: str, repeat: int) -> dict:
         "faces_per_frame_s": statistics.median(p["faces_s"] / n for p in passes),
         "emotion_per_frame_s": statistics.median(p["emotion_s"] / n for p in passes),
         "frames_with_face": int(valid.sum()),
+        "landmark_frames": fresh,
+        "landmarks_every": landmarks_every,
+        "face_search_every": face_search_every,
         "raw_label_index": raw,
         "peak_rss_bytes": _rss_peak(),
         "cpu_s": _cpu_s(),
@@ -293,11 +312,15 @@ def _worker_main(argv: list[str]) -> int:
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--landmarks-every", type=int, default=1)
+    parser.add_argument("--face-search-every", type=int, default=1)
     args = parser.parse_args(argv)
     if args.kind == "pipeline":
         result = worker_pipeline(args.media, args.fps, args.repeat)
     else:
-        result = worker_faces(args.frames, args.repeat)
+        result = worker_faces(
+            args.frames, args.repeat, args.landmarks_every, args.face_search_every
+        )
     Path(args.out).write_text(json.dumps(result))
     return 0
 
@@ -368,7 +391,23 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
-def summarise(pipeline: dict, faces: dict, peers: dict[str, dict], meta: dict) -> dict:
+_ALONE_KEYS = (
+    "per_frame_s",
+    "faces_per_frame_s",
+    "emotion_per_frame_s",
+    "frames_with_face",
+    "peak_rss_bytes",
+    "load_s",
+)
+
+
+def summarise(
+    pipeline: dict,
+    faces: dict,
+    peers: dict[str, dict],
+    meta: dict,
+    tiered: dict | None = None,
+) -> dict:
     from ahmer.models.results import EMOTIONS
 
     duration = pipeline["duration_s"]
@@ -403,17 +442,7 @@ def summarise(pipeline: dict, faces: dict, peers: dict[str, dict], meta: dict) -
             "words": pipeline["words"],
             "speech_segments": pipeline["speech_segments"],
             "face_emotion_per_frame_s": face_emotion,
-            "face_emotion_alone": {
-                k: faces[k]
-                for k in (
-                    "per_frame_s",
-                    "faces_per_frame_s",
-                    "emotion_per_frame_s",
-                    "frames_with_face",
-                    "peak_rss_bytes",
-                    "load_s",
-                )
-            },
+            "face_emotion_alone": {k: faces[k] for k in _ALONE_KEYS},
             "loadavg_1m": pipeline["loadavg_1m"],
         },
         "peers": {},
@@ -427,6 +456,23 @@ def summarise(pipeline: dict, faces: dict, peers: dict[str, dict], meta: dict) -
     }
     raw = [EMOTIONS[i] if i is not None else None for i in pipeline["raw_label_index"]]
     raw_alone = [EMOTIONS[i] if i is not None else None for i in faces["raw_label_index"]]
+    raw_tiered = None
+    if tiered is not None:
+        raw_tiered = [EMOTIONS[i] if i is not None else None for i in tiered["raw_label_index"]]
+        entry = {k: tiered[k] for k in _ALONE_KEYS}
+        entry.update(
+            landmarks_every=tiered["landmarks_every"],
+            face_search_every=tiered["face_search_every"],
+            landmark_frames=tiered["landmark_frames"],
+            speedup_vs_alone=faces["per_frame_s"] / tiered["per_frame_s"],
+            agreement_with_alone=_agreement(
+                raw_tiered,
+                raw_alone,
+                [r is not None for r in raw_tiered],
+                [r is not None for r in raw_alone],
+            ),
+        )
+        summary["ahmer"]["face_emotion_tiered"] = entry
     for name, peer in peers.items():
         peer_face = [c > 0 for c in peer["faces_per_frame"]]
         entry = {
@@ -450,6 +496,11 @@ def summarise(pipeline: dict, faces: dict, peers: dict[str, dict], meta: dict) -
             "label_counts": _counts(peer["labels"]),
             "loadavg_1m": peer["loadavg_1m"],
         }
+        if raw_tiered is not None:
+            entry["speedup_vs_tiered"] = peer["per_frame_s"] / tiered["per_frame_s"]
+            entry["agreement_raw_tiered"] = _agreement(
+                raw_tiered, peer["labels"], [r is not None for r in raw_tiered], peer_face
+            )
         summary["peers"][name] = entry
     summary["ahmer"]["label_counts_raw"] = _counts(raw)
     summary["ahmer"]["label_counts_smoothed"] = _counts(pipeline["smoothed_label"])
@@ -462,6 +513,11 @@ def summarise(pipeline: dict, faces: dict, peers: dict[str, dict], meta: dict) -
             "value_alone": peer["speedup_vs_alone"],
             "pass_alone": peer["speedup_vs_alone"] >= TARGET_FACE_SPEEDUP,
         }
+        if "speedup_vs_tiered" in peer:
+            summary["targets"]["face_emotion_speedup"].update(
+                value_tiered=peer["speedup_vs_tiered"],
+                pass_tiered=peer["speedup_vs_tiered"] >= TARGET_FACE_SPEEDUP,
+            )
     return summary
 
 
@@ -524,7 +580,6 @@ def print_report(s: dict) -> None:
     alone = a["face_emotion_alone"]
     print()
     print("face + emotion per frame (same decoded frames; decoding excluded)")
-    print(f"  {'system':<50}{'ms/frame':>10}{'faces':>8}{'peak RSS':>11}")
     rows = [
         (
             "ahmer in pipeline (faces + emotion stages)",
@@ -539,19 +594,40 @@ def print_report(s: dict) -> None:
             alone["peak_rss_bytes"],
         ),
     ]
+    tiered = a.get("face_emotion_tiered")
+    if tiered is not None:
+        rows.append(
+            (
+                f"ahmer alone, tiered (landmarks every {tiered['landmarks_every']}, "
+                f"search every {tiered['face_search_every']})",
+                tiered["per_frame_s"],
+                tiered["frames_with_face"],
+                tiered["peak_rss_bytes"],
+            )
+        )
+    width = max(50, *(len(r[0]) + 1 for r in rows))
+    print(f"  {'system':<{width}}{'ms/frame':>10}{'faces':>8}{'peak RSS':>11}")
     for name, p in s["peers"].items():
         rows.append(
             (f"{name}: {p['system']}", p["per_frame_s"], p["frames_with_face"], p["peak_rss_bytes"])
         )
     for name, ms, found, rss in rows:
         print(
-            f"  {name[:50]:<50}{ms * 1000:>10.2f}{found:>5}/{v['analysis_frames']:<3}"
+            f"  {name[:width]:<{width}}{ms * 1000:>10.2f}{found:>5}/{v['analysis_frames']:<3}"
             f"{_mib(rss):>10}"
         )
     print(
         f"  ahmer alone: faces {alone['faces_per_frame_s'] * 1000:.2f} ms + emotion "
         f"{alone['emotion_per_frame_s'] * 1000:.3f} ms per frame"
     )
+    if tiered is not None:
+        print(
+            f"  ahmer tiered: faces {tiered['faces_per_frame_s'] * 1000:.2f} ms + emotion "
+            f"{tiered['emotion_per_frame_s'] * 1000:.3f} ms per frame; landmarker on "
+            f"{tiered['landmark_frames']}/{v['analysis_frames']} frames; "
+            f"{tiered['speedup_vs_alone']:.1f}x faster than the current mode alone; "
+            f"top emotion as the current mode: {_frac(tiered['agreement_with_alone'])}"
+        )
     for name, p in s["peers"].items():
         print()
         print(f"{name} vs ahmer")
@@ -567,6 +643,12 @@ def print_report(s: dict) -> None:
             f"(several in {p['frames_with_several_faces']}); both found one in "
             f"{p['agreement_raw']['frames_both_face']}"
         )
+        if "speedup_vs_tiered" in p:
+            print(
+                f"  speed ratio ({name} / ahmer tiered, alone): {p['speedup_vs_tiered']:.1f}x "
+                f"[{tgt}: {_verdict(p['speedup_vs_tiered'] >= TARGET_FACE_SPEEDUP)}]; top "
+                f"emotion agreement with the tiered label: {_frac(p['agreement_raw_tiered'])}"
+            )
         print(f"  top-emotion agreement, ahmer raw FER ONNX label: {_frac(p['agreement_raw'])}")
         print(
             f"  top-emotion agreement, ahmer smoothed label:     {_frac(p['agreement_smoothed'])}"
@@ -617,9 +699,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpus", type=int, help="pin every measured process to the first N CPUs of this one"
     )
+    parser.add_argument(
+        "--landmarks-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="also run face+emotion alone in tiered mode, the landmarker on every K-th frame",
+    )
+    parser.add_argument(
+        "--face-search-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with the tiered run: one landmark frame in N looks for every face (else one)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    for flag, value in (
+        ("--landmarks-every", args.landmarks_every),
+        ("--face-search-every", args.face_search_every),
+    ):
+        if not 1 <= value <= 1000:
+            parser.error(f"{flag} must be in 1..1000")
     if args.media is not None and not args.media.is_file():
         parser.error(f"no such file: {args.media}")
     available = sorted(os.sched_getaffinity(0))
@@ -665,6 +767,16 @@ def main(argv: list[str] | None = None) -> int:
         out = tmp / "faces.json"
         cmd = [*me, "faces", "--frames", str(frames), "--repeat", str(args.repeat)]
         faces = _run_json([*cmd, "--out", str(out)], out, "ahmer face+emotion alone", cpus)
+        tiered = None
+        if args.landmarks_every > 1 or args.face_search_every > 1:
+            out = tmp / "faces-tiered.json"
+            cmd += ["--landmarks-every", str(args.landmarks_every)]
+            cmd += ["--face-search-every", str(args.face_search_every)]
+            what = (
+                f"ahmer face+emotion alone, tiered (landmarks every {args.landmarks_every}, "
+                f"search every {args.face_search_every})"
+            )
+            tiered = _run_json([*cmd, "--out", str(out)], out, what, cpus)
 
         peers = {}
         if peer_python is not None:
@@ -688,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
         "frames_check": "the peer read the exact frames ahmer analysed (same times)",
         "decode": "excluded from both face+emotion per-frame times (frames pre-decoded)",
     }
-    summary = summarise(pipeline, faces, peers, meta)
+    summary = summarise(pipeline, faces, peers, meta, tiered)
     print_report(summary)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))

@@ -669,3 +669,23 @@ def test_similarity_and_keypoint_yaw():
     assert keypoint_yaw(flipped) == pytest.approx(-keypoint_yaw(right))
     rotated = right @ np.array([[0.8, -0.6], [0.6, 0.8]]).T  # roll does not change yaw
     assert keypoint_yaw(rotated) == pytest.approx(keypoint_yaw(right))
+
+
+def test_tiered_two_faces_keep_their_tracks(models, head):
+    frames = []
+    for i in range(9):
+        d = 0.01 * (i % 3)
+        left = face_frame(head, 0.42, 0.5 + d, size=(320, 360))
+        right = face_frame(head, 0.32, 0.5 - d, size=(320, 360))
+        frames.append(np.ascontiguousarray(np.hstack([left, right])))
+    with tiered(models, 3, face_search_every=5) as fa:
+        results = run(fa, frames, fps=5)
+        assert fa.counters["landmark_frames"] == 3
+        assert fa.counters["roi_detector_runs"] == 18  # each face on each frame
+    assert all(len(r) == 2 for r in results)
+    assert len({r[0].track_id for r in results}) == 1 and len({r[1].track_id for r in results}) == 1
+    for r in results:
+        first, second = r
+        assert (first.box[0] + first.box[2]) / 2 < 0.5 < (second.box[0] + second.box[2]) / 2
+        assert first.box[3] - first.box[1] > second.box[3] - second.box[1]
+        assert first.landmarks_fresh == second.landmarks_fresh
