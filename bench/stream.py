@@ -9,7 +9,8 @@ frame results and measures, per analysis frame:
   an app showing live feedback waits for);
 - *final-result latency*: send time of the frame -> arrival of its final result (this
   includes the designed look-ahead: the smoothing context and waiting for the words around
-  the frame, see ``SessionStarted.final_lag``).
+  the frame, see ``SessionStarted.final_lag``), over the frames made final while the stream
+  ran; "at end" counts the last frames, made final by the end-of-session pass.
 
 The parent starts ``ahmer serve`` (unless ``--server`` is given), samples its RSS every
 second, and prints one table row per stream count.
@@ -243,7 +244,14 @@ def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
     if errors:
         raise RuntimeError(f"client failed: {errors[0]}")
     first = [x for r in results for x in r["first"]]
-    final = [x for r in results for x in r["final"]]
+    final, at_end = [], 0
+    for r in results:  # final results that came while the stream ran vs. at its end
+        last_sent = max(s for _, s, _, _ in r["frames"])
+        for _, sent, _, got in r["frames"]:
+            if got is not None and got <= last_sent:
+                final.append(got - sent)
+            elif got is not None:
+                at_end += 1
     return {
         "streams": n,
         "sent": sum(r["sent"] for r in results),
@@ -252,6 +260,7 @@ def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
         "throughput": sum(r["analysed"] for r in results) / args.duration,
         "first": [pct(first, q) for q in (50, 95, 99)],
         "final": [pct(final, q) for q in (50, 95, 99)],
+        "final_at_end": at_end,
         "rss": rss,
         "wall": wall,
         "labels": [r["label"] for r in results],
@@ -288,7 +297,8 @@ def main(argv=None) -> int:
     )
     head = (
         f"{'N':>2} {'frames':>7} {'analysed':>8} {'dropped':>7} {'fps out':>7} "
-        f"{'first p50/p95/p99 ms':>22} {'final p50/p95/p99 ms':>22} {'RSS MB start/max/end':>21}"
+        f"{'first p50/p95/p99 ms':>22} {'final p50/p95/p99 ms':>22} {'at end':>6} "
+        f"{'RSS MB start/max/end':>21}"
     )
     print(head)
     for r in rows:
@@ -297,7 +307,7 @@ def main(argv=None) -> int:
             f"{r['streams']:>2} {r['sent']:>7} {r['analysed']:>8} {r['skipped_load']:>7} "
             f"{r['throughput']:>7.1f} "
             f"{'/'.join(f'{v:.0f}' for v in r['first']):>22} "
-            f"{'/'.join(f'{v:.0f}' for v in r['final']):>22} "
+            f"{'/'.join(f'{v:.0f}' for v in r['final']):>22} {r['final_at_end']:>6} "
             f"{f'{rss[0]:.0f}/{max(rss):.0f}/{rss[-1]:.0f}':>21}"
         )
     if rows and rows[0]["rss"]:

@@ -12,9 +12,9 @@ context of the fusion graph's smoothing and of the verbal cues): then a timeline
 last ``window`` seconds is built, cues and fusion run on it (:mod:`.live_model`), and every
 newly final frame is emitted, with a rolling update of the window's A/H and top cues about
 once a second. On half-close, :meth:`LiveSession.finish` analyses the whole session like
-``AnalyzeClip``: for sessions whose audio is still all in the ring (``full_audio`` seconds,
-default 60 s) VAD, ASR and prosody are redone over the whole audio, exactly as offline;
-longer sessions use the committed incremental results.
+``AnalyzeClip``: for sessions of at most ``full_audio`` seconds (default 30 s, one Whisper
+window, so the extra pass costs about one speech step) VAD, ASR and prosody are redone over
+the whole audio, exactly as offline; longer sessions use the committed incremental results.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class LiveConfig:
     final_lag: float = 1.5
     audio_step: float = 2.0
     update_interval: float = 1.0
-    full_audio: float = 60.0
+    full_audio: float = 30.0
     max_skew: float = 3.0  # a modality lagging more than this is ignored for finality
     max_final_lag: float = 4.0  # longest a frame waits for ASR before it is final anyway
     words_after: float = 1.0  # verbal context after a frame (models.cues.WORDS_AFTER_S)
@@ -427,7 +427,12 @@ class LiveSession:
             n = len(self.store)
         if n == 0:
             raise LiveError("the session ended before any video frame or audio was received")
-        if self.resampler is not None and self.ring.complete and n:
+        if (
+            self.resampler is not None
+            and self.ring.complete
+            and self.ring.seconds <= self.cfg.full_audio + 1e-6
+            and n
+        ):
             self._full_audio_pass()
         elif self.resampler is not None and n:
             self.run_speech_step(final=True)
