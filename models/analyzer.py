@@ -50,6 +50,7 @@ class AnalyzerConfig:
     threshold: float = 0.5
     whisper_model: str | Path | None = None  # default: the store's whisper_tiny_en
     asr_threads: int = 1
+    landmark_fps: float = 1.7  # tiered faces; 0 = full landmarks on every analysis frame
     max_cues: int = 8
     backend_options: dict = field(default_factory=dict)
 
@@ -106,6 +107,8 @@ class Analyzer:
             fps=cfg.fps,
             face_landmarker=store.path("face_landmarker"),
             face_detector=store.path("face_detector_full_range"),
+            short_range_detector=store.path("face_detector_short_range"),
+            landmark_fps=cfg.landmark_fps,
             whisper_model=whisper,
             asr_threads=cfg.asr_threads,
         )
@@ -116,15 +119,7 @@ class Analyzer:
         return self
 
     def _new_face_analyzer(self):
-        from ahmer.preprocessing.faces import FaceAnalyzer
-
-        cfg = self._preprocess_config
-        return FaceAnalyzer(
-            cfg.face_landmarker,
-            detector_path=cfg.face_detector,
-            max_faces=cfg.max_faces,
-            crop_size=cfg.crop_size,
-        )
+        return self._preprocess_config.face_analyzer()
 
     @contextmanager
     def _face_analyzer(self):

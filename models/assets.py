@@ -18,6 +18,7 @@ def preprocess_config(store: ModelStore | None = None, **overrides) -> Preproces
     return PreprocessConfig(
         face_landmarker=store.path("face_landmarker"),
         face_detector=store.path("face_detector_full_range"),
+        short_range_detector=store.path("face_detector_short_range"),
         whisper_model=whisper,
         **overrides,
     )

@@ -318,7 +318,7 @@ class FaceAnalyzer:
             if detector_path is not None:
                 self._detector = detector(detector_path, "face detector")
                 self._crop_landmarker = landmarker(vision.RunningMode.IMAGE, 2)
-            if landmarks_every > 1:
+            if short_range_detector_path is not None:  # tiered mode can be switched on later
                 self._short = detector(short_range_detector_path, "short-range face detector")
         except FaceError:
             self.close()
@@ -365,6 +365,19 @@ class FaceAnalyzer:
     def primary_track(self) -> int | None:
         """Track id of the current primary face (remembered while briefly unseen)."""
         return self._selector.primary
+
+    def set_landmarks_every(self, landmarks_every: int) -> None:
+        """Switch tiered mode between clips (e.g. after :meth:`reset`): the landmarker runs on
+        every ``landmarks_every``-th frame; above 1 the analyzer needs its short-range
+        detector (``short_range_detector_path``)."""
+        if isinstance(landmarks_every, bool) or not isinstance(landmarks_every, int):
+            raise FaceError(f"landmarks_every must be an integer, got {landmarks_every!r}")
+        if not 1 <= landmarks_every <= 1000:
+            raise FaceError(f"landmarks_every must be in 1..1000, got {landmarks_every}")
+        if landmarks_every > 1 and self._short is None:
+            raise FaceError("landmarks_every > 1 needs short_range_detector_path")
+        self.landmarks_every = landmarks_every
+        self._since_landmarks = 0
 
     def reset(self) -> None:
         """Forget tracks and the primary (e.g. before an unrelated clip). Timestamps keep

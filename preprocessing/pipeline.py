@@ -37,6 +37,11 @@ class PreprocessConfig:
     fps: float = 5.0
     face_landmarker: Path | None = None
     face_detector: Path | None = None
+    short_range_detector: Path | None = None
+    # tiered faces: the full landmarker at about this rate, the short-range detector's
+    # keypoints in between (0 = landmarks on every analysis frame); see faces.py
+    landmark_fps: float = 1.7
+    face_search_every: int = 5
     whisper_model: str | Path | None = None
     language: str | None = None
     asr: bool = True
@@ -50,6 +55,30 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         if not (0 < self.fps <= 120):
             raise ValueError(f"analysis fps must be in (0, 120], got {self.fps}")
+        if self.landmark_fps < 0:
+            raise ValueError(f"landmark fps must be >= 0, got {self.landmark_fps}")
+
+    @property
+    def landmarks_every(self) -> int:
+        """Run the landmarker on every k-th analysis frame (1 without a short-range
+        detector or with ``landmark_fps`` 0)."""
+        if self.short_range_detector is None or self.landmark_fps <= 0:
+            return 1
+        return max(1, round(self.fps / self.landmark_fps))
+
+    def face_analyzer(self):
+        """A :class:`~ahmer.preprocessing.faces.FaceAnalyzer` set up as this config says."""
+        from .faces import FaceAnalyzer
+
+        return FaceAnalyzer(
+            self.face_landmarker,
+            detector_path=self.face_detector,
+            max_faces=self.max_faces,
+            crop_size=self.crop_size,
+            landmarks_every=self.landmarks_every,
+            short_range_detector_path=self.short_range_detector,
+            face_search_every=self.face_search_every,
+        )
 
 
 @dataclass
@@ -137,19 +166,15 @@ def _video_branch(
     (primary first, or an empty list), blendshape names and warnings."""
     if not info.has_video:
         return None, None, [], []
-    from .faces import FaceAnalyzer, FaceError
+    from .faces import FaceError, interpolate_landmark_gaps
 
     analyzer = shared
     warnings: list[str] = []
     if shared is not None:
         shared.reset()
+        shared.set_landmarks_every(config.landmarks_every)
     elif config.face_landmarker is not None:
-        analyzer = FaceAnalyzer(
-            config.face_landmarker,
-            detector_path=config.face_detector,
-            max_faces=config.max_faces,
-            crop_size=config.crop_size,
-        )
+        analyzer = config.face_analyzer()
     else:
         warnings.append("no face model configured: faces were not analysed")
     times: list[float] = []
@@ -193,6 +218,8 @@ def _video_branch(
     if not times:
         warnings.append("the video stream held no decodable frames")
         return None, None, names, warnings
+    if config.landmarks_every > 1:  # offline: interpolate what tiered mode carried forward
+        faces = interpolate_landmark_gaps(faces, times)
     return np.asarray(times, np.float64), faces, names, warnings
 
 

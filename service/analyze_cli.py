@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .output import (
+    add_media_arguments,
     atomic_write_text,
     fail_if_unreadable,
     native_stderr_silenced,
@@ -25,15 +26,11 @@ def add_analyze_parser(sub) -> None:
         description="Analyse one recorded answer on this machine (embedded ONNX Runtime) and "
         "print a short summary; optionally write the full result as JSON and frames as CSV.",
     )
-    p.add_argument("media", type=Path, help="video or audio file (any format FFmpeg reads)")
-    p.add_argument("--transcript", type=Path, help="transcript to use instead of ASR")
-    p.add_argument("--fps", type=float, default=5.0, help="analysis frames per second (5)")
+    add_media_arguments(p)
     p.add_argument("--json", type=Path, dest="json_out", help="write the result JSON here")
     p.add_argument("--csv", type=Path, dest="csv_out", help="write per-frame results as CSV")
     p.add_argument("--threshold", type=float, default=0.5, help="A/H decision threshold (0.5)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt or auto (cpu)")
-    p.add_argument("--whisper-model", help="CTranslate2 Whisper model folder or name")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run_analyze)
 
 
@@ -52,6 +49,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         device=args.device,
         whisper_model=args.whisper_model,
+        landmark_fps=args.landmark_fps,
     )
     with native_stderr_silenced(not args.verbose):
         analyzer = Analyzer(config).load()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 __all__ = [
     "atomic_write_text",
+    "add_media_arguments",
     "atomic_write_bytes",
     "fail_if_unreadable",
     "native_stderr_silenced",
@@ -100,3 +101,24 @@ def native_stderr_silenced(enabled: bool = True):
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def add_media_arguments(p) -> None:
+    """The options ``analyze`` and ``preprocess`` share: the media, its transcript and how
+    densely it is analysed."""
+    p.add_argument("media", type=Path, help="video or audio file (any format FFmpeg reads)")
+    p.add_argument(
+        "--transcript",
+        type=Path,
+        help="transcript to use instead of ASR (.txt, .vtt, .srt or .json words)",
+    )
+    p.add_argument("--fps", type=float, default=5.0, help="analysis frames per second (5)")
+    p.add_argument("--whisper-model", help="CTranslate2 Whisper model folder or name")
+    p.add_argument(
+        "--landmark-fps",
+        type=float,
+        default=1.7,
+        help="full face landmarks at about this rate, keypoint tracking between (1.7; "
+        "0 = on every analysis frame)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .output import (
+    add_media_arguments,
     atomic_write_text,
     fail_if_unreadable,
     native_stderr_silenced,
@@ -23,16 +24,8 @@ def add_preprocess_parser(sub) -> None:
         description="Decode MEDIA, track faces, detect speech, transcribe (or align the given "
         "transcript) and write the time-aligned timeline as JSON.",
     )
-    p.add_argument("media", type=Path, help="video or audio file (any format FFmpeg reads)")
-    p.add_argument("--fps", type=float, default=5.0, help="analysis frames per second (5)")
-    p.add_argument(
-        "--transcript",
-        type=Path,
-        help="transcript to align instead of running ASR (.txt, .vtt, .srt or .json words)",
-    )
-    p.add_argument("--whisper-model", help="CTranslate2 Whisper model folder or name")
+    add_media_arguments(p)
     p.add_argument("--out", type=Path, required=True, help="where to write timeline.json")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run_preprocess)
 
 
@@ -45,11 +38,11 @@ def run_preprocess(args: argparse.Namespace) -> int:
     if args.transcript is not None:
         fail_if_unreadable(args.transcript)
         transcript = args.transcript.read_bytes()  # format sniffed from the content
-    config = preprocess_config(fps=args.fps, whisper_model=args.whisper_model)
-    from ahmer.preprocessing.faces import FaceAnalyzer
-
+    config = preprocess_config(
+        fps=args.fps, whisper_model=args.whisper_model, landmark_fps=args.landmark_fps
+    )
     with native_stderr_silenced(not args.verbose):
-        faces = FaceAnalyzer(config.face_landmarker, detector_path=config.face_detector)
+        faces = config.face_analyzer()
     progress = None if args.quiet else stderr_progress(args.media.name)
     try:
         timeline = preprocess(
