@@ -79,8 +79,10 @@ class FaceTracker:
         return {t.id for t in self._tracks}
 
     def reset(self) -> None:
-        """Forget all tracks (ids keep increasing, so old ids are never reused)."""
+        """Forget all tracks and number new ones from 0 again: a clip's track ids do not
+        depend on what was analysed before it (batch results are reproducible)."""
         self._tracks = []
+        self._next_id = 0
 
     def update(self, boxes: Sequence[Box]) -> list[int]:
         """Associate this frame's ``boxes`` with tracks; returns their track ids, in order."""
