@@ -71,8 +71,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             if reason is not None:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
 
-        def finish(context, start: float, error: BaseException | None) -> None:
-            if isinstance(error, asyncio.CancelledError):
+        def finish(context, start: float, error: BaseException | None, peer: str) -> None:
+            # the context is not touched once the client is gone (cancelled, or the stream
+            # closed under us): grpc.aio may have freed the call by then
+            if isinstance(error, asyncio.CancelledError | GeneratorExit):
                 code = "CANCELLED"
             elif error is not None and not isinstance(error, grpc.aio.AbortError):
                 code = "UNKNOWN"
@@ -91,13 +93,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     method=method,
                     code=code,
                     duration_ms=round(seconds * 1000, 1),
-                    peer=context.peer(),
+                    peer=peer,
                 )
 
         if inspect.isasyncgenfunction(behavior):
 
             async def stream_wrapper(request, context):
-                start, error = time.perf_counter(), None
+                start, error, peer = time.perf_counter(), None, context.peer()
                 try:
                     await check(context)
                     async for response in behavior(request, context):
@@ -106,12 +108,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     error = exc
                     raise
                 finally:
-                    finish(context, start, error)
+                    finish(context, start, error, peer)
 
             return stream_wrapper
 
         async def wrapper(request, context):
-            start, error = time.perf_counter(), None
+            start, error, peer = time.perf_counter(), None, context.peer()
             try:
                 await check(context)
                 result = behavior(request, context)
@@ -122,6 +124,6 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 error = exc
                 raise
             finally:
-                finish(context, start, error)
+                finish(context, start, error, peer)
 
         return wrapper
