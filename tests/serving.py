@@ -4,7 +4,6 @@ one loaded analyzer shared by every test server of the session, free ports, test
 from __future__ import annotations
 
 import asyncio
-import atexit
 import functools
 import socket
 import threading
@@ -36,10 +35,7 @@ def shared_analyzer():
     """One loaded analyzer (5 fps) for all test servers: the model load happens once."""
     from ahmer.models.analyzer import Analyzer, AnalyzerConfig
 
-    analyzer = Analyzer(AnalyzerConfig(fps=5.0)).load()
-    # free the native models (MediaPipe graphs) before the interpreter tears down modules
-    atexit.register(analyzer.close)
-    return analyzer
+    return Analyzer(AnalyzerConfig(fps=5.0)).load()
 
 
 class ServerThread:
