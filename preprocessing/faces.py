@@ -270,6 +270,7 @@ class FaceAnalyzer:
         self._closed = False
         self._frame = 0
         self._last_ts = -1
+        self._ts_offset = 0  # MediaPipe's clock for this clip starts here (see reset)
         self._last_search = -(10**9)
         self._had_faces = False
         self._followed: list[tuple[tuple[float, float, float, float], float]] = []
@@ -343,7 +344,7 @@ class FaceAnalyzer:
         if not math.isfinite(float(time)):
             raise FaceError(f"frame time must be finite, got {time!r}")
         work = _limit_side(rgb, self.max_side)
-        timestamp = max(int(round(float(time) * 1000)), self._last_ts + 1)
+        timestamp = max(self._ts_offset + int(round(float(time) * 1000)), self._last_ts + 1)
         self._last_ts = timestamp
         self._frame += 1
         self.counters["frames"] += 1
@@ -366,6 +367,20 @@ class FaceAnalyzer:
         """Track id of the current primary face (remembered while briefly unseen)."""
         return self._selector.primary
 
+    def _forget_video_state(self) -> None:
+        """Make the next clip independent of the last one. MediaPipe's VIDEO mode keeps a
+        face's region and smoothing filters between calls: one empty frame makes it lose the
+        track, and the next clip's clock restarts one second after the last timestamp (its
+        times keep their real spacing instead of being pushed to 1 ms apart)."""
+        if self.running_mode != "video" or self._last_ts < 0:
+            return
+        blank = _mp_image(np.zeros((64, 64, 3), np.uint8))
+        self._last_ts += 1
+        for task in (self._landmarker, self._single):
+            if task is not None:
+                task.detect_for_video(blank, self._last_ts)
+        self._ts_offset = self._last_ts + 1000
+
     def set_landmarks_every(self, landmarks_every: int) -> None:
         """Switch tiered mode between clips (e.g. after :meth:`reset`): the landmarker runs on
         every ``landmarks_every``-th frame; above 1 the analyzer needs its short-range
@@ -384,6 +399,7 @@ class FaceAnalyzer:
         increasing internally, so the next clip's times may start again at 0."""
         self._tracker.reset()
         self._selector.reset()
+        self._forget_video_state()
         self._followed = []
         self._follows = []
         self._since_landmarks = 0

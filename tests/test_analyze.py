@@ -202,26 +202,10 @@ def test_cli_analyze_bad_input(tmp_path, content, message, model_store):
 
 
 def test_same_clip_same_result_whatever_ran_before(analyzer, clips, results):
-    """Face analyzers are pooled and reused: a clip's result must not depend on the clips
-    analysed before it. Labels, track ids, words and cues are identical; numbers agree to
-    within MediaPipe's VIDEO-mode tracker, which keeps sub-pixel state between clips."""
+    """Face analyzers are pooled and reused: a clip's result (track ids, every number) must
+    not depend on the clips analysed before it."""
     again = analyzer.analyze(clips["confident"]).to_dict()
     first = results["confident"].to_dict()
-
-    def same(a, b, path=""):
-        if isinstance(a, dict):
-            assert a.keys() == b.keys(), path
-            for key in a:
-                if key != "timings":
-                    same(a[key], b[key], f"{path}.{key}")
-        elif isinstance(a, list):
-            assert len(a) == len(b), path
-            for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                same(x, y, f"{path}[{i}]")
-        elif isinstance(a, float) and isinstance(b, float):
-            assert abs(a - b) <= 0.02, (path, a, b)
-        else:
-            assert a == b, (path, a, b)
-
-    same(again, first)
+    again.pop("timings"), first.pop("timings")
+    assert again == first
     assert {f["face"]["track_id"] for f in again["frames"] if f["face"]} == {0}

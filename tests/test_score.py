@@ -190,18 +190,12 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _results(out: Path) -> dict[str, dict]:
-    """Result JSON by id, without timings, face track ids numbered by first appearance: the
-    face tracker of a long-lived analyzer keeps counting ids across clips, so the ids of a clip
-    depend on what the process analysed before it (reported to the preprocessing owner)."""
+    """Result JSON by id, without timings (everything else must match exactly: a clip's
+    result does not depend on what the process analysed before it)."""
     found = {}
     for p in sorted((out / "results").glob("*.json")):
         data = json.loads(p.read_text())
         data.pop("timings")
-        order: dict[int, int] = {}
-        for frame in data["frames"]:
-            if frame["face"] is not None:
-                tid = frame["face"]["track_id"]
-                frame["face"]["track_id"] = order.setdefault(tid, len(order))
         found[p.stem] = data
     return found
 
