@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from ahmer.preprocessing.pipeline import PreprocessConfig, Progress, preprocess
 from ahmer.preprocessing.timeline import Timeline
 
 from .backend import InferenceBackend, make_backend
-from .cues import CueFrames, compute_cues
+from .cues import MASK_NAMES, CueFrames, compute_cues
 from .encoders import FaceEmotionEncoder, TextEncoder, words_window_texts
 from .explain import explain, segments_from
 from .fusion import ATTRIBUTION_NAMES, EMBED_DIM
@@ -35,11 +36,12 @@ from .results import (
 )
 from .store import ModelStore
 
-__all__ = ["AnalyzerConfig", "Analyzer", "Prediction"]
+__all__ = ["AnalyzerConfig", "Analyzer", "Prediction", "frame_results"]
 
 log = logging.getLogger(__name__)
 
 FUSION = "ah_fusion_zeroshot"
+EMOTION_SUPPORT = 0.3  # a frame has an emotion label when this much face evidence backs it
 
 
 @dataclass
@@ -145,30 +147,51 @@ class Analyzer:
         transcript: str | bytes | None = None,
         fps: float | None = None,
         progress: Progress | None = None,
+        language: str | None = None,
+        transcript_format: str | None = None,
     ) -> Timeline:
+        """Decode ``media`` into a timeline. ``language`` is passed to ASR (None: detected or
+        the model's only one); ``transcript_format`` skips sniffing the transcript."""
         self._require_ready()
         config = self._preprocess_config
+        changes = {}
         if fps is not None and fps != config.fps:
-            config = PreprocessConfig(**{**config.__dict__, "fps": fps})
+            changes["fps"] = fps
+        if language and language != config.language:
+            changes["language"] = language
+        if changes:
+            config = PreprocessConfig(**{**config.__dict__, **changes})
         with self._face_analyzer() as fa:
             return preprocess(
                 media,
                 config,
                 transcript=transcript,
+                transcript_format=transcript_format,
                 progress=progress,
                 transcriber=self.transcriber,
                 face_analyzer=fa,
             )
 
-    def predict(self, tl: Timeline) -> Prediction:
+    def predict(
+        self,
+        tl: Timeline,
+        emotion: np.ndarray | None = None,
+        embed: Callable[[list[str]], np.ndarray] | None = None,
+    ) -> Prediction:
+        """Encoders and the fusion graph over ``tl``. ``emotion`` ([T, 7], NaN rows without a
+        face) replaces the face-emotion encoder when the caller ran it already (live
+        sessions, frame by frame); ``embed`` replaces the text encoder (e.g. a session's
+        cache)."""
         self._require_ready()
         timings: dict[str, float] = {}
         n = len(tl)
         t = time.perf_counter()
-        emotion = None
-        if tl.crops is not None and tl.masks["face"].any():
+        if emotion is None and tl.crops is not None and tl.masks["face"].any():
             emotion = self.face_encoder.encode(tl.crops, valid=tl.masks["face"])
-        timings["emotion"] = time.perf_counter() - t
+            timings["emotion"] = time.perf_counter() - t
+        if emotion is not None and not np.isfinite(emotion).all(axis=1).any():
+            emotion = None  # no frame has a face
+        timings.setdefault("emotion", time.perf_counter() - t)
 
         t = time.perf_counter()
         text_emb = np.zeros((n, EMBED_DIM), np.float32)
@@ -176,7 +199,8 @@ class Analyzer:
             texts = words_window_texts(tl.words, tl.times)
             present = [i for i, s in enumerate(texts) if s.strip()]
             if present:
-                text_emb[present] = self.text_encoder.encode([texts[i] for i in present])
+                encode = embed or self.text_encoder.encode
+                text_emb[present] = encode([texts[i] for i in present])
         timings["text"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -204,39 +228,8 @@ class Analyzer:
         cfg, out = self.config, pred.outputs
         prob = 1.0 / (1.0 + np.exp(-out["frame_ah_logit"]))
         clip_p = float(1.0 / (1.0 + np.exp(-out["clip_ah_logit"])))
-        emo_probs = np.exp(out["frame_emotion_logits"])
-        support = out["emotion_support"]
-        has_emotion = (support > 0.3) & (pred.emotion is not None)
-        frames = []
-        for i in range(len(tl)):
-            face = None
-            if tl.masks["face"][i]:
-                box = tuple(float(v) for v in tl.face_box[i])
-                face = FaceRef(box, int(tl.face_track[i]), float(tl.face_quality[i]))
-            emotion = label = None
-            if has_emotion[i]:
-                emotion = {e: float(p) for e, p in zip(EMOTIONS, emo_probs[i], strict=True)}
-                label = EMOTIONS[int(np.argmax(emo_probs[i]))]
-            frames.append(
-                FrameResult(
-                    time=float(tl.times[i]),
-                    face=face,
-                    emotion=emotion,
-                    emotion_label=label,
-                    valence=float(out["frame_valence"][i]),
-                    ah_probability=float(prob[i]),
-                    ah_label=int(prob[i] >= cfg.threshold),
-                    attribution={
-                        k: float(v)
-                        for k, v in zip(ATTRIBUTION_NAMES, out["attribution"][i], strict=True)
-                    },
-                    modalities={
-                        "visual": bool(pred.cues.masks[i, 0]),
-                        "vocal": bool(pred.cues.masks[i, 1]),
-                        "verbal": bool(pred.cues.masks[i, 2]),
-                    },
-                )
-            )
+        emo_probs, has_emotion = _emotion_of_frames(pred)
+        frames = frame_results(tl, pred, cfg.threshold)
         distribution = dominant = None
         if has_emotion.any():
             mean = emo_probs[has_emotion].mean(axis=0)
@@ -282,10 +275,19 @@ class Analyzer:
         transcript: str | bytes | None = None,
         fps: float | None = None,
         progress: Progress | None = None,
+        language: str | None = None,
+        transcript_format: str | None = None,
     ) -> AnalysisResult:
         """The whole pipeline on one clip."""
         t = time.perf_counter()
-        tl = self.preprocess(media, transcript=transcript, fps=fps, progress=progress)
+        tl = self.preprocess(
+            media,
+            transcript=transcript,
+            fps=fps,
+            progress=progress,
+            language=language,
+            transcript_format=transcript_format,
+        )
         result = self.postprocess(tl, self.predict(tl))
         result.timings["total"] = round(time.perf_counter() - t, 4)
         return result
@@ -297,3 +299,46 @@ class Analyzer:
         if self.backend is not None:
             self.backend.close()
         self.ready = False
+
+
+def _emotion_of_frames(pred: Prediction) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed emotion probabilities [T, 7] and where a face backs them."""
+    out = pred.outputs
+    has = (out["emotion_support"] > EMOTION_SUPPORT) & (pred.emotion is not None)
+    return np.exp(out["frame_emotion_logits"]), has
+
+
+def frame_results(
+    tl: Timeline, pred: Prediction, threshold: float, indices: Iterable[int] | None = None
+) -> list[FrameResult]:
+    """The :class:`FrameResult` of frames ``indices`` (default: all) of ``tl``."""
+    out = pred.outputs
+    prob = 1.0 / (1.0 + np.exp(-out["frame_ah_logit"]))
+    emo_probs, has_emotion = _emotion_of_frames(pred)
+    frames = []
+    for i in range(len(tl)) if indices is None else indices:
+        face = None
+        if tl.masks["face"][i]:
+            box = tuple(float(v) for v in tl.face_box[i])
+            face = FaceRef(box, int(tl.face_track[i]), float(tl.face_quality[i]))
+        emotion = label = None
+        if has_emotion[i]:
+            emotion = {e: float(p) for e, p in zip(EMOTIONS, emo_probs[i], strict=True)}
+            label = EMOTIONS[int(np.argmax(emo_probs[i]))]
+        frames.append(
+            FrameResult(
+                time=float(tl.times[i]),
+                face=face,
+                emotion=emotion,
+                emotion_label=label,
+                valence=float(out["frame_valence"][i]),
+                ah_probability=float(prob[i]),
+                ah_label=int(prob[i] >= threshold),
+                attribution={
+                    k: float(v)
+                    for k, v in zip(ATTRIBUTION_NAMES, out["attribution"][i], strict=True)
+                },
+                modalities={name: bool(pred.cues.masks[i, j]) for j, name in enumerate(MASK_NAMES)},
+            )
+        )
+    return frames

@@ -8,7 +8,6 @@ work within a few frames instead of holding a worker until the clip is done.
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from dataclasses import dataclass
@@ -33,13 +32,6 @@ class ClipJob:
     cancel: threading.Event | None = None
 
 
-def _accepts(func, name: str) -> bool:
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def run_clip(analyzer: Analyzer, job: ClipJob) -> AnalysisResult:
     """Analyse ``job.media``; raises the pipeline's errors, or :class:`Cancelled`."""
     cancel = job.cancel or threading.Event()
@@ -49,43 +41,16 @@ def run_clip(analyzer: Analyzer, job: ClipJob) -> AnalysisResult:
             raise Cancelled("the call was cancelled")
 
     t = time.perf_counter()
-    kwargs = {}
-    if job.language and _accepts(analyzer.preprocess, "language"):
-        kwargs["language"] = job.language
-    if job.transcript_format and _accepts(analyzer.preprocess, "transcript_format"):
-        kwargs["transcript_format"] = job.transcript_format
-    needs_own = (job.language and "language" not in kwargs) or (
-        job.transcript_format and "transcript_format" not in kwargs
+    tl = analyzer.preprocess(
+        job.media,
+        transcript=job.transcript,
+        fps=job.fps,
+        progress=progress,
+        language=job.language,
+        transcript_format=job.transcript_format,
     )
-    if needs_own:
-        tl = _preprocess(analyzer, job, progress)
-    else:
-        tl = analyzer.preprocess(
-            job.media, transcript=job.transcript, fps=job.fps, progress=progress, **kwargs
-        )
     if cancel.is_set():
         raise Cancelled("the call was cancelled")
     result = analyzer.postprocess(tl, analyzer.predict(tl))
     result.timings["total"] = round(time.perf_counter() - t, 4)
     return result
-
-
-def _preprocess(analyzer: Analyzer, job: ClipJob, progress):
-    """The pipeline's ``preprocess`` with the request's language and transcript format (for
-    analyzers whose ``preprocess`` does not take them)."""
-    from ahmer.preprocessing.pipeline import PreprocessConfig, preprocess
-
-    base = analyzer._preprocess_config  # noqa: SLF001 - same config the analyzer would use
-    fields = {**base.__dict__}
-    if job.fps:
-        fields["fps"] = job.fps
-    if job.language:
-        fields["language"] = job.language
-    return preprocess(
-        job.media,
-        PreprocessConfig(**fields),
-        transcript=job.transcript,
-        transcript_format=job.transcript_format,
-        progress=progress,
-        transcriber=analyzer.transcriber,
-    )
