@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .timeline import Segment, Word
-from .vad import run_vad
+from .vad import check_audio, run_vad
 
 __all__ = [
     "FILLER_PROMPT",
@@ -262,22 +262,7 @@ def _is_model_name(text: str) -> bool:
 
 
 def _check_audio(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    if sample_rate != SAMPLE_RATE:
-        raise AsrError(
-            f"ASR needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz: resample first "
-            "(preprocessing.media.load_audio does)"
-        )
-    audio = np.asarray(audio)
-    if audio.ndim == 2 and 1 in audio.shape:
-        audio = audio.reshape(-1)
-    if audio.ndim != 1:
-        raise AsrError(f"ASR needs mono audio as a 1-D array, got shape {audio.shape}")
-    if audio.dtype.kind != "f":
-        raise AsrError(f"ASR needs float audio in [-1, 1], got dtype {audio.dtype}")
-    audio = np.ascontiguousarray(audio, np.float32)
-    if not np.all(np.isfinite(audio)):
-        raise AsrError("audio holds NaN or infinite samples")
-    return audio
+    return check_audio(audio, sample_rate, error=AsrError, stage="ASR")
 
 
 def _clamp(start: float, end: float, duration: float) -> tuple[float, float]:

@@ -39,6 +39,7 @@ __all__ = [
     "WINDOW_SAMPLES",
     "VadError",
     "VadResult",
+    "check_audio",
     "run_vad",
     "speech_segments",
     "frame_speech_probability",
@@ -92,7 +93,7 @@ def run_vad(
 ) -> VadResult:
     """Run Silero VAD once over ``audio`` (16 kHz mono float) and return segments and, when
     ``times`` (seconds) are given, the speech probability at each of those times."""
-    audio = _check_audio(audio, sample_rate)
+    audio = check_audio(audio, sample_rate)
     if not 0.0 < threshold < 1.0:
         raise VadError(f"threshold must lie in (0, 1), got {threshold}")
     if min(min_silence_ms, speech_pad_ms, min_speech_ms) < 0:
@@ -143,22 +144,26 @@ def frame_speech_probability(
 # -- internals -----------------------------------------------------------------------------
 
 
-def _check_audio(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def check_audio(
+    audio: np.ndarray, sample_rate: int, error: type[Exception] = VadError, stage: str = "VAD"
+) -> np.ndarray:
+    """16 kHz mono float32 ``audio`` as a contiguous 1-D array, or ``error`` saying why not
+    (``stage`` names the step in the message)."""
     if sample_rate != SAMPLE_RATE:
-        raise VadError(
-            f"VAD needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz: resample first "
+        raise error(
+            f"{stage} needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz: resample first "
             "(preprocessing.media.load_audio does)"
         )
     audio = np.asarray(audio)
     if audio.ndim == 2 and 1 in audio.shape:
         audio = audio.reshape(-1)
     if audio.ndim != 1:
-        raise VadError(f"VAD needs mono audio as a 1-D array, got shape {audio.shape}")
+        raise error(f"{stage} needs mono audio as a 1-D array, got shape {audio.shape}")
     if audio.dtype.kind != "f":
-        raise VadError(f"VAD needs float audio in [-1, 1], got dtype {audio.dtype}")
-    audio = audio.astype(np.float32, copy=False)
+        raise error(f"{stage} needs float audio in [-1, 1], got dtype {audio.dtype}")
+    audio = np.ascontiguousarray(audio, np.float32)
     if not np.all(np.isfinite(audio)):
-        raise VadError("audio holds NaN or infinite samples")
+        raise error("audio holds NaN or infinite samples")
     return audio
 
 
