@@ -12,7 +12,7 @@ import numpy as np
 
 from ahmer.preprocessing.timeline import Timeline
 
-from .cues import CUE_GROUPS, NEGATIVE_EMOTIONS, CueFrames, Hit
+from .cues import NEGATIVE_EMOTIONS, CueFrames, Hit
 from .fusion import CONTRIB_GROUPS, CONTRIB_NAMES
 from .results import EMOTIONS, AHSegment, Cue, Explanation
 
@@ -189,7 +189,7 @@ def _span_cue(tl, name, a, b, values, emotion, valence) -> Cue | None:
         evidence = {"mean_cue": round(float(np.nanmean(values[sl])), 3)}
         text = f"{label} at {start:.1f}-{end:.1f}s"
     return Cue(
-        type=TYPE_OF_GROUP[group if name not in CUE_GROUPS else CUE_GROUPS[name]],
+        type=TYPE_OF_GROUP[group],
         cue=name,
         start=round(start, 3),
         end=round(end, 3),
