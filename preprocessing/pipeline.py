@@ -20,7 +20,7 @@ from .media import MediaError, MediaSource, iter_frames, load_audio, probe
 from .prosody import compute_prosody
 from .timeline import MediaInfo, Segment, Timeline, Word
 from .transcript import align_transcript, parse_transcript
-from .vad import run_vad
+from .vad import VadError, run_vad
 
 __all__ = ["PreprocessConfig", "Progress", "preprocess", "word_index_at"]
 
@@ -262,10 +262,16 @@ def _audio_branch(source, info: MediaInfo, config: PreprocessConfig, client, tra
         result.warnings.append(f"audio could not be decoded: {exc}")
         return result
     result.timings["audio_decode"] = time.perf_counter() - t
+    if len(audio) < config.sample_rate // 100:  # under 10 ms: nothing to listen to
+        result.warnings.append("the audio track holds no samples: vocal cues are absent")
+        return result
     result.audio = audio
     duration = len(audio) / config.sample_rate
     t = time.perf_counter()
-    result.speech = run_vad(audio, config.sample_rate).segments
+    try:
+        result.speech = run_vad(audio, config.sample_rate).segments
+    except VadError as exc:
+        result.warnings.append(f"voice activity could not be detected: {exc}")
     result.timings["vad"] = time.perf_counter() - t
     if client is not None:
         result.words = align_transcript(client, result.speech, max(duration, info.duration))
@@ -274,14 +280,22 @@ def _audio_branch(source, info: MediaInfo, config: PreprocessConfig, client, tra
         if transcriber is None and config.whisper_model is not None:
             from .asr import Transcriber
 
+            # a broken model is an error of the setup, not of this clip: raise it here
             transcriber = Transcriber(config.whisper_model, cpu_threads=config.asr_threads)
+            transcriber.load()
         if transcriber is None:
             result.warnings.append("no ASR model configured: words were not transcribed")
             return result
+        from .asr import AsrError
+
         t = time.perf_counter()
-        transcript = transcriber.transcribe(
-            audio, language=config.language, vad_segments=result.speech
-        )
+        try:
+            transcript = transcriber.transcribe(
+                audio, language=config.language, vad_segments=result.speech
+            )
+        except AsrError as exc:  # this clip's audio, not the model: keep the rest
+            result.warnings.append(f"speech could not be transcribed: {exc}")
+            return result
         result.timings["asr"] = time.perf_counter() - t
         result.words = list(transcript.words)
         result.language = transcript.language

@@ -70,11 +70,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _describe(exc: Exception) -> str:
-    known = {"MediaError", "TranscriptError", "ModelStoreError", "ValueError", "FileNotFoundError"}
-    if type(exc).__name__ in known:
+    """ahmer's own error types (MediaError, AsrError, ModelStoreError, ...) carry messages
+    written for the user; so do a few standard ones. Anything else is a bug: say so."""
+    ours = type(exc).__module__.startswith("ahmer.")
+    if ours or isinstance(exc, ValueError | FileNotFoundError | PermissionError):
         return str(exc) or type(exc).__name__
     return f"internal error ({type(exc).__name__}: {exc}); rerun with AHMER_DEBUG=1 for details"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
