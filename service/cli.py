@@ -76,3 +76,7 @@ def _describe(exc: Exception) -> str:
     if ours or isinstance(exc, ValueError | FileNotFoundError | PermissionError):
         return str(exc) or type(exc).__name__
     return f"internal error ({type(exc).__name__}: {exc}); rerun with AHMER_DEBUG=1 for details"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
