@@ -7,10 +7,18 @@ a speech step beside it whenever one is due. The handler itself writes the resul
 
 Backpressure. The work queue holds at most ``live_queue_frames`` analysis frames: when a
 new one arrives to a full queue the oldest waiting frame is dropped (``video_load``). Audio
-and transcript items are never dropped; when more than :data:`MAX_PENDING_AUDIO` seconds of
-audio wait, the reader stops reading, so HTTP/2 flow control slows the client. Results wait
-in a queue of :data:`OUT_QUEUE` messages: a client that does not read stalls the worker,
-which makes frames drop instead of memory grow.
+and transcript items are never dropped: when more than :data:`MAX_PENDING_AUDIO` seconds of
+audio or :data:`MAX_PENDING_ITEMS` items wait, the reader stops reading, so HTTP/2 flow
+control slows the client. Results wait in a queue of :data:`OUT_QUEUE` messages, and the
+handler hands gRPC one at a time (a write returns once HTTP/2 flow control lets it out). A
+client that reads slowly first loses provisional frame results (not sent while the queue is
+half full: the final result follows anyway; counted, noticed once, a warning in the result),
+then stalls the worker, which makes frames drop instead of memory grow: final frame results,
+rolling updates and the result are never dropped. A client that does not read at all keeps
+the handler waiting in a write, where no timer of its own runs; a watchdog ends such a call
+at the wall-clock limit (``DEADLINE_EXCEEDED``, delivered after the unread messages) and frees
+the session at once. Each session's high-water marks are logged when it closes and kept in
+``state.extra["live_reports"]`` (:class:`SessionReport`, the last :data:`REPORTS_KEPT`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import logging
 import math
 import time
 import uuid
+from dataclasses import dataclass
 
 import grpc
 
@@ -32,14 +41,27 @@ from .limits import check_id, resolve_options
 from .live import FrameOut, LiveConfig, LiveError, LiveSession, NoticeOut, RollingOut
 from .logs import log_event
 
-__all__ = ["LiveHandler", "MAX_PENDING_AUDIO", "OUT_QUEUE", "OVERLAP_TOLERANCE"]
+__all__ = [
+    "LiveHandler",
+    "SessionReport",
+    "MAX_PENDING_AUDIO",
+    "MAX_PENDING_ITEMS",
+    "MAX_PENDING_RESULTS",
+    "OUT_QUEUE",
+    "OVERLAP_TOLERANCE",
+    "REPORTS_KEPT",
+]
 
 log = logging.getLogger("ahmer.service.live")
 
 MAX_PENDING_AUDIO = 10.0  # seconds of audio waiting before the reader pauses
+MAX_PENDING_ITEMS = 512  # audio chunks and transcript segments waiting before it pauses
 OUT_QUEUE = 64  # result messages waiting for the client
+MAX_PENDING_RESULTS = OUT_QUEUE + 1 + 3  # + the one being sent + a late notice per code
+REPORTS_KEPT = 32  # reports of finished sessions kept in ``state.extra["live_reports"]``
 OVERLAP_TOLERANCE = 0.05  # s an audio chunk may start before the previous one's end
 GRACE = 30.0  # wall-clock seconds past max duration before DEADLINE_EXCEEDED
+EXPIRE_MARGIN = 1.0  # s after that before a call stuck on a non-reading client is ended
 _END = object()
 _VIDEO = {
     live_pb2.VideoFormat.JPEG: "jpeg",
@@ -57,17 +79,26 @@ def _precondition(message: str) -> RequestError:
 
 
 class WorkQueue:
-    """Ordered work with a bound on waiting video frames and on waiting audio seconds."""
+    """Ordered work with a bound on waiting video frames, on waiting audio seconds and on
+    waiting items of other kinds; keeps the high-water marks of each."""
 
     def __init__(self, max_frames: int) -> None:
         self.items: collections.deque = collections.deque()
         self.max_frames = max_frames
         self.frames = 0
         self.audio_s = 0.0
+        self.high_frames = 0
+        self.high_audio_s = 0.0
+        self.high_items = 0
         self.cond = asyncio.Condition()
 
+    def _room(self) -> bool:
+        others = len(self.items) - self.frames
+        return self.audio_s < MAX_PENDING_AUDIO and others < MAX_PENDING_ITEMS
+
     async def put(self, kind: str, payload, audio_s: float = 0.0) -> bool:
-        """Queue an item; returns False when a waiting video frame was dropped for it."""
+        """Queue an item; returns False when a waiting video frame was dropped for it.
+        Other kinds wait (the reader stops reading) until there is room."""
         async with self.cond:
             dropped = False
             if kind == "video" and self.frames >= self.max_frames:
@@ -77,11 +108,14 @@ class WorkQueue:
                         self.frames -= 1
                         dropped = True
                         break
-            if kind == "audio":
-                await self.cond.wait_for(lambda: self.audio_s < MAX_PENDING_AUDIO)
+            if kind != "video":
+                await self.cond.wait_for(self._room)
             self.items.append((kind, payload, audio_s))
             self.frames += kind == "video"
             self.audio_s += audio_s
+            self.high_frames = max(self.high_frames, self.frames)
+            self.high_audio_s = max(self.high_audio_s, self.audio_s)
+            self.high_items = max(self.high_items, len(self.items))
             self.cond.notify_all()
             return not dropped
 
@@ -93,6 +127,23 @@ class WorkQueue:
             self.audio_s -= audio_s
             self.cond.notify_all()
             return kind, payload
+
+
+@dataclass(frozen=True)
+class SessionReport:
+    """The backpressure high-water marks of one finished session: the most result messages
+    made but not yet sent (``pending_high``: the output queue, the one message gRPC is
+    sending and notices that found the queue full; at most :data:`MAX_PENDING_RESULTS`),
+    and the most analysis frames, audio seconds and items waiting in its work queue."""
+
+    session_id: str
+    skipped: dict[str, int]
+    provisional_dropped: int  # provisional frame results not sent: the client was behind
+    messages: int  # result messages made (frames, updates, notices, the result)
+    pending_high: int
+    frames_high: int
+    audio_high_s: float
+    items_high: int
 
 
 class _Call:
@@ -114,18 +165,70 @@ class _Call:
         self.fps = 5.0
         self.options = None
         self.max_s = handler.state.config.max_stream_seconds
+        self.queue: WorkQueue | None = None
+        self.tasks: list[asyncio.Task] = []  # the reader and the worker
+        self.in_flight = 0  # 1 while gRPC sends a message taken from ``out``
+        self.messages = 0
+        self.pending_high = 0
+        self.provisional_dropped = 0
+        self.late: collections.deque = collections.deque()  # notices past a full queue
+        self.status_started = False  # a status (abort) is being sent
+        self.released = False
+
+    def _counted(self) -> None:
+        self.messages += 1
+        pending = self.out.qsize() + len(self.late) + self.in_flight
+        self.pending_high = max(self.pending_high, pending)
+
+    async def put(self, msg) -> None:
+        """Queue a result message; waits while the client is ``OUT_QUEUE`` messages behind."""
+        await self.out.put(msg)
+        self._counted()
+
+    def notify(self, msg) -> None:
+        """Queue a notice without waiting: past a full queue it waits in ``late`` (one per
+        notice code at most), which the handler sends before the next queued message."""
+        try:
+            self.out.put_nowait(msg)
+        except asyncio.QueueFull:
+            self.late.append(msg)
+        self._counted()
+
+    def report(self) -> SessionReport:
+        q = self.queue
+        return SessionReport(
+            session_id=self.session_id,
+            skipped=dict(self.skipped),
+            provisional_dropped=self.provisional_dropped,
+            messages=self.messages,
+            pending_high=self.pending_high,
+            frames_high=q.high_frames if q else 0,
+            audio_high_s=round(q.high_audio_s, 3) if q else 0.0,
+            items_high=q.high_items if q else 0,
+        )
 
     def fail(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
         while not self.out.empty():  # pending results are moot: make room for the end
             self.out.get_nowait()
+        self.late.clear()
         self.out.put_nowait(_END)
+
+
+async def _abort_quietly(context, code: grpc.StatusCode, message: str) -> None:
+    """Send ``code`` from outside the call's task; returns when it is sent or the client
+    has gone."""
+    try:
+        await context.abort(code, message)
+    except (Exception, asyncio.CancelledError):  # AbortError is how abort returns
+        pass
 
 
 class LiveHandler:
     def __init__(self, state) -> None:
         self.state = state
+        self._aborts: set[asyncio.Future] = set()  # statuses sent by _expire
 
     async def run(self, request_iterator, context):
         state = self.state
@@ -139,33 +242,43 @@ class LiveHandler:
         state.metrics.active_streams.inc()
         state.extra["active_streams"] = slots.active
         started = time.monotonic()
-        reader = worker = None
         loop = asyncio.get_running_loop()
+        watchdog = loop.call_later(
+            self.max_wall() + EXPIRE_MARGIN,
+            self._expire,
+            call,
+            asyncio.current_task(),
+            slots,
+            started,
+        )
         try:
             config = await self._first(request_iterator, call)
             call.session = await loop.run_in_executor(
                 state.live_pool, LiveSession, state.analyzer, config
             )
             yield live_pb2.StreamResponse(started=self._started(call, config))
-            queue = WorkQueue(state.config.live_queue_frames)
-            reader = asyncio.create_task(self._read(request_iterator, call, queue))
-            worker = asyncio.create_task(self._work(call, queue))
+            queue = call.queue = WorkQueue(state.config.live_queue_frames)
+            call.tasks = [
+                asyncio.create_task(self._read(request_iterator, call, queue)),
+                asyncio.create_task(self._work(call, queue)),
+            ]
             deadline = started + self.max_wall()
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise RequestError(
-                        grpc.StatusCode.DEADLINE_EXCEEDED,
-                        f"the session was open longer than the server's limit "
-                        f"({call.max_s:g} s of stream plus {self.grace():g} s)",
-                    )
-                try:
-                    msg = await asyncio.wait_for(call.out.get(), remaining)
-                except TimeoutError:
-                    continue
+                    raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, self._too_long(call))
+                if call.late:
+                    msg = call.late.popleft()
+                else:
+                    try:
+                        msg = await asyncio.wait_for(call.out.get(), remaining)
+                    except TimeoutError:
+                        continue
                 if msg is _END:
                     break
-                yield msg
+                call.in_flight = 1
+                yield msg  # returns once gRPC has sent it (HTTP/2 flow control applies)
+                call.in_flight = 0
             if call.error is not None:
                 raise call.error
         except (RequestError, LiveError, Exception) as exc:
@@ -179,12 +292,43 @@ class LiveHandler:
             log_event(
                 log, "session failed", logging.INFO, session_id=call.session_id, code=code.name
             )
-            await context.abort(code, message)
+            call.status_started = True
+            await context.abort(code, message)  # waits while the client does not read
         finally:
-            for task in (reader, worker):
-                if task is not None:
-                    task.cancel()
+            watchdog.cancel()
             self._release(call, slots, started)
+
+    def _too_long(self, call: _Call) -> str:
+        return (
+            f"the session was open longer than the server's limit "
+            f"({call.max_s:g} s of stream plus {self.grace():g} s)"
+        )
+
+    def _expire(self, call: _Call, task: asyncio.Task | None, slots, started: float) -> None:
+        """The wall-clock limit passed and the call is still here: it is stuck sending to a
+        client that does not read (a write, or the status, waits for HTTP/2 flow control),
+        or waiting for a first message that never comes. End it from outside: queue a
+        ``DEADLINE_EXCEEDED`` status (the client gets it after the messages it has not
+        read), stop the call's task and free the session now."""
+        if call.released:
+            return
+        log_event(
+            log,
+            "session expired",
+            logging.WARNING,
+            session_id=call.session_id,
+            code="DEADLINE_EXCEEDED",
+            sending=bool(call.in_flight or call.status_started),
+        )
+        if not call.status_started:
+            call.status_started = True
+            code = grpc.StatusCode.DEADLINE_EXCEEDED
+            abort = asyncio.ensure_future(_abort_quietly(call.context, code, self._too_long(call)))
+            self._aborts.add(abort)
+            abort.add_done_callback(self._aborts.discard)
+        if task is not None:
+            task.cancel()
+        self._release(call, slots, started)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -207,10 +351,22 @@ class LiveHandler:
         """The call is over: its slot is free at once (a client may retry right away); the
         session's resources are freed once its in-flight work is done, and only then does
         the ``active_streams`` gauge go down (it counts sessions holding resources)."""
+        if call.released:
+            return
+        call.released = True
+        for task in call.tasks:
+            task.cancel()
+        while not call.out.empty():  # nobody will send these now
+            call.out.get_nowait()
+        call.late.clear()
         state = self.state
         loop = asyncio.get_running_loop()
         slots.release()
         state.extra["active_streams"] = slots.active
+
+        report = call.report()
+        reports = state.extra.setdefault("live_reports", collections.deque(maxlen=REPORTS_KEPT))
+        reports.append(report)
 
         def done(_=None) -> None:
             state.metrics.active_streams.dec()
@@ -219,7 +375,12 @@ class LiveHandler:
                 "session closed",
                 session_id=call.session_id,
                 seconds=round(time.monotonic() - started, 2),
-                skipped=dict(call.skipped),
+                skipped=report.skipped,
+                provisional_dropped=report.provisional_dropped,
+                messages=report.messages,
+                pending_high=report.pending_high,
+                queued_frames_high=report.frames_high,
+                queued_audio_high_s=report.audio_high_s,
             )
 
         if call.session is None:
@@ -426,10 +587,7 @@ class LiveHandler:
             return
         call.notified.add(code)
         msg = live_pb2.StreamResponse(notice=live_pb2.StreamNotice(code=code, message=message))
-        try:
-            call.out.put_nowait(msg)
-        except asyncio.QueueFull:
-            pass
+        call.notify(msg)
 
     # -- worker --------------------------------------------------------------------------
 
@@ -462,10 +620,15 @@ class LiveHandler:
             outs, result = await loop.run_in_executor(pool, session.finish)
             await self._emit(call, outs)
             opts = call.options
+            if call.provisional_dropped:
+                result.warnings.append(
+                    f"{call.provisional_dropped} provisional frame results were not sent: the "
+                    "client read results slower than they were made"
+                )
             msg = to_proto(
                 result, frames=opts.frames, explanation=opts.explanation, skipped=call.skipped
             )
-            await call.out.put(live_pb2.StreamResponse(result=msg))
+            await call.put(live_pb2.StreamResponse(result=msg))
             await call.out.put(_END)
         except asyncio.CancelledError:
             raise
@@ -483,6 +646,9 @@ class LiveHandler:
             if isinstance(out, FrameOut):
                 if not opts.frames:
                     continue
+                if not out.final and call.out.qsize() >= OUT_QUEUE // 2:
+                    self._provisional_dropped(call)
+                    continue
                 msg = live_pb2.StreamResponse(
                     frame=live_pb2.FrameUpdate(
                         frame=frame_to_proto(out.frame), index=out.index, final=out.final
@@ -496,7 +662,18 @@ class LiveHandler:
                 )
             else:
                 continue
-            await call.out.put(msg)
+            await call.put(msg)
+
+    def _provisional_dropped(self, call: _Call) -> None:
+        """The client is half a queue behind: a provisional result would only delay the
+        final one that supersedes it, so it is not sent (counted, noticed once)."""
+        call.provisional_dropped += 1
+        self._notice(
+            call,
+            "provisional_dropped",
+            "provisional frame results are not sent while the client reads results slower "
+            "than they are made; final frame results are all sent",
+        )
 
     def _rolling(self, out: RollingOut, call: _Call) -> live_pb2.RollingUpdate:
         update = live_pb2.RollingUpdate(
