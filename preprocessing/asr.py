@@ -42,7 +42,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,7 +163,11 @@ class Transcriber:
                 num_workers=self.num_workers,
             )
         except Exception as exc:  # ctranslate2/hub errors have no common type
-            raise AsrError(f"could not load Whisper model {str(self.model)!r}: {exc}") from exc
+            why = " ".join(str(exc).split()) or type(exc).__name__  # one line (hub errors: two)
+            hint = "" if os.path.isdir(source) else " (a name needs network to download it)"
+            raise AsrError(
+                f"could not load Whisper model {str(self.model)!r}{hint}: {why}"
+            ) from exc
         log.info(
             "loaded Whisper model %s on %s (%s) in %.2f s",
             Path(source).name if os.path.isdir(source) else source,
@@ -180,6 +184,7 @@ class Transcriber:
         vad_segments: Sequence[Segment] | None = None,
         initial_prompt: str | None = FILLER_PROMPT,
         sample_rate: int = SAMPLE_RATE,
+        on_progress: Callable[[float], None] | None = None,
     ) -> Transcript:
         """Transcribe 16 kHz mono float ``audio``.
 
@@ -188,6 +193,9 @@ class Transcriber:
         (``preprocessing.vad``); ``None`` runs the VAD here. Only speech is decoded, and no
         speech gives an empty transcript. ``initial_prompt``: text shown to the decoder
         before every window (the default keeps filled pauses; ``None`` or ``""`` for none).
+        ``on_progress(fraction)`` is called after each decoded segment with the fraction of
+        the audio covered so far; an exception it raises stops decoding and propagates (a
+        caller's way to cancel a long transcription between segments).
         """
         audio = _check_audio(audio, sample_rate)
         duration = len(audio) / SAMPLE_RATE
@@ -211,7 +219,9 @@ class Transcriber:
                 clip_timestamps=clip_timestamps,
                 hotwords=initial_prompt or None,
             )
-            pieces = list(pieces)  # decoding happens while iterating
+            pieces = _decode(pieces, duration, on_progress)
+        except _Interrupted as stop:
+            raise stop.cause from None
         except Exception as exc:
             raise AsrError(f"transcription failed: {type(exc).__name__}: {exc}") from exc
         words: list[Word] = []
@@ -239,13 +249,38 @@ class Transcriber:
 # -- internals -----------------------------------------------------------------------------
 
 
+class _Interrupted(Exception):
+    """Carries an exception raised by an ``on_progress`` callback out of the decoding loop."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _decode(pieces, duration: float, on_progress) -> list:
+    """Iterate faster-whisper's lazy segments (decoding happens while iterating), reporting
+    progress after each one."""
+    out = []
+    for piece in pieces:
+        out.append(piece)
+        if on_progress is not None:
+            try:
+                on_progress(min(1.0, max(0.0, float(piece.end) / max(duration, 1e-6))))
+            except BaseException as exc:  # noqa: BLE001 - the caller's stop, passed on as is
+                raise _Interrupted(exc) from None
+    return out
+
+
 def _model_source(model: str | Path) -> str:
     """A model folder (checked) or a name faster-whisper downloads."""
     text = str(model)
     if isinstance(model, Path) or os.path.isdir(text) or not _is_model_name(text):
         folder = Path(text).expanduser()
         if not folder.is_dir():
-            raise AsrError(f"Whisper model folder not found: {text}")
+            raise AsrError(
+                f"Whisper model not found: {text!r} is neither a model folder nor a known "
+                "model name (such as tiny.en, base or small)"
+            )
         missing = [name for name in _MODEL_FILES if not (folder / name).is_file()]
         if missing:
             raise AsrError(

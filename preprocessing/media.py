@@ -112,8 +112,9 @@ def _open(source: MediaSource) -> Iterator[av.container.InputContainer]:
         head = bytes(source[:16])
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.isfile(path):
-            raise MediaError(f"no such file: {os.path.basename(path)!r}")
+        if not os.path.isfile(path):  # a FIFO or a device would block or never end
+            why = "not a regular file" if os.path.exists(path) else "no such file"
+            raise MediaError(f"{why}: {os.path.basename(path)!r}")
         if os.path.getsize(path) == 0:
             raise MediaError("empty input")
         # "file:" + absolute path: a name like "concat:a|b" or "http:..." stays a file name

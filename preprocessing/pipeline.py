@@ -8,6 +8,7 @@ cores the two branches overlap. Then prosody and words are sampled at the frame 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +56,7 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         if not (0 < self.fps <= 120):
             raise ValueError(f"analysis fps must be in (0, 120], got {self.fps}")
-        if self.landmark_fps < 0:
+        if not self.landmark_fps >= 0:  # NaN too
             raise ValueError(f"landmark fps must be >= 0, got {self.landmark_fps}")
 
     @property
@@ -79,6 +80,24 @@ class PreprocessConfig:
             short_range_detector_path=self.short_range_detector,
             face_search_every=self.face_search_every,
         )
+
+
+class _Stopped(Exception):
+    """The caller stopped (an exception in the main thread): the audio branch gives up."""
+
+
+@dataclass
+class _AudioState:
+    """Shared between the main thread and the audio branch: how far ASR got, and whether the
+    main thread has given up (then the audio branch stops at its next segment)."""
+
+    asr_fraction: float = 0.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def asr_progress(self, fraction: float) -> None:
+        if self.stop.is_set():
+            raise _Stopped("preprocessing was stopped")
+        self.asr_fraction = fraction
 
 
 @dataclass
@@ -120,13 +139,21 @@ def preprocess(
         raise MediaError("the input has neither a video nor an audio stream")
 
     client = parse_transcript(transcript, transcript_format) if transcript is not None else None
+    state = _AudioState()
     with ThreadPoolExecutor(1, thread_name_prefix="ahmer-audio") as pool:
-        audio_job = pool.submit(_audio_branch, source, info, config, client, transcriber)
-        times, faces, names, video_warnings = _video_branch(
-            source, info, config, timings, progress, face_analyzer
-        )
-        audio_result = audio_job.result()
+        audio_job = pool.submit(_audio_branch, source, info, config, client, transcriber, state)
+        try:
+            times, faces, names, video_warnings = _video_branch(
+                source, info, config, timings, progress, face_analyzer
+            )
+            audio_result = _wait_for_audio(audio_job, state, progress)
+        except BaseException:  # Ctrl-C, a cancelled call, a bad video: stop ASR too, now
+            state.stop.set()
+            raise
 
+    if times is None and audio_result.audio is None:  # e.g. a WAV with no samples
+        why = "; ".join(video_warnings + audio_result.warnings) or "no frames, no samples"
+        raise MediaError(f"nothing to analyse: {why}")
     if times is None:  # audio only: a regular grid over the duration
         n = max(1, int(np.floor(info.duration * config.fps + 1e-6)))
         times = np.arange(n, dtype=np.float64) / config.fps
@@ -154,6 +181,18 @@ def preprocess(
     if progress:
         progress("done", 1.0)
     return tl
+
+
+def _wait_for_audio(job, state: _AudioState, progress: Progress | None) -> _AudioResult:
+    """The audio branch's result; meanwhile report ASR progress (long audio-only files spend
+    most of their time there) and give ``progress`` the chance to stop the wait."""
+    if progress is None:
+        return job.result()
+    while True:
+        try:
+            return job.result(timeout=0.5)
+        except TimeoutError:
+            progress("speech", state.asr_fraction)
 
 
 # -- video ---------------------------------------------------------------------------------
@@ -247,12 +286,15 @@ def _fill_faces(tl: Timeline, faces: list[list], crop_size: int) -> None:
 # -- audio ---------------------------------------------------------------------------------
 
 
-def _audio_branch(source, info: MediaInfo, config: PreprocessConfig, client, transcriber):
+def _audio_branch(
+    source, info: MediaInfo, config: PreprocessConfig, client, transcriber, state=None
+):
+    state = state or _AudioState()
     result = _AudioResult()
     if not info.has_audio:
         result.warnings.append("no audio track: vocal and spoken cues are absent")
         if client is not None:  # words without audio: spread over the whole clip
-            result.words = align_transcript(client, [], info.duration)
+            result.words = _client_words(client, [], info.duration, result.warnings)
             result.source = "client"
         return result
     t = time.perf_counter()
@@ -274,7 +316,8 @@ def _audio_branch(source, info: MediaInfo, config: PreprocessConfig, client, tra
         result.warnings.append(f"voice activity could not be detected: {exc}")
     result.timings["vad"] = time.perf_counter() - t
     if client is not None:
-        result.words = align_transcript(client, result.speech, max(duration, info.duration))
+        duration = max(duration, info.duration)
+        result.words = _client_words(client, result.speech, duration, result.warnings)
         result.source = "client"
     elif config.asr and result.speech:
         if transcriber is None and config.whisper_model is not None:
@@ -291,7 +334,10 @@ def _audio_branch(source, info: MediaInfo, config: PreprocessConfig, client, tra
         t = time.perf_counter()
         try:
             transcript = transcriber.transcribe(
-                audio, language=config.language, vad_segments=result.speech
+                audio,
+                language=config.language,
+                vad_segments=result.speech,
+                on_progress=state.asr_progress,
             )
         except AsrError as exc:  # this clip's audio, not the model: keep the rest
             result.warnings.append(f"speech could not be transcribed: {exc}")
@@ -301,6 +347,21 @@ def _audio_branch(source, info: MediaInfo, config: PreprocessConfig, client, tra
         result.language = transcript.language
         result.source = "asr"
     return result
+
+
+def _client_words(client, speech: list[Segment], duration: float, warnings: list[str]):
+    """The client's transcript aligned to the media; timed words or cues that start after
+    the media ends are dropped, and a warning says how many (counts only, never words)."""
+    words = align_transcript(client, speech, duration)
+    timed = {"words": client.words, "cues": client.cues}.get(client.timing, [])
+    late = sum(1 for item in timed if item.start >= duration)
+    if late:
+        unit = "word" if client.timing == "words" else "cue"
+        warnings.append(
+            f"{late} of {len(timed)} transcript {unit}s start after the media ends "
+            f"({duration:.1f}s) and were dropped"
+        )
+    return words
 
 
 def _fill_audio(tl: Timeline, config: PreprocessConfig) -> None:
