@@ -240,7 +240,11 @@ class Analyzer:
             ah_probability=clip_p,
             ah_label=int(clip_p >= cfg.threshold),
             threshold=cfg.threshold,
-            segments=tuple(segments_from(prob, tl.times, tl.fps, cfg.threshold)),
+            segments=tuple(
+                segments_from(
+                    prob, tl.times, tl.fps, cfg.threshold, getattr(tl.info, "duration", None)
+                )
+            ),
             emotion_distribution=distribution,
             dominant_emotion=dominant,
             mean_valence=float(np.mean(out["frame_valence"])) if len(tl) else 0.0,

@@ -48,21 +48,33 @@ def spans_above(values: np.ndarray, times: np.ndarray, threshold: float, gap: fl
     return [(a, b) for a, b in runs]
 
 
-def _frame_end(times: np.ndarray, i: int, fps: float) -> float:
-    return float(times[i + 1]) if i + 1 < len(times) else float(times[i] + 1.0 / fps)
+def _frame_end(times: np.ndarray, i: int, fps: float, duration: float | None = None) -> float:
+    """Where frame ``i`` ends: the next frame's time, or one frame step on, but never past
+    the media's ``duration`` (at a low analysis rate a step can be longer than the clip)."""
+    if i + 1 < len(times):
+        return float(times[i + 1])
+    end = float(times[i] + 1.0 / fps)
+    if duration and duration > times[i]:
+        end = min(end, float(duration))
+    return end
 
 
 def segments_from(
-    prob: np.ndarray, times: np.ndarray, fps: float, threshold: float = 0.5
+    prob: np.ndarray,
+    times: np.ndarray,
+    fps: float,
+    threshold: float = 0.5,
+    duration: float | None = None,
 ) -> list[AHSegment]:
-    """A/H segments: runs of frames above ``threshold`` (gaps < 0.4 s merged)."""
+    """A/H segments: runs of frames above ``threshold`` (gaps < 0.4 s merged), ending no
+    later than the media's ``duration`` when given."""
     out = []
     for a, b in spans_above(prob, times, threshold, gap=0.4):
         peak = a + int(np.argmax(prob[a : b + 1]))
         out.append(
             AHSegment(
                 start=float(times[a]),
-                end=_frame_end(times, b, fps),
+                end=_frame_end(times, b, fps, duration),
                 peak_time=float(times[peak]),
                 peak_probability=float(prob[peak]),
             )
@@ -145,7 +157,8 @@ def _lexical_cue(tl: Timeline, group: list[Hit], values: np.ndarray) -> Cue:
 
 def _span_cue(tl, name, a, b, values, emotion, valence) -> Cue | None:
     times = tl.times
-    start, end = float(times[a]), _frame_end(times, b, tl.fps)
+    duration = getattr(tl.info, "duration", None)
+    start, end = float(times[a]), _frame_end(times, b, tl.fps, duration)
     weight = float(values[a : b + 1].max())
     group = CONTRIB_GROUPS[name]
     sl = slice(a, b + 1)

@@ -297,7 +297,8 @@ def load_labels(paths: Iterable[Path]) -> LabelSet:
     for path in paths:
         path = Path(path)
         if not path.is_file():
-            raise MetricsError(f"labels {path}: no such file")
+            why = "not a regular file" if path.exists() else "no such file"
+            raise MetricsError(f"labels {path}: {why}")
         if path.suffix.lower() in (".yaml", ".yml"):
             frames, videos = read_frame_annotations(path)
             out.frames.update(frames)

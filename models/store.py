@@ -338,7 +338,7 @@ class ModelStore:
             raise ModelStoreError(f"cannot read {path}: {exc}") from exc
         try:
             return Manifest.from_json(text)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # any wrong shape
             raise ModelStoreError(
                 f"{path} is unreadable ({exc}): run `ahmer models build --force`"
             ) from exc
