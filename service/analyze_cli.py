@@ -10,10 +10,13 @@ from pathlib import Path
 
 from .output import (
     add_media_arguments,
-    atomic_write_text,
+    check_output_path,
+    decision_threshold,
     fail_if_unreadable,
     native_stderr_silenced,
+    read_input_bytes,
     stderr_progress,
+    write_output_text,
 )
 
 __all__ = ["add_analyze_parser", "frames_csv", "human_summary"]
@@ -29,21 +32,29 @@ def add_analyze_parser(sub) -> None:
     add_media_arguments(p)
     p.add_argument("--json", type=Path, dest="json_out", help="write the result JSON here")
     p.add_argument("--csv", type=Path, dest="csv_out", help="write per-frame results as CSV")
-    p.add_argument("--threshold", type=float, default=0.5, help="A/H decision threshold (0.5)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt or auto (cpu)")
+    p.add_argument(
+        "--threshold", type=decision_threshold, default=0.5, help="A/H decision threshold (0.5)"
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda", "tensorrt", "auto"),
+        help="cpu, cuda, tensorrt or auto (cpu)",
+    )
     p.set_defaults(func=run_analyze)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
     from ahmer.models.analyzer import Analyzer, AnalyzerConfig
+    from ahmer.preprocessing.transcript import MAX_BYTES
 
     fail_if_unreadable(args.media)
-    if not 0.0 < args.threshold < 1.0:
-        raise ValueError("--threshold must be between 0 and 1")
     transcript = None
     if args.transcript is not None:
-        fail_if_unreadable(args.transcript)
-        transcript = args.transcript.read_bytes()
+        transcript = read_input_bytes(args.transcript, MAX_BYTES, "transcript")
+    for out in (args.json_out, args.csv_out):  # before any work, not after it
+        if out is not None:
+            check_output_path(out, (args.media, args.transcript))
     config = AnalyzerConfig(
         fps=args.fps,
         threshold=args.threshold,
@@ -60,9 +71,9 @@ def run_analyze(args: argparse.Namespace) -> int:
         with native_stderr_silenced(not args.verbose):
             analyzer.close()
     if args.json_out:
-        atomic_write_text(args.json_out, result.to_json(indent=1))
+        write_output_text(args.json_out, result.to_json(indent=1))
     if args.csv_out:
-        atomic_write_text(args.csv_out, frames_csv(result))
+        write_output_text(args.csv_out, frames_csv(result))
     print(human_summary(result, args.media.name))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .output import atomic_write_text, native_stderr_silenced
+from .output import atomic_write_text, native_stderr_silenced, read_input_bytes
 
 __all__ = [
     "MEDIA_EXTENSIONS",
@@ -97,6 +97,12 @@ def read_manifest(path: Path) -> list[tuple[Path, Path | None, str | None]]:
     if not rows:
         raise BatchError(f"manifest {path}: empty")
     header = [c.strip().lower() for c in rows[0]]
+    names = set(re.split(r"[,;\t|]", ",".join(header)))
+    if "path" not in header and names & {"path", "transcript", "id"}:
+        raise BatchError(
+            f"manifest {path}: the header has no 'path' column (columns path[,transcript][,id], "
+            "separated by commas)"
+        )
     if "path" in header:
         cols = {name: header.index(name) for name in ("path", "transcript", "id") if name in header}
         rows = rows[1:]
@@ -176,9 +182,11 @@ def discover(inputs: Sequence[Path], exclude: Path | None = None) -> list[BatchI
         used.add(vid.lower())
         error = None
         if not p.is_file():
-            error = "no such file"
+            error = "not a regular file" if p.exists() else "no such file"
         elif t is not None and not t.is_file():
-            error = f"transcript {t.name}: no such file"
+            error = f"transcript {t.name}: " + (
+                "not a regular file" if t.exists() else "no such file"
+            )
         items.append(BatchItem(vid, p, t.resolve() if t else None, error))
     return sorted(items, key=lambda i: i.id)
 
@@ -323,6 +331,8 @@ def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dic
     a bad item: the error is in ``summary["error"]``). ``progress(stage, fraction)`` is passed
     to the analyzer."""
     t = time.perf_counter()
+    from ahmer.preprocessing.transcript import MAX_BYTES as MAX_TRANSCRIPT_BYTES
+
     summary: dict[str, Any] = {"id": item.id, "duration": 0.0, "error": item.error}
     if item.error:
         return summary
@@ -331,7 +341,7 @@ def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dic
         sha = file_sha256(item.path)
         transcript = tsha = None
         if item.transcript is not None:
-            transcript = item.transcript.read_bytes()
+            transcript = read_input_bytes(item.transcript, MAX_TRANSCRIPT_BYTES, "transcript")
             tsha = hashlib.sha256(transcript).hexdigest()
         result = analyzer.analyze(
             item.path, transcript=transcript, fps=ctx.options.fps, progress=progress
@@ -447,7 +457,8 @@ def _run_here(items, ctx: _Context, emit: Event, outcome: BatchOutcome) -> None:
             emit("done", summary)
     finally:
         if analyzer is not None:
-            analyzer.close()
+            with native_stderr_silenced():  # LiteRT's shutdown chatter
+                analyzer.close()
 
 
 def _thread_lock_for_tqdm() -> None:
@@ -477,7 +488,8 @@ def _worker_main(wid: int, threads: int, ctx: _Context, tasks, results) -> None:
         if item is None:
             break
         results.put(("done", wid, process_item(analyzer, item, ctx)))
-    analyzer.close()
+    with native_stderr_silenced():  # LiteRT's shutdown chatter
+        analyzer.close()
 
 
 @dataclass

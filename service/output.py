@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 import tempfile
@@ -12,8 +14,14 @@ from pathlib import Path
 __all__ = [
     "atomic_write_text",
     "add_media_arguments",
+    "analysis_fps",
+    "landmark_rate",
+    "decision_threshold",
     "atomic_write_bytes",
+    "check_output_path",
     "fail_if_unreadable",
+    "read_input_bytes",
+    "write_output_text",
     "native_stderr_silenced",
     "stderr_progress",
 ]
@@ -51,13 +59,64 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def fail_if_unreadable(path: Path) -> None:
-    """Raise ``FileNotFoundError`` with a plain message for a missing or unreadable input."""
+    """Raise ``FileNotFoundError`` with a plain message for a missing or unreadable input, or
+    one that is not a regular file (a FIFO or a device would block or never end)."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise FileNotFoundError(f"{path}: is a directory, expected a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a regular file")
     if not os.access(path, os.R_OK):
         raise FileNotFoundError(f"{path}: not readable")
+
+
+def read_input_bytes(path: Path, limit: int, what: str = "file") -> bytes:
+    """The content of a small input file (a transcript): a readable regular file of at most
+    ``limit`` bytes, else ``ValueError``/``FileNotFoundError`` with a plain message. Never
+    blocks on a FIFO nor reads an endless device into memory."""
+    path = Path(path)
+    fail_if_unreadable(path)
+    size = path.stat().st_size
+    if size > limit:
+        raise ValueError(f"{path}: the {what} is {size} bytes, more than {limit}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from exc
+    if len(data) > limit:
+        raise ValueError(f"{path}: the {what} is more than {limit} bytes")
+    return data
+
+
+def check_output_path(path: Path, inputs: tuple[Path, ...] = ()) -> None:
+    """Before any work, raise ``ValueError`` when ``path`` cannot be written as an output file:
+    it is a folder, it is one of ``inputs``, or its folder (made when missing) cannot be made
+    or written. Nothing is created here."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, expected a file name")
+    if path.exists():
+        for source in inputs:
+            if source is not None and source.exists() and os.path.samefile(path, source):
+                raise ValueError(f"{path}: is an input of this command; choose another name")
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{path}: cannot be created ({parent} is not a directory)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{path}: cannot write in {parent} (read-only or no permission)")
+
+
+def write_output_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_text` for a file the user named: a failure is a ``ValueError``
+    naming ``path`` (not the temporary file)."""
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot write ({exc.strerror or exc})") from exc
 
 
 def stderr_progress(label: str, min_interval: float = 0.5):
@@ -103,6 +162,40 @@ def native_stderr_silenced(enabled: bool = True):
         os.close(devnull)
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def analysis_fps(text: str) -> float:
+    """argparse type: analysis frames per second, in (0, 120]."""
+    value = _number(text)
+    if not 0 < value <= 120:
+        raise argparse.ArgumentTypeError(f"must be in (0, 120], got {text}")
+    return value
+
+
+def landmark_rate(text: str) -> float:
+    """argparse type: landmark frames per second, >= 0 (0: every analysis frame)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def decision_threshold(text: str) -> float:
+    """argparse type: an A/H decision threshold, strictly between 0 and 1."""
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def add_media_arguments(p) -> None:
     """The options ``analyze`` and ``preprocess`` share: the media, its transcript and how
     densely it is analysed."""
@@ -112,11 +205,11 @@ def add_media_arguments(p) -> None:
         type=Path,
         help="transcript to use instead of ASR (.txt, .vtt, .srt or .json words)",
     )
-    p.add_argument("--fps", type=float, default=5.0, help="analysis frames per second (5)")
+    p.add_argument("--fps", type=analysis_fps, default=5.0, help="analysis frames per second (5)")
     p.add_argument("--whisper-model", help="CTranslate2 Whisper model folder or name")
     p.add_argument(
         "--landmark-fps",
-        type=float,
+        type=landmark_rate,
         default=1.7,
         help="full face landmarks at about this rate, keypoint tracking between (1.7; "
         "0 = on every analysis frame)",

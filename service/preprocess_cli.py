@@ -8,10 +8,12 @@ from pathlib import Path
 
 from .output import (
     add_media_arguments,
-    atomic_write_text,
+    check_output_path,
     fail_if_unreadable,
     native_stderr_silenced,
+    read_input_bytes,
     stderr_progress,
+    write_output_text,
 )
 
 __all__ = ["add_preprocess_parser"]
@@ -32,12 +34,13 @@ def add_preprocess_parser(sub) -> None:
 def run_preprocess(args: argparse.Namespace) -> int:
     from ahmer.models.assets import preprocess_config
     from ahmer.preprocessing.pipeline import preprocess
+    from ahmer.preprocessing.transcript import MAX_BYTES
 
     fail_if_unreadable(args.media)
     transcript = None
-    if args.transcript is not None:
-        fail_if_unreadable(args.transcript)
-        transcript = args.transcript.read_bytes()  # format sniffed from the content
+    if args.transcript is not None:  # format sniffed from the content
+        transcript = read_input_bytes(args.transcript, MAX_BYTES, "transcript")
+    check_output_path(args.out, (args.media, args.transcript))  # before any work
     config = preprocess_config(
         fps=args.fps, whisper_model=args.whisper_model, landmark_fps=args.landmark_fps
     )
@@ -51,7 +54,7 @@ def run_preprocess(args: argparse.Namespace) -> int:
     finally:
         with native_stderr_silenced(not args.verbose):
             faces.close()
-    atomic_write_text(args.out, timeline.to_json())
+    write_output_text(args.out, timeline.to_json())
     face = float(timeline.masks["face"].mean()) if len(timeline) else 0.0
     print(
         f"{args.media.name}: {len(timeline)} frames at {timeline.fps:g} fps, "

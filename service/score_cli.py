@@ -277,6 +277,20 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return "--label-fps must be positive"
     if args.out.exists() and not args.out.is_dir():
         return f"--out {args.out}: not a folder"
+    return _unwritable(args.out)
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why ``folder`` (or the folder that would hold it) cannot be written, or None."""
+    import os
+
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"--out {folder}: cannot be created ({probe} is not a folder)"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"--out {folder}: cannot write in {probe} (read-only or no permission)"
     return None
 
 
