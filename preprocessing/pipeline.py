@@ -23,7 +23,7 @@ from .timeline import MediaInfo, Segment, Timeline, Word
 from .transcript import align_transcript, parse_transcript
 from .vad import VadError, run_vad
 
-__all__ = ["PreprocessConfig", "Progress", "preprocess", "word_index_at"]
+__all__ = ["PreprocessConfig", "Progress", "preprocess", "speech_at", "word_index_at"]
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +368,7 @@ def _fill_audio(tl: Timeline, config: PreprocessConfig) -> None:
     audio, sr = tl.audio, config.sample_rate
     audio_end = len(audio) / sr
     tl.masks["audio"] = tl.times < audio_end
-    tl.vad = _speech_at(tl.speech, tl.times).astype(np.float32)
+    tl.vad = speech_at(tl.speech, tl.times).astype(np.float32)
     tl.masks["speech"] = tl.vad > 0.5
     pros = compute_prosody(audio, sr, tl.times, tl.speech, tl.words or None)
     tl.energy_db = pros.energy_db
@@ -382,7 +382,8 @@ def _fill_audio(tl: Timeline, config: PreprocessConfig) -> None:
     tl.voiced[outside] = False
 
 
-def _speech_at(speech: list[Segment], times: np.ndarray) -> np.ndarray:
+def speech_at(speech: list[Segment], times: np.ndarray) -> np.ndarray:
+    """Per time, whether it lies inside one of the voice-activity ``speech`` segments."""
     out = np.zeros(len(times), bool)
     for seg in speech:
         out |= (times >= seg.start) & (times < seg.end)

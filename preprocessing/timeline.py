@@ -100,8 +100,9 @@ class Timeline:
       ``face_score``: detector confidence. ``face_quality``: 0..1 from size, sharpness, pose.
     - ``head_pose``: yaw, pitch, roll in degrees. ``blendshapes``: the 52 MediaPipe
       blendshape scores, named by ``blendshape_names``.
-    - ``vad``: speech probability. ``energy_db``: RMS level (dBFS). ``f0_hz``: pitch, NaN when
-      unvoiced. ``voiced``: voicing flag. ``speech_rate``: words per second around the frame.
+    - ``vad``: 1 inside a voice-activity segment (Silero, padded), else 0.
+      ``energy_db``: RMS level (dBFS). ``f0_hz``: pitch, NaN when unvoiced. ``voiced``:
+      voicing flag. ``speech_rate``: words per second around the frame.
       ``pause_s``: length of the silence the frame lies in (0 while speaking).
     - ``word_index``: index into ``words`` of the word spoken at that time (-1 none).
 

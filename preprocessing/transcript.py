@@ -38,6 +38,7 @@ __all__ = [
     "ClientTranscript",
     "parse_transcript",
     "load_transcript",
+    "spread_text",
     "align_transcript",
 ]
 
@@ -366,6 +367,12 @@ def _is_number(value: Any) -> bool:
 
 
 # -- alignment -----------------------------------------------------------------------------
+
+
+def spread_text(text: str, start: float, end: float) -> list[Word]:
+    """The words of ``text`` over ``[start, end]``, each in proportion to its length (for a
+    cue or a live transcript segment that has no word times)."""
+    return _spread(text.split(), start, end)
 
 
 def _spread(tokens: list[str], start: float, end: float) -> list[Word]:

@@ -29,11 +29,12 @@ import numpy as np
 
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
 from ahmer.preprocessing.timeline import MediaInfo, Word
+from ahmer.preprocessing.transcript import spread_text
 
 from .live_audio import SAMPLE_RATE, AudioRing, PcmResampler
 from .live_frames import FrameStore, decode_image
 from .live_model import TextCache, frame_results, predict_window
-from .live_speech import SpeechState, SpeechTracker, spread_words
+from .live_speech import SpeechState, SpeechTracker
 
 __all__ = ["LiveConfig", "LiveSession", "LiveError", "FrameOut", "RollingOut", "NoticeOut"]
 
@@ -202,7 +203,7 @@ class LiveSession:
 
     def add_transcript(self, start: float, end: float, text: str) -> list:
         with self._lock:
-            self.client_words.extend(spread_words(text, start, max(start, end)))
+            self.client_words.extend(spread_text(text, start, max(start, end)))
             self.client_words.sort(key=lambda w: w.start)
         return []
 

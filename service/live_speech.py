@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ahmer.preprocessing.pipeline import speech_at
 from ahmer.preprocessing.prosody import compute_prosody
 from ahmer.preprocessing.timeline import Segment, Word
 from ahmer.preprocessing.vad import run_vad
 
 from .live_audio import SAMPLE_RATE
 
-__all__ = ["SpeechState", "SpeechTracker", "spread_words", "speech_at"]
+__all__ = ["SpeechState", "SpeechTracker"]
 
 SR = SAMPLE_RATE
 
@@ -44,23 +45,6 @@ class SpeechState:
 
     def all_words(self) -> list[Word]:
         return self.words + self.open_words
-
-
-def speech_at(speech: list[Segment], times: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(times), bool)
-    for seg in speech:
-        out |= (times >= seg.start) & (times < seg.end)
-    return out
-
-
-def spread_words(text: str, start: float, end: float) -> list[Word]:
-    """Client transcript segment -> words spread over ``[start, end]`` by their length."""
-    tokens = text.split()
-    if not tokens:
-        return []
-    weights = np.array([len(t) + 1 for t in tokens], np.float64)
-    edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
-    return [Word(float(edges[i]), float(edges[i + 1]), t) for i, t in enumerate(tokens)]
 
 
 class SpeechTracker:

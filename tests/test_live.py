@@ -229,9 +229,10 @@ def test_incremental_asr_commits_each_word_once(clips, model_store):
     from media import word_error_rate
 
     from ahmer.preprocessing.media import load_audio
-    from ahmer.service.live_speech import SpeechState, SpeechTracker, spread_words
+    from ahmer.preprocessing.transcript import spread_text
+    from ahmer.service.live_speech import SpeechState, SpeechTracker
 
-    words = spread_words("I guess maybe", 1.0, 2.0)
+    words = spread_text("I guess maybe", 1.0, 2.0)
     assert [w.text for w in words] == ["I", "guess", "maybe"]
     assert words[0].start == 1.0 and words[-1].end == pytest.approx(2.0)
 
