@@ -53,6 +53,7 @@ class AnalyzerConfig:
     whisper_model: str | Path | None = None  # default: the store's whisper_tiny_en
     asr_threads: int = 1
     landmark_fps: float = 1.7  # tiered faces; 0 = full landmarks on every analysis frame
+    face_engine: str = "litert"  # or "tasks" (MediaPipe Tasks, the reference; slower)
     max_cues: int = 8
     backend_options: dict = field(default_factory=dict)
 
@@ -103,6 +104,7 @@ class Analyzer:
             for name in ("face_landmarker", "fer_emotion", "minilm", "whisper_tiny_en", FUSION)
             if name in manifest.entries
         }
+        self.versions["face_engine"] = cfg.face_engine
         if cfg.whisper_model:
             self.versions["whisper_tiny_en"] = f"user:{Path(str(cfg.whisper_model)).name}"
         self._preprocess_config = PreprocessConfig(
@@ -111,6 +113,7 @@ class Analyzer:
             face_detector=store.path("face_detector_full_range"),
             short_range_detector=store.path("face_detector_short_range"),
             landmark_fps=cfg.landmark_fps,
+            face_engine=cfg.face_engine,
             whisper_model=whisper,
             asr_threads=cfg.asr_threads,
         )

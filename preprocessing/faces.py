@@ -64,6 +64,14 @@ from .face_align import (
     pose_from_matrix,
     similarity,
 )
+from .face_models import (
+    Detection,
+    FaceModelError,
+    LandmarkerBundle,
+    Roi,
+    load_detector,
+    square_crop,
+)
 from .face_tracking import FaceTracker, PrimarySelector, iou
 
 __all__ = [
@@ -93,6 +101,8 @@ _CROP_INPUT = 256  # side of the upscaled crops the fallback landmarker sees
 _DETECTION_EXPAND = 2.0  # crop side / detector box side
 _TRACK_EXPAND = 1.7  # crop side / landmark box side, when following a fallback face
 _ROI_INPUT = 128  # side of the square the short-range detector sees (its input size)
+_MIN_PRESENCE = 0.5  # face mesh presence below which a followed face is lost (litert)
+ENGINES = ("litert", "tasks")
 _ROI_EXPAND = 1.8  # its side / landmark box side
 _SIMILARITY_POINTS = [0, 1, 3]  # keypoints the landmarks are moved by: eyes and mouth
 _SCENE_STEP = 16  # pixel step of the thumbnail compared for scene changes
@@ -157,6 +167,7 @@ class _Raw:
     fresh: bool = True
     keypoints: np.ndarray | None = None  # (6, 2) normalised, tiered mode
     keypoint_yaw: float = math.nan
+    followed: tuple[str, float] | None = None  # between landmark frames: source, score then
 
     @cached_property  # read only after the landmarks are final
     def box(self) -> tuple[float, float, float, float]:
@@ -182,6 +193,7 @@ class _Follow:
     keypoint_yaw: float
     box: tuple[float, float, float, float]
     source: str
+    score: float
 
 
 def _load_vision():
@@ -237,7 +249,13 @@ class FaceAnalyzer:
         landmarks_every: int = 1,
         short_range_detector_path: str | PathLike | None = None,
         face_search_every: int = 1,
+        engine: str = "litert",
+        threads: int = 2,
     ) -> None:
+        if engine not in ENGINES:
+            raise FaceError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 64:
+            raise FaceError(f"threads must be an integer in 1..64, got {threads!r}")
         if running_mode not in ("video", "image"):
             raise FaceError(f"running_mode must be 'video' or 'image', got {running_mode!r}")
         if not 1 <= max_faces <= 16:
@@ -252,8 +270,9 @@ class FaceAnalyzer:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
                 raise FaceError(f"{name} must be an integer in 1..1000, got {value!r}")
-        if landmarks_every > 1 and short_range_detector_path is None:
+        if landmarks_every > 1 and short_range_detector_path is None and engine == "tasks":
             raise FaceError("landmarks_every > 1 needs short_range_detector_path")
+        self.engine = engine
         self.max_faces = max_faces
         self.crop_size = crop_size
         self.running_mode = running_mode
@@ -267,6 +286,9 @@ class FaceAnalyzer:
         self._selector = PrimarySelector()
         self._landmarker = self._single = self._crop_landmarker = None
         self._detector = self._short = None
+        self._bundle: LandmarkerBundle | None = None
+        self._tracked: list[tuple[np.ndarray, str, float]] = []  # litert: last frame's faces
+        self._search_left = 0  # litert: landmark frames until the next face search
         self._closed = False
         self._frame = 0
         self._last_ts = -1
@@ -289,6 +311,28 @@ class FaceAnalyzer:
             "roi_detector_runs": 0,
             "face_searches": 0,
         }
+
+        if engine == "litert":
+            try:
+                self._bundle = LandmarkerBundle.load(
+                    landmarker_path, threads, min_detection_confidence
+                )
+                if detector_path is not None:
+                    self._detector = load_detector(
+                        detector_path, "face detector", threads, min_detection_confidence
+                    )
+                self._short = self._bundle.detector
+                if short_range_detector_path is not None:
+                    self._short = load_detector(
+                        short_range_detector_path,
+                        "short-range face detector",
+                        threads,
+                        min_detection_confidence,
+                    )
+            except FaceModelError as exc:
+                self.close()
+                raise FaceError(str(exc)) from exc
+            return
 
         vision, base_options = _load_vision()
         mode = vision.RunningMode.VIDEO if running_mode == "video" else vision.RunningMode.IMAGE
@@ -356,6 +400,8 @@ class FaceAnalyzer:
         if raws is None:
             raws = self._landmark_frame(work, timestamp)
         raws = raws[: self.max_faces]
+        if self._bundle is not None and self.running_mode == "video":
+            self._tracked = [(r.landmarks, *(r.followed or (r.source, r.score))) for r in raws]
 
         boxes = [r.box for r in raws]
         ids = self._tracker.update(boxes)
@@ -372,8 +418,8 @@ class FaceAnalyzer:
         face's region and smoothing filters between calls: one empty frame makes it lose the
         track, and the next clip's clock restarts one second after the last timestamp (its
         times keep their real spacing instead of being pushed to 1 ms apart)."""
-        if self.running_mode != "video" or self._last_ts < 0:
-            return
+        if self._bundle is not None or self.running_mode != "video" or self._last_ts < 0:
+            return  # LiteRT keeps no state but the faces followed (cleared by reset)
         blank = _mp_image(np.zeros((64, 64, 3), np.uint8))
         self._last_ts += 1
         for task in (self._landmarker, self._single):
@@ -402,6 +448,8 @@ class FaceAnalyzer:
         self._forget_video_state()
         self._followed = []
         self._follows = []
+        self._tracked = []
+        self._search_left = 0
         self._since_landmarks = 0
         self._thumb = None
         self._one_face = False
@@ -412,12 +460,14 @@ class FaceAnalyzer:
     def close(self) -> None:
         """Release the MediaPipe graphs (idempotent)."""
         self._closed = True
+        self._bundle = None  # LiteRT models are freed with their interpreters
         for name in ("_landmarker", "_single", "_crop_landmarker", "_detector", "_short"):
             task = getattr(self, name, None)
             if task is not None:
                 setattr(self, name, None)
                 try:
-                    task.close()
+                    if hasattr(task, "close"):
+                        task.close()
                 except Exception:  # closing must never raise
                     pass
 
@@ -436,19 +486,10 @@ class FaceAnalyzer:
         """The landmarker on the whole frame (and the fallback when it finds nothing); in
         tiered mode, also the detector keypoints that the following frames start from."""
         self.counters["landmark_frames"] += 1
-        mp_image = _mp_image(work)
-        raws = []
-        if self._single is not None and self._one_face and self._single_left > 0:
-            self._single_left -= 1
-            raws = self._landmark(self._single, mp_image, timestamp)
-        if not raws:  # look for every face (also when the one followed face was lost)
-            self.counters["face_searches"] += 1
-            self._single_left = self.face_search_every - 1
-            raws = self._landmark(self._landmarker, mp_image, timestamp)
-        if raws:
-            self._followed = []
-        elif self._detector is not None:
-            raws = self._fallback(work)
+        if self._bundle is not None:
+            raws = self._litert_faces(work)
+        else:
+            raws = self._tasks_faces(work, timestamp)
         self._had_faces = bool(raws)
         raws = raws[: self.max_faces]
         self._one_face = len(raws) == 1 and raws[0].source == "landmarker"
@@ -471,9 +512,96 @@ class FaceAnalyzer:
                         raw.keypoint_yaw,
                         raw.box,
                         raw.source,
+                        raw.score,
                     )
                 )
         return raws
+
+    def _tasks_faces(self, work: np.ndarray, timestamp: int) -> list[_Raw]:
+        """The Tasks landmarker on the whole frame (one face only while one is followed and
+        no search is due), then the fallback when it finds nothing."""
+        mp_image = _mp_image(work)
+        raws = []
+        if self._single is not None and self._one_face and self._single_left > 0:
+            self._single_left -= 1
+            raws = self._landmark(self._single, mp_image, timestamp)
+        if not raws:  # look for every face (also when the one followed face was lost)
+            self.counters["face_searches"] += 1
+            self._single_left = self.face_search_every - 1
+            raws = self._landmark(self._landmarker, mp_image, timestamp)
+        if raws:
+            self._followed = []
+        elif self._detector is not None:
+            raws = self._fallback(work)
+        return raws
+
+    def _litert_faces(self, work: np.ndarray) -> list[_Raw]:
+        """The face mesh on each face of the previous frame (region from its landmarks);
+        a search with the short-range detector over the whole frame when none was followed,
+        one was lost, or one is due (every ``face_search_every`` landmark frames); the
+        full-range detector as the fallback when that finds nothing."""
+        h, w = work.shape[:2]
+        raws: list[_Raw] = []
+        lost = False
+        for landmarks, source, score in self._tracked:
+            carried = score if source == "fallback" else None  # the detector's, when found
+            raw = self._mesh(work, Roi.from_landmarks(landmarks, w, h), source, carried)
+            if raw is None:
+                lost = True
+            else:
+                raws.append(raw)
+        raws = _dedupe(raws)
+        self._search_left -= 1
+        if len(raws) < self.max_faces and (not raws or lost or self._search_left <= 0):
+            self.counters["face_searches"] += 1
+            self._search_left = self.face_search_every
+            raws = self._add_detected(work, raws, self._bundle.detector.detect(work), False)
+        if raws:
+            return raws
+        if self._detector is not None and (
+            self._had_faces or self._frame - self._last_search >= self.fallback_every
+        ):
+            self._last_search = self._frame
+            self.counters["detector_runs"] += 1
+            raws = self._add_detected(work, raws, self._detector.detect(work), True)
+        return raws
+
+    def _add_detected(
+        self, work: np.ndarray, raws: list[_Raw], detections: list[Detection], fallback: bool
+    ) -> list[_Raw]:
+        """``raws`` and the faces of new ``detections`` (best first; those whose centre
+        lies in a face already found are skipped), up to ``max_faces``."""
+        h, w = work.shape[:2]
+        for d in detections:
+            if len(raws) >= self.max_faces:
+                break
+            cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
+            if any(r.box[0] <= cx <= r.box[2] and r.box[1] <= cy <= r.box[3] for r in raws):
+                continue
+            source, score = ("fallback", d.score) if fallback else ("landmarker", None)
+            if fallback:
+                self.counters["crop_runs"] += 1
+            raw = self._mesh(work, Roi.from_detection(d, w, h), source, score)
+            if raw is not None:  # again from its own landmarks, as it will be followed
+                raw = self._mesh(work, Roi.from_landmarks(raw.landmarks, w, h), source, score)
+            if raw is not None:
+                raws = _dedupe([*raws, raw])
+        return raws
+
+    def _mesh(self, work: np.ndarray, roi: Roi, source: str, score: float | None):
+        """The face mesh, blendshapes and pose of the face in ``roi``; None when the mesh
+        says it holds no face."""
+        h, w = work.shape[:2]
+        bundle = self._bundle
+        try:
+            landmarks, presence = bundle.mesh.landmarks(work, roi)
+            if presence < _MIN_PRESENCE:
+                return None
+            blend = bundle.blendshapes(landmarks, w, h)
+        except FaceModelError as exc:
+            raise FaceError(str(exc)) from exc
+        matrix = bundle.pose.matrix(landmarks, w, h)
+        return _Raw(landmarks, blend, matrix, presence if score is None else score, source)
 
     def _landmark(self, task, mp_image, timestamp: int) -> list[_Raw]:
         try:
@@ -511,32 +639,50 @@ class FaceAnalyzer:
         face_side = max((box[2] - box[0]) * w, (box[3] - box[1]) * h, 8.0)
         side = _ROI_EXPAND * face_side
         x0, y0 = cx - side / 2, cy - side / 2
-        roi = _square(work, x0, y0, side, _ROI_INPUT)
+        roi = square_crop(work, x0, y0, side, _ROI_INPUT)
         self.counters["roi_detector_runs"] += 1
-        try:
-            detections = self._short.detect(_mp_image(roi)).detections
-        except (ValueError, RuntimeError) as exc:
-            raise FaceError(f"face detector failed on a face crop: {exc}") from exc
         best, best_distance = None, math.inf
-        for d in detections:
-            b = d.bounding_box
-            size = max(b.width, b.height) * side / _ROI_INPUT
-            if len(d.keypoints) < 6 or not 0.33 < size / face_side < 3.0:
+        for box, points, score in self._square_detections(roi):
+            size = max(box[2] - box[0], box[3] - box[1]) * side
+            if len(points) < 6 or not 0.33 < size / face_side < 3.0:
                 continue
-            distance = math.hypot(
-                b.origin_x + b.width / 2 - _ROI_INPUT / 2,
-                b.origin_y + b.height / 2 - _ROI_INPUT / 2,
-            )
+            distance = math.hypot((box[0] + box[2]) / 2 - 0.5, (box[1] + box[3]) / 2 - 0.5)
             if distance < best_distance:
-                best, best_distance = d, distance
+                best, best_distance = (points, score), distance
         if best is None:
             return None
-        keypoints = np.array(
-            [((x0 + k.x * side) / w, (y0 + k.y * side) / h) for k in best.keypoints[:6]],
-            np.float32,
+        points, score = best
+        keypoints = ((np.asarray(points[:6], np.float64) * side + (x0, y0)) / (w, h)).astype(
+            np.float32
         )
-        score = float(best.categories[0].score) if best.categories else 0.0
         return keypoints, score
+
+    def _square_detections(self, square: np.ndarray):
+        """``(box, keypoints, score)`` of the faces the short-range detector finds in a
+        square, normalised to it."""
+        if self._bundle is not None:
+            try:
+                found = self._short.detect_square(square)
+            except FaceModelError as exc:
+                raise FaceError(f"face detector failed on a face crop: {exc}") from exc
+            return [(d.box, d.keypoints, d.score) for d in found]
+        try:
+            detections = self._short.detect(_mp_image(square)).detections
+        except (ValueError, RuntimeError) as exc:
+            raise FaceError(f"face detector failed on a face crop: {exc}") from exc
+        n = float(square.shape[0])
+        out = []
+        for d in detections:
+            b = d.bounding_box
+            box = (
+                b.origin_x / n,
+                b.origin_y / n,
+                (b.origin_x + b.width) / n,
+                (b.origin_y + b.height) / n,
+            )
+            points = [(k.x, k.y) for k in d.keypoints]
+            out.append((box, points, float(d.categories[0].score) if d.categories else 0.0))
+        return out
 
     def _scene_cut(self, work: np.ndarray) -> bool:
         """Whether this frame differs from the previous one as a cut does (mean absolute
@@ -735,33 +881,7 @@ def _moved(follow: _Follow, keypoints: np.ndarray, score: float, shape) -> _Raw:
         fresh=False,
         keypoints=keypoints,
         keypoint_yaw=now,
-    )
-
-
-def _square(image: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
-    """The ``side`` x ``side`` square at ``(x0, y0)`` of ``image`` as ``size`` x ``size``
-    (black outside the image; large squares are reduced with area averaging first)."""
-    h, w = image.shape[:2]
-    k = size / side
-    if k < 0.5:
-        xa, ya = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
-        xb, yb = min(w, int(math.ceil(x0 + side))), min(h, int(math.ceil(y0 + side)))
-        if xb - xa >= 2 and yb - ya >= 2:
-            f = 2 * k  # reduce to twice the final scale, then warp the rest
-            nw, nh = max(1, round((xb - xa) * f)), max(1, round((yb - ya) * f))
-            source = cv2.resize(image[ya:yb, xa:xb], (nw, nh), interpolation=cv2.INTER_AREA)
-            fx, fy = nw / (xb - xa), nh / (yb - ya)
-            matrix = np.array([[k / fx, 0, (xa - x0) * k], [0, k / fy, (ya - y0) * k]])
-            return cv2.warpAffine(
-                np.ascontiguousarray(source),
-                matrix,
-                (size, size),
-                flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT,
-            )
-    matrix = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]])
-    return cv2.warpAffine(
-        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        followed=(follow.source, follow.score),
     )
 
 

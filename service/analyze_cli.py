@@ -61,6 +61,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         device=args.device,
         whisper_model=args.whisper_model,
         landmark_fps=args.landmark_fps,
+        face_engine=args.face_engine,
     )
     with native_stderr_silenced(not args.verbose):
         analyzer = Analyzer(config).load()

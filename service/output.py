@@ -214,4 +214,11 @@ def add_media_arguments(p) -> None:
         help="full face landmarks at about this rate, keypoint tracking between (1.7; "
         "0 = on every analysis frame)",
     )
+    p.add_argument(
+        "--face-engine",
+        choices=("litert", "tasks"),
+        default="litert",
+        help="how MediaPipe's face models run: litert (direct, the default) or tasks "
+        "(MediaPipe Tasks, the reference; ~2x slower)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

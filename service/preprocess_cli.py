@@ -42,7 +42,10 @@ def run_preprocess(args: argparse.Namespace) -> int:
         transcript = read_input_bytes(args.transcript, MAX_BYTES, "transcript")
     check_output_path(args.out, (args.media, args.transcript))  # before any work
     config = preprocess_config(
-        fps=args.fps, whisper_model=args.whisper_model, landmark_fps=args.landmark_fps
+        fps=args.fps,
+        whisper_model=args.whisper_model,
+        landmark_fps=args.landmark_fps,
+        face_engine=args.face_engine,
     )
     with native_stderr_silenced(not args.verbose):
         faces = config.face_analyzer()

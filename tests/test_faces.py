@@ -127,7 +127,7 @@ def test_frontal_sequence_one_stable_track(models, head):
         assert face.blendshapes.shape == (52,) and face.blendshapes.dtype == np.float32
         assert min(smile(face)) > 0.5  # she smiles
         assert face.crop.shape == (112, 112, 3) and face.crop.dtype == np.uint8
-        assert face.source == "landmarker" and face.score == 1.0
+        assert face.source == "landmarker" and 0.9 < face.score <= 1.0
         assert all(abs(a) < 25 for a in face.pose)
         assert 0.5 < face.quality <= 1.0
 
@@ -449,7 +449,8 @@ def test_tiered_follows_the_face_between_landmark_frames(models, head):
         if face.landmarks_fresh:
             assert face.source == "landmarker"
             last_fresh = face
-            np.testing.assert_allclose(face.landmarks, ref.landmarks, atol=1e-6)
+            # the same face mesh, its region from slightly different landmarks (< 0.5 px)
+            assert np.abs(face.landmarks[:, :2] - ref.landmarks[:, :2]).mean() < 0.0015
             continue
         assert face.source == "detector" and 0.5 <= face.score <= 1
         # carried from the last landmark frame ...
@@ -579,10 +580,16 @@ def test_tiered_options_are_checked(models, tmp_path):
         {"landmarks_every": 0},
         {"landmarks_every": 2.5},
         {"landmarks_every": True},
-        {"landmarks_every": 3},  # without the short-range detector
         {"face_search_every": 0},
         {"landmarks_every": 3, "short_range_detector_path": tmp_path / "missing.tflite"},
     ):
+        with pytest.raises(FaceError):
+            FaceAnalyzer(models["landmarker"], **kw)
+    with pytest.raises(FaceError, match="short_range_detector_path"):  # Tasks has no own
+        FaceAnalyzer(models["landmarker"], landmarks_every=3, engine="tasks")
+    with FaceAnalyzer(models["landmarker"], landmarks_every=3) as fa:  # the bundle's detector
+        assert fa.engine == "litert" and fa.landmarks_every == 3
+    for kw in ({"engine": "mediapipe"}, {"threads": 0}, {"threads": 1.5}):
         with pytest.raises(FaceError):
             FaceAnalyzer(models["landmarker"], **kw)
 
