@@ -1,8 +1,28 @@
-"""Faces in video frames with MediaPipe Tasks: landmarks, blendshapes, pose, tracks, crops.
+"""Faces in video frames with MediaPipe's models: landmarks, blendshapes, pose, tracks, crops.
 
 :class:`FaceAnalyzer` takes RGB frames with their presentation time and returns the faces it
-sees, primary face first, each as a :class:`Face`. The landmarker runs in VIDEO mode, so it
-tracks faces between frames instead of detecting them in every frame.
+sees, primary face first, each as a :class:`Face`. Faces are followed between frames instead
+of being detected in every frame.
+
+**Engines.** ``engine="litert"`` (the default) runs MediaPipe's own face models (the same
+pinned ``face_landmarker.task`` bundle and detector files) directly on LiteRT, with the
+graph's geometry re-implemented in :mod:`.face_models`: a face is followed by running the
+face mesh on a region made from its landmarks in the previous frame (the mesh's presence
+score says when it is lost); the short-range detector searches the whole frame when no face
+is followed, one was lost, or every ``face_search_every`` landmark frames; the full-range
+detector is the fallback for small faces (the mesh then runs on an upscaled region of the
+full-resolution frame). A new face is meshed twice, from the detection's region and then
+from its own landmarks' region, so its landmarks are those that following converges to.
+``engine="tasks"`` runs the MediaPipe Tasks API instead (the reference the LiteRT engine is
+tested against; described below). On a 2-core CPU, 640x360 frames, one face: the Tasks
+engine ~10 ms per frame with landmarks on every frame, ~5.4 ms tiered
+(``landmarks_every=3``); the LiteRT engine ~6.5 ms and ~2.9 ms. Differences from Tasks on
+real faces: landmarks 0.1-0.5 px (mean), blendshapes ~0.01 (mean absolute), head pose from an
+orthographic fit (roll within ~1 degree, yaw and pitch within ~5: Tasks' perspective camera
+adds yaw for faces off the image centre), no temporal smoothing; ``score`` is the mesh's face
+presence (Tasks reports 1.0).
+
+With the Tasks engine the landmarker runs in VIDEO mode, so it tracks faces between frames.
 
 The landmarker's own detector is short-range: in a 640x360 frame it finds faces taller than
 about a quarter of the frame. When it finds nothing and a full-range detector model is given,
@@ -14,8 +34,8 @@ the detector. To keep an empty scene cheap, the detector runs at most every
 
 **Tiered mode** (``landmarks_every=k > 1``, with a short-range detector): the landmarker runs
 on every k-th frame only (a *landmark frame*). On the frames between, each followed face is
-looked for by the short-range BlazeFace detector in a small square around its last box (about
-2 ms here instead of ~11 ms for the landmarker); the detector's 6 keypoints (eyes, nose tip,
+looked for by the short-range BlazeFace detector in a small square around its last box
+(cheaper than the landmarker: timings below); the detector's 6 keypoints (eyes, nose tip,
 mouth, ears) give a similarity (shift, scale, in-plane rotation) from the last landmark frame,
 which moves that frame's landmarks onto the face: box, aligned crop (the same geometry, so the
 emotion encoder sees the same kind of crop every frame), quality. Such a :class:`Face` has
@@ -29,11 +49,15 @@ frames. :func:`interpolate_landmark_gaps` turns the carried values into interpol
 the whole clip is available (offline).
 
 Measured on a shared 2-core CPU (150 frames of 640x360, one face; medians of 5 interleaved
-rounds): every frame landmarked ~12 ms per frame; ``landmarks_every=3, face_search_every=5``
-~6.2 ms (landmark frames ~12 ms, the others ~2.5 ms, most of it the detector);
-``landmarks_every=5`` ~4.6 ms. On rendered head turns, 2 Hz and 1 Hz head shakes, brow raises
-and mouth opening (reference: the landmarker on every frame), yaw between landmark frames was
-within 1.5-2 degrees and the head-shake cue unchanged, while yaw from the landmark frames alone
+rounds), Tasks engine: every frame landmarked ~12 ms per frame; ``landmarks_every=3,
+face_search_every=5`` ~6.2 ms (landmark frames ~12 ms, the others ~2.5 ms, most of it the
+detector); ``landmarks_every=5`` ~4.6 ms. LiteRT engine (quiet machine): landmark frames
+~5.7 ms (mesh ~2.8, blendshapes ~0.4, keypoints ~0.7), the others ~1.35 ms (detector
+~0.6), so ~3.0 ms at ``landmarks_every=3`` and ~2.3 ms at 5.
+
+On rendered head turns, 2 Hz and 1 Hz head shakes, brow raises and mouth opening (Tasks
+engine; reference: the landmarker on every frame), yaw between landmark frames was within
+1.5-2 degrees and the head-shake cue unchanged, while yaw from the landmark frames alone
 aliased a 2 Hz shake away (k >= 3); the cue blendshapes carried between landmark frames were
 off by ~0.035 (mean absolute; 0.016 between frames of a still face), interpolated ones ~0.03.
 
@@ -119,9 +143,10 @@ class Face:
 
     - ``box``: ``(x0, y0, x1, y1)`` landmark extent, normalised to the frame and clipped.
     - ``score``: the full-range detector's confidence for faces the fallback found (carried
-      while the face is followed); faces found by the landmarker itself get 1.0, as the Tasks
-      API reports no confidence for them (they passed its 0.5 detection/presence checks);
-      between landmark frames (tiered mode), the short-range detector's confidence.
+      while the face is followed); for faces found by the landmarker itself, the face mesh's
+      presence score (LiteRT engine) or 1.0 (Tasks engine: the API reports no confidence;
+      they passed its 0.5 detection/presence checks); between landmark frames (tiered mode),
+      the short-range detector's confidence.
     - ``landmarks``: ``(478, 3)`` float32 ``x, y`` normalised to the frame, ``z`` depth in
       units of the frame width (smaller is nearer).
     - ``blendshapes``: ``(52,)`` float32 scores named by :data:`BLENDSHAPE_NAMES`.
@@ -220,12 +245,17 @@ class FaceAnalyzer:
     nothing is seen. ``max_missed``: frames a track survives unseen. ``max_side``: longer
     side frames are reduced to before MediaPipe.
 
+    ``engine``: ``"litert"`` (default) or ``"tasks"`` (see the module docstring);
+    ``threads``: LiteRT interpreter threads per model (LiteRT engine).
+
     Tiered mode (see the module docstring): ``landmarks_every``: the landmarker runs on at
     least every ``landmarks_every``-th frame (1, the default: on every frame, as without
-    tiers); above 1 it needs ``short_range_detector_path``, MediaPipe's short-range face
-    detector ``.tflite`` (``face_detection_short_range.tflite``), which follows the faces on
-    the frames between. With the pipeline's 5 fps analysis rate, ``landmarks_every=3`` gives
-    landmarks, blendshapes and pitch at ~1.7 fps and box, crop, yaw and roll at 5 fps.
+    tiers); above 1 the Tasks engine needs ``short_range_detector_path``, MediaPipe's
+    short-range face detector ``.tflite`` (``face_detection_short_range.tflite``), which
+    follows the faces on the frames between (the LiteRT engine uses the bundle's own
+    short-range detector when none is given). With the pipeline's 5 fps analysis rate,
+    ``landmarks_every=3`` gives landmarks, blendshapes and pitch at ~1.7 fps and box, crop,
+    yaw and roll at 5 fps.
 
     ``face_search_every``: while exactly one face is seen, only one landmark frame in
     ``face_search_every`` runs the landmarker set for ``max_faces`` faces (which runs its face

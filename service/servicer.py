@@ -34,6 +34,7 @@ log = logging.getLogger("ahmer.service")
 MODEL_ROLES = {
     "face_landmarker": ("face detection, landmarks, blendshapes, head pose", ()),
     "face_detector_full_range": ("face detection (small faces)", ()),
+    "face_engine": ("how the face models run: litert (direct) or tasks (MediaPipe Tasks)", ()),
     "fer_emotion": ("facial emotion", EMOTIONS),
     "minilm": ("text embedding", ()),
     "whisper_tiny_en": ("speech recognition with word times", ()),

@@ -92,6 +92,7 @@ def test_special_files_as_input_fail_at_once(media, tmp_path):
         ("--fps", "nan"),
         ("--threshold", "1.5"),
         ("--landmark-fps", "nan"),
+        ("--face-engine", "mediapipe"),
     ],
 )
 def test_bad_option_values_are_usage_errors(media, option, value):

@@ -193,3 +193,21 @@ def test_cli_bad_inputs_exit_1_with_one_line(tmp_path, model_store):
         assert proc.returncode == 1
         assert "Traceback" not in proc.stderr and "error:" in proc.stderr
         assert not (tmp_path / "t.json").exists()
+
+
+def test_face_engines_give_the_same_timeline_faces(frontal, model_store):
+    """The default LiteRT face engine against MediaPipe Tasks on a whole clip (no ASR)."""
+    timelines = {
+        engine: preprocess(
+            frontal, preprocess_config(model_store, fps=5.0, asr=False, face_engine=engine)
+        )
+        for engine in ("litert", "tasks")
+    }
+    ours, tasks = timelines["litert"], timelines["tasks"]
+    assert np.array_equal(ours.masks["face"], tasks.masks["face"]) and ours.masks["face"].all()
+    assert np.abs(ours.face_box - tasks.face_box).max() < 0.02
+    assert np.abs(ours.head_pose[:, 0] - tasks.head_pose[:, 0]).max() < 7  # yaw
+    assert np.abs(ours.head_pose[:, 2] - tasks.head_pose[:, 2]).max() < 3  # roll
+    assert np.abs(ours.blendshapes - tasks.blendshapes).mean() < 0.02
+    with pytest.raises(ValueError, match="face engine"):
+        preprocess_config(model_store, face_engine="mediapipe")
