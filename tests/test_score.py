@@ -261,7 +261,15 @@ def test_interrupted_run_resumes_to_the_same_outputs(full_run, collection, tmp_p
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "ahmer.service.cli", "score", str(collection)]
     cmd += ["--out", str(out), "--fps", FPS, "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell without job control (CI in the background) starts us with SIGINT ignored,
+        # which Python keeps: give the child the default, as a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 300
     while not list((out / "results").glob("*.json")) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
