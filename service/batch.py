@@ -4,9 +4,9 @@ done, and analyse the rest in a pool of worker processes that each load one Anal
 Every result is written by the process that computed it, atomically, to
 ``<out>/results/<id>.json``, with a ``batch`` block recording what it was computed from:
 the media's sha256 (plus its size and mtime, so a re-run need not hash unchanged files), the
-transcript's sha256, the options that change results (fps, threshold, Whisper model), the
-model store's artifacts (version and sha256) and the ahmer version. Their hash is the
-``key``; a result whose key matches is not computed again.
+transcript's sha256, the options that change results (fps, threshold, Whisper model, landmark
+rate, face engine), the model store's artifacts (version and sha256) and the ahmer version.
+Their hash is the ``key``; a result whose key matches is not computed again.
 
 Interruption: workers ignore SIGINT (a terminal sends it to the whole process group); the
 main process catches it (and SIGTERM), terminates the workers and returns what finished.
@@ -211,13 +211,16 @@ def select_shard(items: Sequence[BatchItem], index: int, count: int) -> list[Bat
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """Analysis options; ``fps``, ``threshold`` and ``whisper_model`` enter the key."""
+    """Analysis options; ``fps``, ``threshold``, ``whisper_model``, ``landmark_fps`` and
+    ``face_engine`` enter the key."""
 
     fps: float = 5.0
     threshold: float = 0.5
     backend: str = "onnxruntime"
     device: str = "cpu"
     whisper_model: str | None = None
+    landmark_fps: float = 1.7
+    face_engine: str = "litert"
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -259,6 +262,8 @@ def batch_key(
         "fps": float(options.fps),
         "threshold": float(options.threshold),
         "whisper_model": options.whisper_model,
+        "landmark_fps": float(options.landmark_fps),
+        "face_engine": options.face_engine,
         "models": models,
         "ahmer": _ahmer_version(),
     }
@@ -359,6 +364,8 @@ def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dic
             "fps": ctx.options.fps,
             "threshold": ctx.options.threshold,
             "whisper_model": ctx.options.whisper_model,
+            "landmark_fps": ctx.options.landmark_fps,
+            "face_engine": ctx.options.face_engine,
             "models": ctx.models,
         }
         atomic_write_text(result_path(ctx.out, item.id), json.dumps(data, allow_nan=False))
@@ -381,6 +388,8 @@ def _make_analyzer(options: BatchOptions, threads: int):
         device=options.device,
         threshold=options.threshold,
         whisper_model=options.whisper_model,
+        landmark_fps=options.landmark_fps,
+        face_engine=options.face_engine,
         backend_options=backend_options,
     )
     with native_stderr_silenced():

@@ -125,7 +125,9 @@ class LiveSession:
 
             store = analyzer.store
             self._faces = FaceAnalyzer(
-                store.path("face_landmarker"), detector_path=store.path("face_detector_full_range")
+                store.path("face_landmarker"),
+                detector_path=store.path("face_detector_full_range"),
+                engine=getattr(analyzer.config, "face_engine", "litert"),
             )
             self.names = list(self._faces.blendshape_names)
         self.ring = AudioRing(max(config.full_audio, config.window + 25.0))

@@ -207,6 +207,12 @@ def add_media_arguments(p) -> None:
     )
     p.add_argument("--fps", type=analysis_fps, default=5.0, help="analysis frames per second (5)")
     p.add_argument("--whisper-model", help="CTranslate2 Whisper model folder or name")
+    add_face_arguments(p)
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def add_face_arguments(p) -> None:
+    """``--landmark-fps`` and ``--face-engine``: how faces are analysed."""
     p.add_argument(
         "--landmark-fps",
         type=landmark_rate,
@@ -221,4 +227,3 @@ def add_media_arguments(p) -> None:
         help="how MediaPipe's face models run: litert (direct, the default) or tasks "
         "(MediaPipe Tasks, the reference; ~2x slower)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -32,6 +32,7 @@ from .batch import (
     run_batch,
     select_shard,
 )
+from .output import add_face_arguments
 from .tables import (
     load_results,
     read_failures,
@@ -70,6 +71,7 @@ def add_score_parser(sub) -> None:
     p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default) or triton")
     p.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt or auto (cpu)")
     p.add_argument("--whisper-model", help="CTranslate2 Whisper model folder or name")
+    add_face_arguments(p)
     p.add_argument("--shard", help="run only slice i of n (i/n, 0-based), e.g. 0/4")
     p.add_argument(
         "--merge", action="store_true", help="no analysis: build tables and report from DIR"
@@ -336,6 +338,8 @@ def run_score(args: argparse.Namespace) -> int:
         backend=args.backend,
         device=args.device,
         whisper_model=args.whisper_model,
+        landmark_fps=args.landmark_fps,
+        face_engine=args.face_engine,
     )
     models = model_fingerprint(whisper_model=args.whisper_model)
     todo, done = plan(items, args.out, options, models)

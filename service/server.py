@@ -45,6 +45,8 @@ def build_analyzer(config: ServerConfig):
             backend=config.backend,
             device=config.device,
             whisper_model=config.whisper_model or None,
+            landmark_fps=config.landmark_fps,
+            face_engine=config.face_engine,
         )
     )
 

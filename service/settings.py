@@ -72,6 +72,8 @@ class ServerConfig:
     backend: str = "onnxruntime"
     device: str = "cpu"
     whisper_model: str = ""
+    landmark_fps: float = 1.7
+    face_engine: str = "litert"
     shutdown_grace: float = 30.0
     live_window: float = 8.0
     live_queue_frames: int = 30
@@ -97,6 +99,8 @@ class ServerConfig:
             (0 <= self.workers <= 256, "workers", "must be 0 (auto) .. 256"),
             (0 < self.fps <= 30, "fps", "must be in (0, 30]"),
             (0 < self.threshold < 1, "threshold", "must be between 0 and 1"),
+            (0 <= self.landmark_fps <= 120, "landmark_fps", "must be 0..120 (0: every frame)"),
+            (self.face_engine in ("litert", "tasks"), "face_engine", "must be litert or tasks"),
             (self.shutdown_grace >= 0, "shutdown_grace", "must not be negative"),
             (2 <= self.live_window <= 60, "live_window", "must be 2..60 seconds"),
             (2 <= self.live_queue_frames <= 1000, "live_queue_frames", "must be 2..1000"),
@@ -167,6 +171,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("backend", "AHMER_BACKEND", str, "inference backend: onnxruntime or triton"),
     Option("device", "AHMER_DEVICE", str, "cpu, cuda, tensorrt or auto"),
     Option("whisper_model", "AHMER_WHISPER_MODEL", str, "CTranslate2 Whisper folder or name"),
+    Option("landmark_fps", "AHMER_LANDMARK_FPS", float, "full face landmarks per second"),
+    Option("face_engine", "AHMER_FACE_ENGINE", str, "face models on litert or tasks"),
     Option("shutdown_grace", "AHMER_SHUTDOWN_GRACE", float, "seconds in-flight calls may finish"),
     Option("live_window", "AHMER_LIVE_WINDOW", float, "live analysis window, seconds"),
     Option("live_queue_frames", "AHMER_LIVE_QUEUE_FRAMES", int, "analysis frames queued/session"),

@@ -225,3 +225,17 @@ def test_config_errors_name_the_flag(pki):
         ServerConfig.from_sources(env={"AHMER_PORT": "eighty"})
     config = ServerConfig.from_sources(env={"AHMER_PORT": "6000", "AHMER_MAX_SESSIONS": "3"})
     assert config.port == 6000 and config.max_sessions == 3
+
+
+def test_face_options_reach_the_analyzer():
+    from ahmer.service.server import build_analyzer
+    from ahmer.service.settings import ConfigError, ServerConfig
+
+    env = {"AHMER_FACE_ENGINE": "tasks", "AHMER_LANDMARK_FPS": "0"}
+    analyzer = build_analyzer(ServerConfig.from_sources(env=env))
+    assert analyzer.config.face_engine == "tasks" and analyzer.config.landmark_fps == 0
+    assert build_analyzer(ServerConfig()).config.face_engine == "litert"
+    with pytest.raises(ConfigError, match="AHMER_FACE_ENGINE"):
+        ServerConfig.from_sources(env={"AHMER_FACE_ENGINE": "mediapipe"})
+    with pytest.raises(ConfigError, match="AHMER_LANDMARK_FPS"):
+        ServerConfig.from_sources(env={"AHMER_LANDMARK_FPS": "nan"})

@@ -139,6 +139,8 @@ def test_plan_skips_only_matching_keys(tmp_path):
     # other options or models: computed again
     assert plan([item], out, BatchOptions(fps=5.0), models)[0] == [item]
     assert plan([item], out, BatchOptions(fps=2.0, threshold=0.6), models)[0] == [item]
+    assert plan([item], out, BatchOptions(fps=2.0, landmark_fps=0.0), models)[0] == [item]
+    assert plan([item], out, BatchOptions(fps=2.0, face_engine="tasks"), models)[0] == [item]
     assert plan([item], out, options, {"fer_emotion": "v2@def"})[0] == [item]
     # same size, new content and mtime: re-hashed, so not skipped
     media.write_bytes(b"other content")
