@@ -614,26 +614,36 @@ class FaceAnalyzer:
             source, score = ("fallback", d.score) if fallback else ("landmarker", None)
             if fallback:
                 self.counters["crop_runs"] += 1
-            raw = self._mesh(work, Roi.from_detection(d, w, h), source, score)
-            if raw is not None:  # again from its own landmarks, as it will be followed
-                raw = self._mesh(work, Roi.from_landmarks(raw.landmarks, w, h), source, score)
+            first = self._landmarks(work, Roi.from_detection(d, w, h))
+            if first is None:
+                continue
+            # again from its own landmarks' region, as it will be followed
+            raw = self._mesh(work, Roi.from_landmarks(first[0], w, h), source, score)
             if raw is not None:
                 raws = _dedupe([*raws, raw])
         return raws
 
+    def _landmarks(self, work: np.ndarray, roi: Roi) -> tuple[np.ndarray, float] | None:
+        """The face mesh's landmarks and presence in ``roi``; None when it holds no face."""
+        try:
+            landmarks, presence = self._bundle.mesh.landmarks(work, roi)
+        except FaceModelError as exc:
+            raise FaceError(str(exc)) from exc
+        return None if presence < _MIN_PRESENCE else (landmarks, presence)
+
     def _mesh(self, work: np.ndarray, roi: Roi, source: str, score: float | None):
         """The face mesh, blendshapes and pose of the face in ``roi``; None when the mesh
         says it holds no face."""
+        found = self._landmarks(work, roi)
+        if found is None:
+            return None
+        landmarks, presence = found
         h, w = work.shape[:2]
-        bundle = self._bundle
         try:
-            landmarks, presence = bundle.mesh.landmarks(work, roi)
-            if presence < _MIN_PRESENCE:
-                return None
-            blend = bundle.blendshapes(landmarks, w, h)
+            blend = self._bundle.blendshapes(landmarks, w, h)
         except FaceModelError as exc:
             raise FaceError(str(exc)) from exc
-        matrix = bundle.pose.matrix(landmarks, w, h)
+        matrix = self._bundle.pose.matrix(landmarks, w, h)
         return _Raw(landmarks, blend, matrix, presence if score is None else score, source)
 
     def _landmark(self, task, mp_image, timestamp: int) -> list[_Raw]:
@@ -675,47 +685,28 @@ class FaceAnalyzer:
         roi = square_crop(work, x0, y0, side, _ROI_INPUT)
         self.counters["roi_detector_runs"] += 1
         best, best_distance = None, math.inf
-        for box, points, score in self._square_detections(roi):
+        for d in self._square_detections(roi):
+            box = d.box
             size = max(box[2] - box[0], box[3] - box[1]) * side
-            if len(points) < 6 or not 0.33 < size / face_side < 3.0:
+            if len(d.keypoints) < 6 or not 0.33 < size / face_side < 3.0:
                 continue
             distance = math.hypot((box[0] + box[2]) / 2 - 0.5, (box[1] + box[3]) / 2 - 0.5)
             if distance < best_distance:
-                best, best_distance = (points, score), distance
+                best, best_distance = d, distance
         if best is None:
             return None
-        points, score = best
-        keypoints = ((np.asarray(points[:6], np.float64) * side + (x0, y0)) / (w, h)).astype(
-            np.float32
-        )
-        return keypoints, score
+        points = np.asarray(best.keypoints[:6], np.float64)
+        keypoints = ((points * side + (x0, y0)) / (w, h)).astype(np.float32)
+        return keypoints, best.score
 
-    def _square_detections(self, square: np.ndarray):
-        """``(box, keypoints, score)`` of the faces the short-range detector finds in a
-        square, normalised to it."""
-        if self._bundle is not None:
-            try:
-                found = self._short.detect_square(square)
-            except FaceModelError as exc:
-                raise FaceError(f"face detector failed on a face crop: {exc}") from exc
-            return [(d.box, d.keypoints, d.score) for d in found]
+    def _square_detections(self, square: np.ndarray) -> list[Detection]:
+        """The faces the short-range detector finds in a square, normalised to it."""
         try:
-            detections = self._short.detect(_mp_image(square)).detections
-        except (ValueError, RuntimeError) as exc:
+            if self._bundle is not None:
+                return self._short.detect_square(square)
+            return _tasks_detections(self._short.detect(_mp_image(square)), square.shape)
+        except (FaceModelError, ValueError, RuntimeError) as exc:
             raise FaceError(f"face detector failed on a face crop: {exc}") from exc
-        n = float(square.shape[0])
-        out = []
-        for d in detections:
-            b = d.bounding_box
-            box = (
-                b.origin_x / n,
-                b.origin_y / n,
-                (b.origin_x + b.width) / n,
-                (b.origin_y + b.height) / n,
-            )
-            points = [(k.x, k.y) for k in d.keypoints]
-            out.append((box, points, float(d.categories[0].score) if d.categories else 0.0))
-        return out
 
     def _scene_cut(self, work: np.ndarray) -> bool:
         """Whether this frame differs from the previous one as a cut does (mean absolute
@@ -757,24 +748,12 @@ class FaceAnalyzer:
             self._last_search = self._frame
             self.counters["detector_runs"] += 1
             try:
-                detections = self._detector.detect(_mp_image(work)).detections
+                found = _tasks_detections(self._detector.detect(_mp_image(work)), work.shape)
             except (ValueError, RuntimeError) as exc:
                 raise FaceError(f"face detector failed on this frame: {exc}") from exc
-            h, w = work.shape[:2]
-            found = []
-            for d in detections:
-                b = d.bounding_box
-                score = float(d.categories[0].score) if d.categories else 0.0
-                box = (
-                    b.origin_x / w,
-                    b.origin_y / h,
-                    (b.origin_x + b.width) / w,
-                    (b.origin_y + b.height) / h,
-                )
-                found.append((score, box))
-            found.sort(key=lambda sb: -sb[0])
-            for score, box in found[: self.max_faces]:
-                raw = self._landmark_crop(work, box, _DETECTION_EXPAND, score)
+            found.sort(key=lambda d: -d.score)
+            for d in found[: self.max_faces]:
+                raw = self._landmark_crop(work, d.box, _DETECTION_EXPAND, d.score)
                 if raw is not None:
                     raws.append(raw)
             raws = _dedupe(raws)
@@ -882,6 +861,24 @@ def interpolate_landmark_gaps(
                 out[i][j] = replace(
                     face, blendshapes=blend, pose=(float(yaw), float(pitch), face.pose[2])
                 )
+    return out
+
+
+def _tasks_detections(result, shape) -> list[Detection]:
+    """A Tasks ``FaceDetectorResult`` on an image of ``shape`` as a list of :class:`Detection`
+    normalised to that image (boxes come in pixels, keypoints already normalised)."""
+    h, w = shape[:2]
+    out = []
+    for d in result.detections:
+        b = d.bounding_box
+        box = (
+            b.origin_x / w,
+            b.origin_y / h,
+            (b.origin_x + b.width) / w,
+            (b.origin_y + b.height) / h,
+        )
+        points = np.array([(k.x, k.y) for k in d.keypoints], np.float32).reshape(-1, 2)
+        out.append(Detection(box, points, float(d.categories[0].score) if d.categories else 0.0))
     return out
 
 

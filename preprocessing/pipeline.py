@@ -91,7 +91,11 @@ class PreprocessConfig:
             max_faces=self.max_faces,
             crop_size=self.crop_size,
             landmarks_every=self.landmarks_every,
-            short_range_detector_path=self.short_range_detector,
+            # the LiteRT engine follows faces with the landmarker bundle's own short-range
+            # detector (the same model); loading the store's copy too would be work twice
+            short_range_detector_path=(
+                self.short_range_detector if self.face_engine == "tasks" else None
+            ),
             face_search_every=self.face_search_every,
             engine=self.face_engine,
             threads=self.face_threads,

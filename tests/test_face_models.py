@@ -21,7 +21,7 @@ from ahmer.preprocessing.face_models import (
     load_detector,
     parse_geometry,
 )
-from ahmer.preprocessing.faces import FaceAnalyzer
+from ahmer.preprocessing.faces import BLENDSHAPE_NAMES, FaceAnalyzer
 
 HEAD = (slice(10, 330), slice(60, 380))
 
@@ -234,7 +234,7 @@ def test_the_two_engines_agree_on_a_clip(model_path, images):
             model_path("face_landmarker"), model_path("face_detector_full_range"), engine=engine
         ) as fa:
             results[engine] = [fa.process(f, i / 5) for i, f in enumerate(frames)]
-    smile = [BLENDSHAPE_NAMES_INDEX["mouthSmileLeft"], BLENDSHAPE_NAMES_INDEX["mouthSmileRight"]]
+    smile = [BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]
     for ours, theirs in zip(results["litert"], results["tasks"], strict=True):
         assert len(ours) == len(theirs) == 1
         a, b = ours[0], theirs[0]
@@ -244,12 +244,3 @@ def test_the_two_engines_agree_on_a_clip(model_path, images):
         assert abs(a.pose[0] - b.pose[0]) < 7 and abs(a.pose[2] - b.pose[2]) < 3
         assert a.crop.shape == b.crop.shape
         assert np.abs(a.crop.astype(int) - b.crop).mean() < 25  # the tiered tests' bound
-
-
-def _names_index() -> dict[str, int]:
-    from ahmer.preprocessing.faces import BLENDSHAPE_NAMES
-
-    return {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
-
-
-BLENDSHAPE_NAMES_INDEX = _names_index()
