@@ -1,4 +1,4 @@
-"""Shared fixtures: the real model store and the test-media helpers."""
+"""Shared fixtures: the real model store, the test-media helpers, the gRPC tests' defaults."""
 
 from __future__ import annotations
 
@@ -25,6 +25,41 @@ def model_store():
 def model_path(model_store):
     """``model_path(name) -> Path`` of a verified store artifact."""
     return model_store.path
+
+
+# The gRPC tests' defaults (test_server, test_live). Module-scoped: each module that uses them
+# gets its own server and clips; a module that needs other settings defines its own.
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """A hedging and a confident answer: the real face and espeak-ng speech."""
+    from media import CONFIDENT, HEDGING
+    from serving import speech_clip
+
+    folder = tmp_path_factory.mktemp("clips")
+    return {
+        "hedging": speech_clip(folder, HEDGING, "hedging"),
+        "confident": speech_clip(folder, CONFIDENT, "confident"),
+    }
+
+
+@pytest.fixture(scope="module")
+def server(model_store):
+    """A server on 127.0.0.1 with default settings and the session's shared analyzer."""
+    from serving import ServerThread, shared_analyzer
+
+    srv = ServerThread(analyzer=shared_analyzer()).wait_ready()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def client(server):
+    from ahmer.client import AhmerClient
+
+    with AhmerClient(server.target) as c:
+        yield c
 
 
 # A skipped test is not a passing test: the suite's skips only fire when an install step is

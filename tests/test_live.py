@@ -10,34 +10,10 @@ import time
 
 import grpc
 import pytest
-from media import CONFIDENT, HEDGING, have_espeak
-from serving import ServerThread, metric_value, shared_analyzer, speech_clip
+from media import HEDGING, have_espeak
+from serving import metric_value, shared_analyzer
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("live")
-    return {
-        "hedging": speech_clip(folder, HEDGING, "hedging"),
-        "confident": speech_clip(folder, CONFIDENT, "confident"),
-    }
-
-
-@pytest.fixture(scope="module")
-def server(model_store):
-    srv = ServerThread(analyzer=shared_analyzer()).wait_ready()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture()
-def client(server):
-    from ahmer.client import AhmerClient
-
-    with AhmerClient(server.target) as c:
-        yield c
 
 
 def _collect(responses, received=None):
