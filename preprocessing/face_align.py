@@ -40,6 +40,7 @@ __all__ = [
 # is not mirrored) and left eye. Corners, not irises: they stay put when the eyes close.
 RIGHT_EYE = (33, 133)
 LEFT_EYE = (263, 362)
+_EYE_CORNERS = [*RIGHT_EYE, *LEFT_EYE]
 
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
 """The 6 keypoints of MediaPipe's BlazeFace detectors, in output order (the subject's right
@@ -86,17 +87,18 @@ def keypoint_yaw(keypoints: np.ndarray) -> float:
     degrees of bias for a given face; *differences* between two frames of the same face are
     what :class:`~.faces.FaceAnalyzer` uses between landmark frames.
     """
-    k = np.asarray(keypoints, np.float64)
-    right_eye, left_eye, nose, mouth, right_ear, left_ear = k[:6]
-    axis = left_eye - right_eye
-    eye_distance = float(np.hypot(*axis))
+    (rex, rey), (lex, ley), (nx, ny), (mx, my), (r_x, r_y), (l_x, l_y) = np.asarray(
+        keypoints, np.float64
+    )[:6].tolist()
+    ax, ay = lex - rex, ley - rey
+    eye_distance = math.hypot(ax, ay)
     if eye_distance < 1e-9:
         return 0.0
-    u = axis / eye_distance
-    ear_distance = max(float(np.hypot(*(left_ear - right_ear))), 1e-9)
-    ear_ratio = float(np.dot(nose - (right_ear + left_ear) / 2, u)) / ear_distance
-    centre = ((right_eye + left_eye) / 2 + mouth) / 2
-    eye_mouth_ratio = float(np.dot(nose - centre, u)) / eye_distance
+    ux, uy = ax / eye_distance, ay / eye_distance
+    ear_distance = max(math.hypot(l_x - r_x, l_y - r_y), 1e-9)
+    ear_ratio = ((nx - (r_x + l_x) / 2) * ux + (ny - (r_y + l_y) / 2) * uy) / ear_distance
+    cx, cy = ((rex + lex) / 2 + mx) / 2, ((rey + ley) / 2 + my) / 2
+    eye_mouth_ratio = ((nx - cx) * ux + (ny - cy) * uy) / eye_distance
     yaw_ear = math.atan(_TAN_PER_EAR_RATIO * ear_ratio)
     yaw_eye_mouth = math.atan(_TAN_PER_EYE_MOUTH_RATIO * eye_mouth_ratio)
     return math.degrees((yaw_ear + yaw_eye_mouth) / 2)
@@ -106,18 +108,22 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The 2x3 similarity (rotation, uniform scale, translation; no reflection) that maps the
     points ``source`` ``(N, 2)`` onto ``target`` ``(N, 2)`` in the least-squares sense
     (Umeyama's closed form; ``N >= 2``)."""
-    src = np.asarray(source, np.float64)
-    dst = np.asarray(target, np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    var = float((a**2).sum())
+    src = np.asarray(source, np.float64).tolist()
+    dst = np.asarray(target, np.float64).tolist()
+    n = len(src)
+    sx, sy = sum(p[0] for p in src) / n, sum(p[1] for p in src) / n
+    dx, dy = sum(p[0] for p in dst) / n, sum(p[1] for p in dst) / n
+    var = dot = cross = 0.0
+    for (x0, y0), (x1, y1) in zip(src, dst, strict=True):
+        ax, ay, bx, by = x0 - sx, y0 - sy, x1 - dx, y1 - dy
+        var += ax * ax + ay * ay
+        dot += ax * bx + ay * by
+        cross += ax * by - ay * bx
     if var < 1e-12:
-        return np.hstack([np.eye(2), (mu_d - mu_s)[:, None]])
+        return np.array([[1.0, 0.0, dx - sx], [0.0, 1.0, dy - sy]])
     # for 2-D points the optimal rotation*scale is [[p, -q], [q, p]]
-    p = float((a * b).sum()) / var
-    q = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()) / var
-    linear = np.array([[p, -q], [q, p]])
-    return np.hstack([linear, (mu_d - linear @ mu_s)[:, None]])
+    p, q = dot / var, cross / var
+    return np.array([[p, -q, dx - (p * sx - q * sy)], [q, p, dy - (q * sx + p * sy)]])
 
 
 def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,20 +142,29 @@ def alignment_matrix(
     ear to ear) fills the crop, and centred on that extent. Returns the matrix and the
     extent's height in source pixels (the face size used by :func:`face_quality`).
     """
-    pts = landmarks[:, :2].astype(np.float64) * (width, height)
-    right, left = eye_centres(pts)
-    angle = math.atan2(left[1] - right[1], left[0] - right[0])
+    (r0x, r0y), (r1x, r1y), (l0x, l0y), (l1x, l1y) = (
+        landmarks[_EYE_CORNERS, :2].astype(np.float64) * (width, height)
+    ).tolist()
+    angle = math.atan2((l0y + l1y) / 2 - (r0y + r1y) / 2, (l0x + l1x) / 2 - (r0x + r1x) / 2)
     c, s = math.cos(angle), math.sin(angle)
-    rot = np.array([[c, s], [-s, c]])  # rotates by -angle: the eye line becomes horizontal
-    levelled = pts @ rot.T
-    lo, hi = levelled.min(0), levelled.max(0)
-    extent = hi - lo
-    side = max(float(extent.max()) * margin, 1.0)
-    centre = rot.T @ ((lo + hi) / 2)  # back in source pixels
-    scale = size / side
-    linear = scale * rot
-    offset = np.array([size / 2, size / 2]) - linear @ centre
-    return np.hstack([linear, offset[:, None]]), float(extent[1])
+    # the landmarks in pixels, rotated by -angle (the eye line becomes horizontal), as two
+    # rows: reducing a row is ~10x faster than reducing an (N, 2) array along its first axis
+    levelled = np.array([[c * width, s * height], [-s * width, c * height]]) @ landmarks[
+        :, :2
+    ].T.astype(np.float64)
+    (lox, loy), (hix, hiy) = levelled.min(1).tolist(), levelled.max(1).tolist()
+    side = max(max(hix - lox, hiy - loy) * margin, 1.0)
+    mx, my = (lox + hix) / 2, (loy + hiy) / 2
+    centre_x, centre_y = c * mx - s * my, s * mx + c * my  # back in source pixels
+    k = size / side
+    a, b = k * c, k * s  # the linear part: k * [[c, s], [-s, c]]
+    matrix = np.array(
+        [
+            [a, b, size / 2 - (a * centre_x + b * centre_y)],
+            [-b, a, size / 2 - (-b * centre_x + a * centre_y)],
+        ]
+    )
+    return matrix, float(hiy - loy)
 
 
 def aligned_crop(

@@ -63,7 +63,7 @@ BLENDSHAPE_LANDMARKS: tuple[int, ...] = (
 face-blendshapes graph)."""
 
 _ROI_SCALE = 1.5  # region side / face box side (MediaPipe's face landmarker graph)
-_MESH_EYES = (33, 263)  # outer eye corners: the region's rotation from landmarks
+_MESH_EYES = [33, 263]  # outer eye corners: the region's rotation from landmarks
 _NMS_IOU = 0.3
 _SCORE_CLIP = 100.0
 
@@ -112,13 +112,13 @@ class Roi:
     def from_landmarks(cls, landmarks: np.ndarray, width: int, height: int) -> Roi:
         """The region that follows a face from its landmarks (normalised): their extent 1.5
         times, the longer side, turned so that the outer eye corners are level."""
-        p = landmarks[:, :2] * (width, height)
-        lo, hi = p.min(0), p.max(0)
-        a, b = p[_MESH_EYES[0]], p[_MESH_EYES[1]]
-        angle = math.atan2(b[1] - a[1], b[0] - a[0])
-        side = _ROI_SCALE * float(max(hi - lo))
-        centre = (lo + hi) / 2
-        return cls(float(centre[0]), float(centre[1]), max(side, 4.0), angle)
+        xs, ys = landmarks[:, 0], landmarks[:, 1]
+        x0, x1 = float(xs.min()) * width, float(xs.max()) * width
+        y0, y1 = float(ys.min()) * height, float(ys.max()) * height
+        (ax, ay), (bx, by) = (landmarks[_MESH_EYES, :2] * (width, height)).tolist()
+        angle = math.atan2(by - ay, bx - ax)
+        side = _ROI_SCALE * max(x1 - x0, y1 - y0)
+        return cls((x0 + x1) / 2, (y0 + y1) / 2, max(side, 4.0), angle)
 
     def to_image(self, size: int) -> np.ndarray:
         """2x3 affine from ``size`` x ``size`` crop pixels to image pixels."""
@@ -198,6 +198,24 @@ class _Model:
         except (ValueError, RuntimeError) as exc:
             raise FaceModelError(f"the {self.what} model failed: {exc}") from exc
 
+    def scaled(self, image: np.ndarray, scale: float, offset: float) -> list[np.ndarray]:
+        """Run on ``image * scale + offset`` (uint8 in, float32 arithmetic), written straight
+        into the interpreter's input tensor: no temporary arrays, no extra copy. The same
+        values as ``self(image.astype(np.float32) * scale + offset)``."""
+        try:
+            view = self._it.tensor(self._input)()
+            if view.shape[1:] != image.shape:
+                raise ValueError(f"input {image.shape} for tensor {view.shape}")
+            view[0] = image
+            view *= np.float32(scale)
+            if offset:
+                view += np.float32(offset)
+            del view  # the interpreter refuses to run while a view of its memory is held
+            self._it.invoke()
+            return [self._it.get_tensor(i) for i in self._outputs]
+        except (ValueError, RuntimeError) as exc:
+            raise FaceModelError(f"the {self.what} model failed: {exc}") from exc
+
 
 def _anchors(size: int) -> np.ndarray:
     strides, per_cell = _DETECTORS[size]
@@ -246,8 +264,7 @@ class FaceDetectorModel:
     def detect_square(self, square: np.ndarray) -> list[Detection]:
         """Faces in an RGB ``size`` x ``size`` uint8 square, coordinates normalised to it,
         best first."""
-        x = square.astype(np.float32) * (2.0 / 255.0) - 1.0
-        regressors, scores = self._model(x)
+        regressors, scores = self._model.scaled(square, 2.0 / 255.0, -1.0)
         logits = np.clip(scores.reshape(-1), -_SCORE_CLIP, _SCORE_CLIP)
         keep = np.nonzero(logits >= math.log(self.min_score / (1.0 - self.min_score)))[0]
         if keep.size == 0:
@@ -285,22 +302,27 @@ def _weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray):
     best remaining one by more than 0.3 IoU becomes one detection, the score-weighted mean
     of their boxes and keypoints, with the best score."""
     order = np.argsort(-scores)
-    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    boxes, scores = boxes[order], scores[order]
+    points = keypoints[order].reshape(len(order), -1)
+    x0, y0, x1, y1 = boxes.T  # rows: fast to compute with
+    areas = (x1 - x0) * (y1 - y0)
     alive = np.ones(len(scores), bool)
     out = []
     for i in range(len(scores)):
         if not alive[i]:
             continue
-        cluster = alive & (_iou(boxes[i], boxes) > _NMS_IOU)
+        w = np.clip(np.minimum(x1[i], x1) - np.maximum(x0[i], x0), 0, None)
+        h = np.clip(np.minimum(y1[i], y1) - np.maximum(y0[i], y0), 0, None)
+        inter = w * h
+        iou = inter / np.maximum(areas[i] + areas - inter, 1e-12)
+        cluster = alive & (iou > _NMS_IOU)
         cluster[i] = True
         alive &= ~cluster
-        weights = scores[cluster][:, None]
+        weights = scores[cluster]
         total = float(weights.sum())
-        box = (boxes[cluster] * weights).sum(0) / total
-        points = (keypoints[cluster] * weights[:, :, None]).sum(0) / total
-        out.append(
-            Detection(tuple(float(v) for v in box), points.astype(np.float32), float(scores[i]))
-        )
+        box = (weights @ boxes[cluster]) / total
+        mean_points = ((weights @ points[cluster]) / total).reshape(-1, 2)
+        out.append(Detection(tuple(box.tolist()), mean_points.astype(np.float32), float(scores[i])))
     return out
 
 
@@ -324,7 +346,7 @@ class FaceMeshModel:
         ``z`` in units of the image width (smaller is nearer), and the model's 0..1 score
         that the region holds a face."""
         crop = roi.crop(image, self.size)
-        outputs = self._model(crop.astype(np.float32) * (1.0 / 255.0))
+        outputs = self._model.scaled(crop, 1.0 / 255.0, 0.0)
         points = outputs[self._points].reshape(478, 3).astype(np.float64)
         logit = float(outputs[self._presence].reshape(-1)[0])
         presence = 1.0 / (1.0 + math.exp(-min(80.0, max(-80.0, logit))))
@@ -360,14 +382,16 @@ class HeadPose:
 
     def __init__(self, canonical: np.ndarray, ids: np.ndarray, weights: np.ndarray) -> None:
         self._ids = ids
-        self._w = (weights / weights.sum())[:, None]
+        w = weights / weights.sum()
         c = canonical[ids]
-        self._c = c - (c * self._w).sum(0)
+        # the weighted, centred canonical points, times the weights: the cross-covariance
+        # with the landmarks is then one product (centring the landmarks too changes nothing,
+        # since these sum to zero)
+        self._wc = w[:, None] * (c - w @ c)
 
     def matrix(self, landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
         p = landmarks[self._ids].astype(np.float64) * (width, -height, -width)
-        p -= (p * self._w).sum(0)
-        u, s, vt = np.linalg.svd((p * self._w).T @ self._c)
+        u, s, vt = np.linalg.svd(p.T @ self._wc)
         d = np.sign(np.linalg.det(u @ vt)) or 1.0
         r = u @ np.diag([1.0, 1.0, d]) @ vt
         out = np.eye(4)

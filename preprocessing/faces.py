@@ -196,9 +196,10 @@ class _Raw:
 
     @cached_property  # read only after the landmarks are final
     def box(self) -> tuple[float, float, float, float]:
-        lo = np.clip(self.landmarks[:, :2].min(0), 0.0, 1.0)
-        hi = np.clip(self.landmarks[:, :2].max(0), 0.0, 1.0)
-        return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+        xs, ys = self.landmarks[:, 0], self.landmarks[:, 1]  # columns: fast to reduce
+        extent = (xs.min(), ys.min(), xs.max(), ys.max())
+        x0, y0, x1, y1 = (max(0.0, min(1.0, float(v))) for v in extent)
+        return x0, y0, x1, y1
 
     @cached_property
     def head_pose(self) -> tuple[float, float, float]:
@@ -895,7 +896,10 @@ def _moved(follow: _Follow, keypoints: np.ndarray, score: float, shape) -> _Raw:
         follow.keypoints[_SIMILARITY_POINTS] * scale, keypoints[_SIMILARITY_POINTS] * scale
     )
     landmarks = np.empty_like(follow.landmarks)
-    landmarks[:, :2] = (follow.landmarks[:, :2] * scale @ m[:, :2].T + m[:, 2]) / scale
+    # the pixel similarity as a map of normalised coordinates: x_n @ B + t / scale
+    landmarks[:, :2] = follow.landmarks[:, :2] @ (m[:, :2].T * scale[:, None] / scale) + (
+        m[:, 2] / scale
+    )
     landmarks[:, 2] = follow.landmarks[:, 2] * math.hypot(m[0, 0], m[1, 0])
     now = keypoint_yaw(keypoints * scale)
     yaw, pitch, roll = follow.pose
