@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS
 from ahmer.preprocessing.media import MediaSource
 from ahmer.preprocessing.pipeline import PreprocessConfig, Progress, preprocess
 from ahmer.preprocessing.timeline import Timeline
@@ -52,8 +53,9 @@ class AnalyzerConfig:
     threshold: float = 0.5
     whisper_model: str | Path | None = None  # default: the store's whisper_tiny_en
     asr_threads: int = 1
-    landmark_fps: float = 1.7  # tiered faces; 0 = full landmarks on every analysis frame
-    face_engine: str = "litert"  # or "tasks" (MediaPipe Tasks, the reference; slower)
+    # tiered faces: full landmarks about this often; 0 = on every analysis frame
+    landmark_fps: float = DEFAULT_LANDMARK_FPS
+    face_engine: str = DEFAULT_ENGINE  # or "tasks" (MediaPipe Tasks, the reference; slower)
     max_cues: int = 8
     backend_options: dict = field(default_factory=dict)
 

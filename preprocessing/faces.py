@@ -96,6 +96,7 @@ from .face_models import (
     load_detector,
     square_crop,
 )
+from .face_options import DEFAULT_ENGINE, ENGINES
 from .face_tracking import FaceTracker, PrimarySelector, iou
 
 __all__ = [
@@ -126,7 +127,6 @@ _DETECTION_EXPAND = 2.0  # crop side / detector box side
 _TRACK_EXPAND = 1.7  # crop side / landmark box side, when following a fallback face
 _ROI_INPUT = 128  # side of the square the short-range detector sees (its input size)
 _MIN_PRESENCE = 0.5  # face mesh presence below which a followed face is lost (litert)
-ENGINES = ("litert", "tasks")
 _ROI_EXPAND = 1.8  # its side / landmark box side
 _SIMILARITY_POINTS = [0, 1, 3]  # keypoints the landmarks are moved by: eyes and mouth
 _SCENE_STEP = 16  # pixel step of the thumbnail compared for scene changes
@@ -283,7 +283,7 @@ class FaceAnalyzer:
         landmarks_every: int = 1,
         short_range_detector_path: str | PathLike | None = None,
         face_search_every: int = 1,
-        engine: str = "litert",
+        engine: str = DEFAULT_ENGINE,
         threads: int = 2,
     ) -> None:
         if engine not in ENGINES:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
 from .media import MediaError, MediaSource, iter_frames, load_audio, probe
 from .prosody import compute_prosody
 from .timeline import MediaInfo, Segment, Timeline, Word
@@ -41,11 +42,11 @@ class PreprocessConfig:
     short_range_detector: Path | None = None
     # tiered faces: the full landmarker at about this rate, the short-range detector's
     # keypoints in between (0 = landmarks on every analysis frame); see faces.py
-    landmark_fps: float = 1.7
+    landmark_fps: float = DEFAULT_LANDMARK_FPS
     face_search_every: int = 5
     # "litert": MediaPipe's face models run directly (the default, ~2x faster); "tasks":
     # through MediaPipe Tasks (the reference); see faces.py and face_models.py
-    face_engine: str = "litert"
+    face_engine: str = DEFAULT_ENGINE
     # LiteRT threads per face model: 1, as ASR runs beside the face stage (on 2 cores, 2 face
     # threads made the whole clip ~8% slower, the face stage no faster)
     face_threads: int = 1
@@ -64,7 +65,6 @@ class PreprocessConfig:
             raise ValueError(f"analysis fps must be in (0, 120], got {self.fps}")
         if not self.landmark_fps >= 0:  # NaN too
             raise ValueError(f"landmark fps must be >= 0, got {self.landmark_fps}")
-        from .faces import ENGINES
 
         if self.face_engine not in ENGINES:
             raise ValueError(

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS
+
 from .output import atomic_write_text, native_stderr_silenced, read_input_bytes
 
 __all__ = [
@@ -219,8 +221,8 @@ class BatchOptions:
     backend: str = "onnxruntime"
     device: str = "cpu"
     whisper_model: str | None = None
-    landmark_fps: float = 1.7
-    face_engine: str = "litert"
+    landmark_fps: float = DEFAULT_LANDMARK_FPS
+    face_engine: str = DEFAULT_ENGINE
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

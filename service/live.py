@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
+from ahmer.preprocessing.face_options import DEFAULT_ENGINE
 from ahmer.preprocessing.timeline import MediaInfo, Word
 from ahmer.preprocessing.transcript import spread_text
 
@@ -127,7 +128,7 @@ class LiveSession:
             self._faces = FaceAnalyzer(
                 store.path("face_landmarker"),
                 detector_path=store.path("face_detector_full_range"),
-                engine=getattr(analyzer.config, "face_engine", "litert"),
+                engine=getattr(analyzer.config, "face_engine", DEFAULT_ENGINE),
             )
             self.names = list(self._faces.blendshape_names)
         self.ring = AudioRing(max(config.full_audio, config.window + 25.0))

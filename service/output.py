@@ -11,6 +11,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
+
 __all__ = [
     "atomic_write_text",
     "add_media_arguments",
@@ -216,14 +218,14 @@ def add_face_arguments(p) -> None:
     p.add_argument(
         "--landmark-fps",
         type=landmark_rate,
-        default=1.7,
-        help="full face landmarks at about this rate, keypoint tracking between (1.7; "
-        "0 = on every analysis frame)",
+        default=DEFAULT_LANDMARK_FPS,
+        help="full face landmarks at about this rate, keypoint tracking between "
+        f"({DEFAULT_LANDMARK_FPS:g}; 0 = on every analysis frame)",
     )
     p.add_argument(
         "--face-engine",
-        choices=("litert", "tasks"),
-        default="litert",
+        choices=ENGINES,
+        default=DEFAULT_ENGINE,
         help="how MediaPipe's face models run: litert (direct, the default) or tasks "
         "(MediaPipe Tasks, the reference; ~2x slower)",
     )

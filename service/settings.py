@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
+
 __all__ = ["OPTIONS", "Option", "ServerConfig", "ConfigError", "add_server_arguments"]
 
 
@@ -72,8 +74,8 @@ class ServerConfig:
     backend: str = "onnxruntime"
     device: str = "cpu"
     whisper_model: str = ""
-    landmark_fps: float = 1.7
-    face_engine: str = "litert"
+    landmark_fps: float = DEFAULT_LANDMARK_FPS
+    face_engine: str = DEFAULT_ENGINE
     shutdown_grace: float = 30.0
     live_window: float = 8.0
     live_queue_frames: int = 30
@@ -100,7 +102,7 @@ class ServerConfig:
             (0 < self.fps <= 30, "fps", "must be in (0, 30]"),
             (0 < self.threshold < 1, "threshold", "must be between 0 and 1"),
             (0 <= self.landmark_fps <= 120, "landmark_fps", "must be 0..120 (0: every frame)"),
-            (self.face_engine in ("litert", "tasks"), "face_engine", "must be litert or tasks"),
+            (self.face_engine in ENGINES, "face_engine", "must be " + " or ".join(ENGINES)),
             (self.shutdown_grace >= 0, "shutdown_grace", "must not be negative"),
             (2 <= self.live_window <= 60, "live_window", "must be 2..60 seconds"),
             (2 <= self.live_queue_frames <= 1000, "live_queue_frames", "must be 2..1000"),
