@@ -272,7 +272,10 @@ def worker_faces(
         faces.process(np.ascontiguousarray(frames[0]), -1.0)
         face_s = 0.0
         for i in range(n):
-            image = np.ascontiguousarray(frames[i])
+            # a fresh in-memory copy, as a decoder hands a frame over (and as fer_peer.py
+            # gives fer its BGR copy): not a page of the memory-mapped file, first touched
+            # inside the timer
+            image = np.array(frames[i])
             t = time.perf_counter()
             found = faces.process(image, float(times[i]))
             face_s += time.perf_counter() - t
