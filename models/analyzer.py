@@ -107,6 +107,7 @@ class Analyzer:
             if name in manifest.entries
         }
         self.versions["face_engine"] = cfg.face_engine
+        self.versions["face_landmark_fps"] = f"{cfg.landmark_fps:g}"
         if cfg.whisper_model:
             self.versions["whisper_tiny_en"] = f"user:{Path(str(cfg.whisper_model)).name}"
         self._preprocess_config = PreprocessConfig(

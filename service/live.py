@@ -449,6 +449,8 @@ class LiveSession:
         result = self.analyzer.postprocess(tl, pred)
         self.clock.add("live_finish", time.perf_counter() - t)
         result.timings.update({k: round(v, 4) for k, v in self.clock.timings.items()})
+        if "face_landmark_fps" in result.models:  # live sessions landmark every frame
+            result.models["face_landmark_fps"] = "0"
         if self.resampler is None:
             result.warnings.append("no audio in this session: vocal and spoken cues are absent")
         out = [FrameOut(i, result.frames[i]) for i in range(self.next_emit, n)]

@@ -157,6 +157,7 @@ def test_result_json_schema(results):
     assert data["schema"] == RESULT_SCHEMA
     assert data["models"]["ah_fusion_zeroshot"] == "ahmer-ah-zeroshot@1"
     assert data["models"]["face_engine"] == "litert"  # the default face engine
+    assert data["models"]["face_landmark_fps"] == "1"  # the default landmark rate
     assert "not from a model trained on BAH" in data["notice"]
     frame = data["frames"][0]
     assert set(frame) == {

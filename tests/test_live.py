@@ -43,6 +43,9 @@ def test_live_replay_matches_analyze_clip(client, clips, name):
     assert len(result.frames) == len(offline.frames)
     assert result.media.container == "live" and result.media.has_video and result.media.has_audio
     assert result.transcript_source == "asr" and len(result.transcript) >= 5
+    # live sessions landmark every frame; whole clips at the default tiered rate
+    assert result.models["face_landmark_fps"] == "0"
+    assert offline.models["face_landmark_fps"] == "1"
 
     # protocol: started first, every frame final exactly once and in order, provisional first
     assert received[0][1] == "started" and received[-1][1] == "result"
