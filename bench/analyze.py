@@ -379,6 +379,26 @@ def _run_json(cmd: list[str], out: Path, what: str, cpus: list[int] | None) -> d
     return result
 
 
+def _merge_rounds(runs: list[dict]) -> dict:
+    """One system's rounds as one result: the first round's fields, ``per_frame_s`` the
+    median over every pass of every round, and each round's own median kept in
+    ``per_frame_s_rounds`` (for ratios taken within a round)."""
+    merged = dict(runs[0])
+    merged["per_frame_s_rounds"] = [r["per_frame_s"] for r in runs]
+    merged["per_frame_s_passes"] = [p for r in runs for p in r["per_frame_s_passes"]]
+    merged["per_frame_s"] = statistics.median(merged["per_frame_s_passes"])
+    for key in ("faces_per_frame_s", "emotion_per_frame_s"):
+        if key in merged:
+            merged[key] = statistics.median(r[key] for r in runs)
+    return merged
+
+
+def _round_ratios(peer: dict, ahmer: dict) -> list[float]:
+    return [
+        p / a for p, a in zip(peer["per_frame_s_rounds"], ahmer["per_frame_s_rounds"], strict=True)
+    ]
+
+
 def _agreement(ahmer: list, peer: list, ahmer_face: list, peer_face: list) -> dict:
     both = [i for i in range(len(ahmer)) if ahmer_face[i] and peer_face[i]]
     scored = [i for i in both if ahmer[i] is not None and peer[i] is not None]
@@ -500,8 +520,10 @@ def summarise(
             "label_counts": _counts(peer["labels"]),
             "loadavg_1m": peer["loadavg_1m"],
         }
+        entry["speedup_vs_alone_rounds"] = _round_ratios(peer, faces)
         if raw_tiered is not None:
             entry["speedup_vs_tiered"] = peer["per_frame_s"] / tiered["per_frame_s"]
+            entry["speedup_vs_tiered_rounds"] = _round_ratios(peer, tiered)
             entry["agreement_raw_tiered"] = _agreement(
                 raw_tiered, peer["labels"], [r is not None for r in raw_tiered], peer_face
             )
@@ -553,7 +575,8 @@ def print_report(s: dict) -> None:
     print(f"ahmer analysis benchmark  {m['date']}  {m['machine']}")
     print(
         f"media: {m['media']}  {v['duration_s']:.1f} s, analysed at {v['fps']:g} fps -> "
-        f"{v['analysis_frames']} frames; repeat {m['repeat']} (medians)"
+        f"{v['analysis_frames']} frames; repeat {m['repeat']}, "
+        f"rounds {m.get('rounds', 1)} (medians)"
     )
     print(
         f"load average (1 min) at start {m['loadavg_start'][0]:.2f}, end {m['loadavg_end'][0]:.2f}"
@@ -649,10 +672,17 @@ def print_report(s: dict) -> None:
             f"{p['agreement_raw']['frames_both_face']}"
         )
         if "speedup_vs_tiered" in p:
+            rounds = ""
+            if len(p["speedup_vs_tiered_rounds"]) > 1:
+                rounds = (
+                    " (rounds: "
+                    + ", ".join(f"{x:.1f}x" for x in p["speedup_vs_tiered_rounds"])
+                    + ")"
+                )
             print(
-                f"  speed ratio ({name} / ahmer tiered, alone): {p['speedup_vs_tiered']:.1f}x "
-                f"[{tgt}: {_verdict(p['speedup_vs_tiered'] >= TARGET_FACE_SPEEDUP)}]; top "
-                f"emotion agreement with the tiered label: {_frac(p['agreement_raw_tiered'])}"
+                f"  speed ratio ({name} / ahmer tiered, alone): {p['speedup_vs_tiered']:.1f}x"
+                f"{rounds} [{tgt}: {_verdict(p['speedup_vs_tiered'] >= TARGET_FACE_SPEEDUP)}]; "
+                f"top emotion agreement with the tiered label: {_frac(p['agreement_raw_tiered'])}"
             )
         print(f"  top-emotion agreement, ahmer raw FER ONNX label: {_frac(p['agreement_raw'])}")
         print(
@@ -693,6 +723,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="test clip length (s)")
     parser.add_argument("--fps", type=float, default=5.0, help="analysis frame rate")
     parser.add_argument("--repeat", type=int, default=3, help="runs per system (median)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="face+emotion systems run one after another this many times (ratios per round)",
+    )
     parser.add_argument("--json", type=Path, help="write every number to this file")
     parser.add_argument("--peer-venv", type=Path, default=PEER_VENV, help="the peer's venv")
     parser.add_argument("--no-peer", action="store_true", help="skip the fer peer")
@@ -725,8 +761,8 @@ def main(argv: list[str] | None = None) -> int:
     default_every = max(1, round(args.fps / DEFAULT_LANDMARK_FPS)) if DEFAULT_LANDMARK_FPS else 1
     if args.landmarks_every is None:
         args.landmarks_every = default_every
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
+    if args.repeat < 1 or args.rounds < 1:
+        parser.error("--repeat and --rounds must be at least 1")
     for flag, value in (
         ("--landmarks-every", args.landmarks_every),
         ("--face-search-every", args.face_search_every),
@@ -775,29 +811,41 @@ def main(argv: list[str] | None = None) -> int:
         if len(exported_times) != len(times) or not np.allclose(exported_times, times):
             raise SystemExit("the exported frames are not the frames the pipeline analysed")
 
-        out = tmp / "faces.json"
-        cmd = [*me, "faces", "--frames", str(frames), "--repeat", str(args.repeat)]
-        faces = _run_json([*cmd, "--out", str(out)], out, "ahmer face+emotion alone", cpus)
-        tiered = None
-        if args.landmarks_every > 1:
-            out = tmp / "faces-tiered.json"
-            cmd += ["--landmarks-every", str(args.landmarks_every)]
-            cmd += ["--face-search-every", str(args.face_search_every)]
-            what = (
-                f"ahmer face+emotion alone, tiered (landmarks every {args.landmarks_every}, "
-                f"search every {args.face_search_every})"
+        # face+emotion alone and the peers, one after another in each round: on a shared
+        # machine the speed ratios are taken within a round (minutes apart at most)
+        systems: dict[str, list[dict]] = {}
+        for r in range(args.rounds):
+            tag = f" [round {r + 1}/{args.rounds}]" if args.rounds > 1 else ""
+            out = tmp / "faces.json"
+            cmd = [*me, "faces", "--frames", str(frames), "--repeat", str(args.repeat)]
+            what = "ahmer face+emotion alone, landmarks on every frame" + tag
+            systems.setdefault("faces", []).append(
+                _run_json([*cmd, "--out", str(out)], out, what, cpus)
             )
-            tiered = _run_json([*cmd, "--out", str(out)], out, what, cpus)
-
-        peers = {}
-        if peer_python is not None:
-            variants = ["tflite"] + (["keras"] if args.peer_keras else [])
-            for variant in variants:
-                name = "fer" if variant == "tflite" else "fer-keras"
-                out = tmp / f"{name}.json"
-                cmd = [str(peer_python), str(BENCH / "fer_peer.py"), "--frames", str(frames)]
-                cmd += ["--repeat", str(args.repeat), "--variant", variant, "--out", str(out)]
-                peers[name] = _run_json(cmd, out, f"peer {name}", cpus)
+            if args.landmarks_every > 1:
+                out = tmp / "faces-tiered.json"
+                tiers = ["--landmarks-every", str(args.landmarks_every)]
+                tiers += ["--face-search-every", str(args.face_search_every)]
+                what = (
+                    f"ahmer face+emotion alone, tiered (landmarks every {args.landmarks_every}, "
+                    f"search every {args.face_search_every}){tag}"
+                )
+                systems.setdefault("tiered", []).append(
+                    _run_json([*cmd, *tiers, "--out", str(out)], out, what, cpus)
+                )
+            if peer_python is not None:
+                variants = ["tflite"] + (["keras"] if args.peer_keras else [])
+                for variant in variants:
+                    name = "fer" if variant == "tflite" else "fer-keras"
+                    out = tmp / f"{name}.json"
+                    cmd = [str(peer_python), str(BENCH / "fer_peer.py"), "--frames", str(frames)]
+                    cmd += ["--repeat", str(args.repeat), "--variant", variant, "--out", str(out)]
+                    systems.setdefault(name, []).append(
+                        _run_json(cmd, out, f"peer {name}{tag}", cpus)
+                    )
+        faces = _merge_rounds(systems.pop("faces"))
+        tiered = _merge_rounds(systems.pop("tiered")) if "tiered" in systems else None
+        peers = {name: _merge_rounds(runs) for name, runs in systems.items()}
 
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
@@ -806,6 +854,7 @@ def main(argv: list[str] | None = None) -> int:
         "media": media_name,
         "fps": args.fps,
         "repeat": args.repeat,
+        "rounds": args.rounds,
         "loadavg_start": list(loadavg_start),
         "loadavg_end": list(os.getloadavg()),
         "frames_check": "the peer read the exact frames ahmer analysed (same times)",

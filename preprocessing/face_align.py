@@ -218,7 +218,8 @@ def sharpness(crop: np.ndarray) -> float:
     if gray.shape[0] != 112:
         gray = cv2.resize(gray, (112, 112), interpolation=cv2.INTER_AREA)
     centre = gray[28:84, 28:84]
-    return float(cv2.Laplacian(centre, cv2.CV_64F).var())
+    _, std = cv2.meanStdDev(cv2.Laplacian(centre, cv2.CV_64F))
+    return float(std[0, 0]) ** 2
 
 
 def face_quality(face_px: float, crop: np.ndarray, yaw: float, pitch: float) -> float:

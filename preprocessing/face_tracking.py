@@ -13,8 +13,6 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 __all__ = ["iou", "FaceTracker", "TrackStats", "PrimarySelector"]
 
 Box = Sequence[float]
@@ -180,8 +178,8 @@ class PrimarySelector:
             if self.primary is not None and self.primary not in alive:
                 self.primary = None
             return []
-        scores = np.array([self.stats[t].score(self.age_ref) for t in ids])
-        order = [int(i) for i in np.argsort(-scores, kind="stable")]
+        scores = [self.stats[t].score(self.age_ref) for t in ids]
+        order = sorted(range(len(ids)), key=lambda i: -scores[i])  # stable: ties keep order
         best = ids[order[0]]
         if self.primary is None or self.primary not in alive:
             self.primary, self._challenger, self._challenges = best, None, 0

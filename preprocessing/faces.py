@@ -16,7 +16,8 @@ from its own landmarks' region, so its landmarks are those that following conver
 ``engine="tasks"`` runs the MediaPipe Tasks API instead (the reference the LiteRT engine is
 tested against; described below). On a 2-core CPU, 640x360 frames, one face: the Tasks
 engine ~10 ms per frame with landmarks on every frame, ~5.4 ms tiered
-(``landmarks_every=3``); the LiteRT engine ~6.5 ms and ~2.9 ms. Differences from Tasks on
+(``landmarks_every=3``); the LiteRT engine ~6.5 ms, ~2.7 ms and ~2.0 ms at
+``landmarks_every=5`` (the pipeline's default at 5 fps). Differences from Tasks on
 real faces: landmarks 0.1-0.5 px (mean), blendshapes ~0.01 (mean absolute), head pose from an
 orthographic fit (roll within ~1 degree, yaw and pitch within ~5: Tasks' perspective camera
 adds yaw for faces off the image centre), no temporal smoothing; ``score`` is the mesh's face
@@ -52,8 +53,10 @@ Measured on a shared 2-core CPU (150 frames of 640x360, one face; medians of 5 i
 rounds), Tasks engine: every frame landmarked ~12 ms per frame; ``landmarks_every=3,
 face_search_every=5`` ~6.2 ms (landmark frames ~12 ms, the others ~2.5 ms, most of it the
 detector); ``landmarks_every=5`` ~4.6 ms. LiteRT engine (quiet machine): landmark frames
-~5.7 ms (mesh ~2.8, blendshapes ~0.4, keypoints ~0.7), the others ~1.35 ms (detector
-~0.6), so ~3.0 ms at ``landmarks_every=3`` and ~2.3 ms at 5.
+~5.6 ms (mesh ~2.7, blendshapes ~0.4, keypoints ~0.6), the others ~1.2 ms (detector
+~0.6), so ~2.7 ms at ``landmarks_every=3`` and ~2.0 ms at 5. What the landmark rate costs
+in expression cues is measured by ``bench/landmark_rate.py`` (see
+:data:`.face_options.DEFAULT_LANDMARK_FPS`).
 
 On rendered head turns, 2 Hz and 1 Hz head shakes, brow raises and mouth opening (Tasks
 engine; reference: the landmarker on every frame), yaw between landmark frames was within
@@ -254,9 +257,9 @@ class FaceAnalyzer:
     tiers); above 1 the Tasks engine needs ``short_range_detector_path``, MediaPipe's
     short-range face detector ``.tflite`` (``face_detection_short_range.tflite``), which
     follows the faces on the frames between (the LiteRT engine uses the bundle's own
-    short-range detector when none is given). With the pipeline's 5 fps analysis rate,
-    ``landmarks_every=3`` gives landmarks, blendshapes and pitch at ~1.7 fps and box, crop,
-    yaw and roll at 5 fps.
+    short-range detector when none is given). With the pipeline's 5 fps analysis rate and
+    default landmark rate, ``landmarks_every=5`` gives landmarks, blendshapes and pitch at
+    1 fps and box, crop, yaw and roll at 5 fps.
 
     ``face_search_every``: how often a landmark frame looks for new faces while faces are
     followed. Tasks engine: while exactly one face is seen, only one landmark frame in
