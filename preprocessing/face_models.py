@@ -228,15 +228,6 @@ def _anchors(size: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of box ``a`` (4,) with boxes ``b`` (N, 4), all ``x0, y0, x1, y1``."""
-    w = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    h = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return inter / np.maximum(union, 1e-12)
-
-
 class FaceDetectorModel:
     """A BlazeFace face detector (``.tflite``; short range 128 px or full range 192 px).
 
