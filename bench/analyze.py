@@ -24,6 +24,9 @@ does not pollute the other's memory high-water mark):
 3. **the peer** — ``bench/fer_peer.py`` in its own venv (``fer==25.10.3`` with its default
    Haar cascade + mini-Xception): ``FER(mtcnn=False).detect_emotions(frame)`` per frame.
 
+Steps 2 and 3 run one after another ``--rounds`` times (3): speed ratios are also taken
+within each round, as a shared machine's speed drifts over minutes.
+
 Both face+emotion sides read the *same* frames: the analysis frames of ahmer's own decoder
 (``iter_frames(media, fps)``), exported once to a ``.npy``; decoding is excluded from both
 per-frame times. Labels are compared on frames where both found a face: ahmer's raw per-frame
@@ -726,8 +729,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=1,
-        help="face+emotion systems run one after another this many times (ratios per round)",
+        default=3,
+        help="face+emotion systems run one after another this many times (ratios per round; 3)",
     )
     parser.add_argument("--json", type=Path, help="write every number to this file")
     parser.add_argument("--peer-venv", type=Path, default=PEER_VENV, help="the peer's venv")
