@@ -12,10 +12,11 @@ ENGINES: tuple[str, ...] = ("litert", "tasks")
 DEFAULT_ENGINE = "litert"
 
 DEFAULT_LANDMARK_FPS = 1.0
-"""Whole clips: full face landmarks (478 points, blendshapes, pitch) about this many times
-per second; the short-range detector's keypoints follow the face on the analysis frames
-between (box, crop, yaw, roll at the full analysis rate), and blendshapes and pitch are
-interpolated between landmark frames. 0: landmarks on every analysis frame.
+"""Whole clips and live sessions: full face landmarks (478 points, blendshapes, pitch) about
+this many times per second; the short-range detector's keypoints follow the face on the
+analysis frames between (box, crop, yaw, roll at the full analysis rate), and blendshapes and
+pitch are interpolated between landmark frames (live: once the next landmark frame arrives,
+before the frames between are final). 0: landmarks on every analysis frame.
 
 The trade-off, measured by ``bench/landmark_rate.py`` (rendered brow and gaze events of
 0.4-3 s on a real face, 5 fps analysis, against landmarks on every frame): at 1.0 fps,

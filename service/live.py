@@ -121,14 +121,26 @@ class LiveSession:
         self._idle = threading.Condition(self._lock)  # signalled when a speech step ends
         self._faces = None
         self.names: list[str] = []
+        # tiered faces, as in whole clips: full landmarks at the analyzer's landmark rate, the
+        # detector's keypoints between; the primary face's frames since its last landmark
+        # frame (that frame first), interpolated when the next one arrives
+        landmark_fps = float(getattr(analyzer.config, "landmark_fps", 0.0) or 0.0)
+        self.landmarks_every = max(1, round(config.fps / landmark_fps)) if landmark_fps else 1
+        self._since_fresh: list = []
         if config.video:
             from ahmer.preprocessing.faces import FaceAnalyzer
 
             store = analyzer.store
+            engine = getattr(analyzer.config, "face_engine", DEFAULT_ENGINE)
             self._faces = FaceAnalyzer(
                 store.path("face_landmarker"),
                 detector_path=store.path("face_detector_full_range"),
-                engine=getattr(analyzer.config, "face_engine", DEFAULT_ENGINE),
+                engine=engine,
+                landmarks_every=self.landmarks_every,
+                short_range_detector_path=(
+                    store.path("face_detector_short_range") if engine == "tasks" else None
+                ),
+                face_search_every=5,
             )
             self.names = list(self._faces.blendshape_names)
         self.ring = AudioRing(max(config.full_audio, config.window + 25.0))
@@ -182,9 +194,34 @@ class LiveSession:
             self.clock.video_frames += 1
             self.clock.video_end = pts + 1.0 / cfg.fps
             index = self.store.append(pts, faces[0] if faces else None, emotion, len(faces))
+            if faces and self.landmarks_every > 1:
+                self._fill_landmark_gap(index, faces[0])
         self.clock.add("live_decode", t1 - t0)
         self.clock.add("live_faces", t2 - t1)
         return self._evaluate(newest=index if cfg.provisional else None)
+
+    def _fill_landmark_gap(self, index: int, face) -> None:
+        """Tiered faces (lock held): when the primary face's next landmark frame arrives,
+        the frames since its previous one get interpolated blendshapes, pitch and yaw (as
+        offline, :func:`~ahmer.preprocessing.faces.interpolate_landmark_gaps`), where they
+        are not final yet; their provisional results carried the last landmark frame's."""
+        from ahmer.preprocessing.faces import interpolate_landmark_gaps
+
+        run = self._since_fresh
+        if run and run[0][1].track_id != face.track_id:
+            run.clear()  # another face became the primary one
+        if not run and not face.landmarks_fresh:
+            return  # wait for this track's first landmark frame
+        run.append((index, face))
+        if not face.landmarks_fresh or len(run) == 1:
+            return
+        if len(run) > 2:
+            indices = [i for i, _ in run]
+            filled = interpolate_landmark_gaps([[f] for _, f in run], self.store.times[indices])
+            for i, found in zip(indices[1:-1], filled[1:-1], strict=True):
+                if i >= self.next_emit:
+                    self.store.set_face_values(i, found[0])
+        self._since_fresh = [(index, face)]
 
     def add_audio(self, data: bytes, gap_frames: int = 0) -> list:
         """PCM16 ``data`` after ``gap_frames`` input frames of silence."""
@@ -449,8 +486,6 @@ class LiveSession:
         result = self.analyzer.postprocess(tl, pred)
         self.clock.add("live_finish", time.perf_counter() - t)
         result.timings.update({k: round(v, 4) for k, v in self.clock.timings.items()})
-        if "face_landmark_fps" in result.models:  # live sessions landmark every frame
-            result.models["face_landmark_fps"] = "0"
         if self.resampler is None:
             result.warnings.append("no audio in this session: vocal and spoken cues are absent")
         out = [FrameOut(i, result.frames[i]) for i in range(self.next_emit, n)]

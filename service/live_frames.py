@@ -127,6 +127,13 @@ class FrameStore:
         self.n += 1
         return i
 
+    def set_face_values(self, i: int, face) -> None:
+        """Overwrite frame ``i``'s blendshapes and head pose with ``face``'s (tiered faces:
+        values interpolated once the next landmark frame is known)."""
+        self.arrays["head_pose"][i] = face.pose
+        if len(face.blendshapes) == 52:
+            self.arrays["blendshapes"][i] = face.blendshapes
+
     def set_audio(self, start: int, values: dict[str, np.ndarray]) -> None:
         """Overwrite audio features of frames ``start .. start + len``."""
         for key, array in values.items():

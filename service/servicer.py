@@ -35,7 +35,7 @@ MODEL_ROLES = {
     "face_landmarker": ("face detection, landmarks, blendshapes, head pose", ()),
     "face_detector_full_range": ("face detection (small faces)", ()),
     "face_engine": ("how the face models run: litert (direct) or tasks (MediaPipe Tasks)", ()),
-    "face_landmark_fps": ("full face landmarks per second in whole clips (0: every frame)", ()),
+    "face_landmark_fps": ("full face landmarks per second (0: every analysis frame)", ()),
     "fer_emotion": ("facial emotion", EMOTIONS),
     "minilm": ("text embedding", ()),
     "whisper_tiny_en": ("speech recognition with word times", ()),

@@ -43,9 +43,8 @@ def test_live_replay_matches_analyze_clip(client, clips, name):
     assert len(result.frames) == len(offline.frames)
     assert result.media.container == "live" and result.media.has_video and result.media.has_audio
     assert result.transcript_source == "asr" and len(result.transcript) >= 5
-    # live sessions landmark every frame; whole clips at the default tiered rate
-    assert result.models["face_landmark_fps"] == "0"
-    assert offline.models["face_landmark_fps"] == "1"
+    # live sessions and whole clips: tiered faces at the default landmark rate
+    assert result.models["face_landmark_fps"] == offline.models["face_landmark_fps"] == "1"
 
     # protocol: started first, every frame final exactly once and in order, provisional first
     assert received[0][1] == "started" and received[-1][1] == "result"
@@ -232,3 +231,44 @@ def test_incremental_asr_commits_each_word_once(clips, model_store):
     assert all(b.start >= a.end - 0.05 for a, b in zip(state.words, state.words[1:], strict=False))
     text = " ".join(w.text for w in state.words)
     assert word_error_rate(HEDGING, text) < 0.5, text
+
+
+def test_live_faces_are_tiered_and_gaps_interpolated():
+    """A live session follows the face as whole clips do: full landmarks on every 5th
+    frame at 5 fps (the default rate of one per second), and once the next landmark frame
+    arrives the frames between get blendshapes interpolated in time, not the last landmark
+    frame's carried values (these frames are not final yet: the final lag is longer)."""
+    import numpy as np
+    from media import canvas, portrait
+
+    from ahmer.service.live import LiveConfig, LiveSession
+
+    base = canvas(portrait())
+    h, w = base.shape[:2]
+    session = LiveSession(shared_analyzer(), LiveConfig(fps=5.0, video="rgb24", width=w, height=h))
+    fresh: list[bool] = []
+    process = session._faces.process
+
+    def spy(image, t):  # records which frames ran the full landmarker
+        faces = process(image, t)
+        fresh.append(bool(faces) and faces[0].landmarks_fresh)
+        return faces
+
+    session._faces.process = spy
+    try:
+        for i in range(24):  # a seated sway, a few pixels per frame
+            frame = np.roll(base, (round(3 * np.sin(i / 2.3)), round(8 * np.sin(i / 1.7))), (0, 1))
+            session.add_video(i / 5, frame.tobytes())
+        session.finish()
+        assert session.landmarks_every == 5
+        anchors = [i for i, f in enumerate(fresh) if f]
+        assert anchors[:5] == [0, 5, 10, 15, 20]
+        blend = session.store.arrays["blendshapes"]
+        times = session.store.times
+        a, b = anchors[1], anchors[2]
+        assert np.abs(blend[a] - blend[b]).max() > 1e-3  # the sway moved the blendshapes
+        for m in range(a + 1, b):
+            wgt = (times[m] - times[a]) / (times[b] - times[a])
+            np.testing.assert_allclose(blend[m], (1 - wgt) * blend[a] + wgt * blend[b], atol=1e-5)
+    finally:
+        session.close()
