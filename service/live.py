@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -212,7 +212,8 @@ class LiveSession:
             run.clear()  # another face became the primary one
         if not run and not face.landmarks_fresh:
             return  # wait for this track's first landmark frame
-        run.append((index, face))
+        # what interpolation reads, without the face's crop and mesh: no image is kept
+        run.append((index, replace(face, crop=None, landmarks=None)))
         if not face.landmarks_fresh or len(run) == 1:
             return
         if len(run) > 2:
@@ -515,5 +516,6 @@ class LiveSession:
                 self._faces.close()
                 self._faces = None
             self.text_cache.clear()
+            self._since_fresh = []
             self.client_words = []
             self.speech = SpeechState()
