@@ -222,7 +222,7 @@ class LiveSession:
             for i, found in zip(indices[1:-1], filled[1:-1], strict=True):
                 if i >= self.next_emit:
                     self.store.set_face_values(i, found[0])
-        self._since_fresh = [(index, face)]
+        self._since_fresh = [run[-1]]
 
     def add_audio(self, data: bytes, gap_frames: int = 0) -> list:
         """PCM16 ``data`` after ``gap_frames`` input frames of silence."""
