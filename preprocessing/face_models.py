@@ -150,11 +150,19 @@ def square_crop(image: np.ndarray, x0: float, y0: float, side: float, size: int)
         xa, ya = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
         xb, yb = min(w, int(math.ceil(x0 + side))), min(h, int(math.ceil(y0 + side)))
         if xb - xa >= 2 and yb - ya >= 2:
-            f = 2 * k  # reduce to twice the final scale, then warp the rest
-            nw, nh = max(1, round((xb - xa) * f)), max(1, round((yb - ya) * f))
-            source = cv2.resize(image[ya:yb, xa:xb], (nw, nh), interpolation=cv2.INTER_AREA)
-            fx, fy = nw / (xb - xa), nh / (yb - ya)
-            matrix = np.array([[k / fx, 0, (xa - x0) * k], [0, k / fy, (ya - y0) * k]])
+            # halve with area averaging (OpenCV's exact 2:1 path, ~15x faster than one area
+            # resize by an odd ratio) until at most 2:1 is left for the warp
+            source, f = image[ya:yb, xa:xb], 1.0
+            while k / f < 0.5 and min(source.shape[:2]) >= 4:
+                hh, ww = source.shape[0] // 2, source.shape[1] // 2
+                source = cv2.resize(
+                    source[: 2 * hh, : 2 * ww], (ww, hh), interpolation=cv2.INTER_AREA
+                )
+                f *= 0.5
+            # reduced pixel u' = f (u - xa) + (f - 1) / 2 (pixel centres at integers)
+            r = k / f
+            ox, oy = (xa - x0) * k + r * (1 - f) / 2, (ya - y0) * k + r * (1 - f) / 2
+            matrix = np.array([[r, 0, ox], [0, r, oy]])
             return cv2.warpAffine(
                 np.ascontiguousarray(source),
                 matrix,

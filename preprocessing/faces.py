@@ -266,7 +266,7 @@ class FaceAnalyzer:
     ``face_search_every`` runs the landmarker set for ``max_faces`` faces (which runs its face
     detector on every call, looking for more faces); the others run a second landmarker set
     for one face, which only follows it (~3 ms less per landmark frame here). LiteRT engine:
-    the short-range detector searches the whole frame (~1.6 ms) on one landmark frame in
+    the short-range detector searches the whole frame (~0.8 ms) on one landmark frame in
     ``face_search_every`` (and whenever no face is followed or one was lost). A second face
     is then found up to ``face_search_every - 1`` landmark frames late. 1 (the default):
     every landmark frame looks for all faces.
