@@ -7,6 +7,7 @@ import asyncio
 import functools
 import socket
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +19,7 @@ __all__ = [
     "free_port",
     "speech_clip",
     "metric_value",
+    "settled_metric",
     "TOKEN",
 ]
 
@@ -94,6 +96,18 @@ def metric_value(url: str, name: str, labels: dict[str, str] | None = None) -> f
         if all(found.get(k) == v for k, v in want.items()):
             return float(value)
     return 0.0
+
+
+def settled_metric(
+    url: str, name: str, labels: dict[str, str] | None, expected: float, timeout: float = 5.0
+) -> float:
+    """:func:`metric_value` once it equals ``expected`` (its last value after ``timeout`` s):
+    the server records a call's metrics as it finishes the call, which can be just after
+    the client already has the call's status."""
+    deadline = time.monotonic() + timeout
+    while (value := metric_value(url, name, labels)) != expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value
 
 
 def speech_clip(folder: Path, text: str, name: str, face: bool = True, lead: float = 0.3) -> Path:
