@@ -148,8 +148,6 @@ def _offsets(p: np.ndarray, kind: str, a: float, t: float, face_h: float) -> tup
 
 def render_frames(duration: float, fps: float, seed: int = 0):
     """The analysis frames (640x360 RGB), their times, and the events."""
-    from skimage.transform import PiecewiseAffineTransform, warp
-
     from ahmer.models.store import ModelStore
     from ahmer.preprocessing.faces import FaceAnalyzer
 
@@ -165,10 +163,6 @@ def render_frames(duration: float, fps: float, seed: int = 0):
     face_h = float(hi[1] - lo[1])
     x0, y0 = np.maximum(0, np.floor(lo - 0.35 * (hi - lo))).astype(int)
     x1, y1 = np.minimum((w, h), np.ceil(hi + 0.35 * (hi - lo))).astype(int)
-    xs, ys = np.linspace(x0, x1 - 1, 8), np.linspace(y0, y1 - 1, 8)
-    border = np.array(
-        [(x, y) for x in xs for y in (y0, y1 - 1)] + [(x, y) for y in ys for x in (x0, x1 - 1)]
-    )
     centre = p.mean(0)
     events = make_events(duration, seed)
     n = int(round(duration * fps))
@@ -193,18 +187,7 @@ def render_frames(duration: float, fps: float, seed: int = 0):
             )
         image = base
         if np.abs(d).max() > 0.05 or yaw:
-            src = np.vstack([p[:, :2], border]) - (x0, y0)
-            dst = np.vstack([moved, border]) - (x0, y0)
-            if hasattr(PiecewiseAffineTransform, "from_estimate"):
-                transform = PiecewiseAffineTransform.from_estimate(dst, src)
-            else:  # scikit-image < 0.26
-                transform = PiecewiseAffineTransform()
-                transform.estimate(dst, src)
-            region = warp(
-                base[y0:y1, x0:x1], transform, output_shape=(y1 - y0, x1 - x0), preserve_range=True
-            )
-            image = base.copy()
-            image[y0:y1, x0:x1] = region.astype(np.uint8)
+            image = media.warp_points(base, p[:, :2], moved, (x0, y0, x1, y1), grid=8)
         dx = int(round(6 * math.sin(2 * math.pi * t / 3.1)))
         dy = int(round(3 * math.sin(2 * math.pi * t / 2.3)))
         frames.append(np.roll(image, (dy, dx), axis=(0, 1)))

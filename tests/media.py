@@ -27,6 +27,7 @@ __all__ = [
     "make_clip",
     "word_error_rate",
     "portrait",
+    "warp_points",
 ]
 
 HEDGING = "I guess maybe I could try, but I'm not sure, um, I don't know."
@@ -184,3 +185,37 @@ def portrait() -> np.ndarray:
     """Head and shoulders of :func:`face_photo`: with ``canvas(portrait())`` the face is about
     a third of the frame height, as in a webcam answer."""
     return np.ascontiguousarray(face_photo()[0:300, 60:420])
+
+
+def warp_points(
+    image: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    box: tuple[int, int, int, int] | None = None,
+    grid: int = 8,
+) -> np.ndarray:
+    """``image`` (uint8) re-rendered so that what was at the pixel points ``src`` (N, 2) is
+    at ``dst`` (N, 2): a piecewise affine warp (scikit-image) inside ``box`` (``x0, y0, x1,
+    y1``; the whole image by default), whose edges stay put (``grid`` points per side).
+    A new image; outside ``box`` it is ``image``."""
+    from skimage.transform import PiecewiseAffineTransform, warp
+
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = box if box is not None else (0, 0, w, h)
+    xs, ys = np.linspace(x0, x1 - 1, grid), np.linspace(y0, y1 - 1, grid)
+    border = np.array(
+        [(x, y) for x in xs for y in (y0, y1 - 1)] + [(x, y) for y in ys for x in (x0, x1 - 1)]
+    )
+    source = np.vstack([np.asarray(src, np.float64), border]) - (x0, y0)
+    target = np.vstack([np.asarray(dst, np.float64), border]) - (x0, y0)
+    if hasattr(PiecewiseAffineTransform, "from_estimate"):
+        transform = PiecewiseAffineTransform.from_estimate(target, source)
+    else:  # scikit-image < 0.26
+        transform = PiecewiseAffineTransform()
+        transform.estimate(target, source)
+    region = warp(
+        image[y0:y1, x0:x1], transform, output_shape=(y1 - y0, x1 - x0), preserve_range=True
+    )
+    out = image.copy()
+    out[y0:y1, x0:x1] = region.astype(np.uint8)
+    return out

@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 import pytest
-from media import canvas, face_photo
+from media import canvas, face_photo, warp_points
 
 from ahmer.preprocessing.face_align import (
     LEFT_EYE,
@@ -73,8 +73,6 @@ def run(fa: FaceAnalyzer, frames, fps: float = 25.0) -> list[list[Face]]:
 def turned(image: np.ndarray, landmarks: np.ndarray, degrees: float) -> np.ndarray:
     """Re-render ``image`` with the face mesh rotated about the vertical axis (a real head
     turn of the face's geometry; the nose moves to the image's right for ``degrees > 0``)."""
-    from skimage.transform import PiecewiseAffineTransform, warp
-
     h, w = image.shape[:2]
     p = landmarks.astype(np.float64) * (w, h, w)
     centre = p.mean(0)
@@ -82,18 +80,7 @@ def turned(image: np.ndarray, landmarks: np.ndarray, degrees: float) -> np.ndarr
     th = math.radians(degrees)
     moved = p[:, :2].copy()
     moved[:, 0] = centre[0] + x * math.cos(th) - z * math.sin(th)  # z < 0 is nearer
-    edge_x, edge_y = np.linspace(0, w - 1, 9), np.linspace(0, h - 1, 9)
-    border = np.array(
-        [(x, y) for x in edge_x for y in (0, h - 1)] + [(x, y) for y in edge_y for x in (0, w - 1)]
-    )
-    src, dst = np.vstack([p[:, :2], border]), np.vstack([moved, border])
-    if hasattr(PiecewiseAffineTransform, "from_estimate"):
-        transform = PiecewiseAffineTransform.from_estimate(dst, src)
-    else:  # scikit-image < 0.26
-        transform = PiecewiseAffineTransform()
-        transform.estimate(dst, src)
-    out = warp(image, transform, output_shape=(h, w), preserve_range=True)
-    return np.ascontiguousarray(out.astype(np.uint8))
+    return warp_points(image, p[:, :2], moved, grid=9)
 
 
 def eye_angle(landmarks: np.ndarray, width: int, height: int) -> float:
@@ -391,8 +378,6 @@ def swaying(head, n: int, face: float = 0.33) -> list[np.ndarray]:
 def head_turn(image: np.ndarray, landmarks: np.ndarray, degrees: float) -> np.ndarray:
     """A fast :func:`turned`: the mesh (every 3rd landmark) rotated about the vertical axis,
     warped only in a margin around the face, so that a test can render several angles."""
-    from skimage.transform import PiecewiseAffineTransform, warp
-
     h, w = image.shape[:2]
     p = landmarks.astype(np.float64) * (w, h, w)
     lo, hi = p[:, :2].min(0), p[:, :2].max(0)
@@ -403,23 +388,7 @@ def head_turn(image: np.ndarray, landmarks: np.ndarray, degrees: float) -> np.nd
     moved[:, 0] = (
         centre[0] + (q[:, 0] - centre[0]) * math.cos(th) - (q[:, 2] - centre[2]) * (math.sin(th))
     )
-    xs, ys = np.linspace(x0, x1 - 1, 7), np.linspace(y0, y1 - 1, 7)
-    border = np.array(
-        [(x, y) for x in xs for y in (y0, y1 - 1)] + [(x, y) for y in ys for x in (x0, x1 - 1)]
-    )
-    src = np.vstack([q[:, :2], border]) - (x0, y0)
-    dst = np.vstack([moved, border]) - (x0, y0)
-    if hasattr(PiecewiseAffineTransform, "from_estimate"):
-        transform = PiecewiseAffineTransform.from_estimate(dst, src)
-    else:  # scikit-image < 0.26
-        transform = PiecewiseAffineTransform()
-        transform.estimate(dst, src)
-    out = image.copy()
-    region = warp(
-        image[y0:y1, x0:x1], transform, output_shape=(y1 - y0, x1 - x0), preserve_range=True
-    )
-    out[y0:y1, x0:x1] = region.astype(np.uint8)
-    return out
+    return warp_points(image, q[:, :2], moved, (x0, y0, x1, y1), grid=7)
 
 
 def reversals(yaw, threshold: float = 3.0) -> int:
