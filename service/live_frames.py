@@ -119,9 +119,7 @@ class FrameStore:
             a["face_track"][i] = face.track_id
             a["face_score"][i] = face.score
             a["face_quality"][i] = face.quality
-            a["head_pose"][i] = face.pose
-            if len(face.blendshapes) == 52:
-                a["blendshapes"][i] = face.blendshapes
+            self.set_face_values(i, face)
             if emotion is not None:
                 a["emotion"][i] = emotion
         self.n += 1
