@@ -27,7 +27,6 @@ __all__ = [
     "pose_from_matrix",
     "keypoint_yaw",
     "similarity",
-    "eye_centres",
     "alignment_matrix",
     "aligned_crop",
     "sharpness",
@@ -124,11 +123,6 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     # for 2-D points the optimal rotation*scale is [[p, -q], [q, p]]
     p, q = dot / var, cross / var
     return np.array([[p, -q, dx - (p * sx - q * sy)], [q, p, dy - (q * sx + p * sy)]])
-
-
-def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centres (pixels) of the subject's right and left eye from landmark pixels ``(N, 2)``."""
-    return points[list(RIGHT_EYE)].mean(0), points[list(LEFT_EYE)].mean(0)
 
 
 def alignment_matrix(
