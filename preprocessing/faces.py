@@ -92,6 +92,7 @@ from .face_align import (
     similarity,
 )
 from .face_models import (
+    FOLLOW_INPUT,
     Detection,
     FaceModelError,
     LandmarkerBundle,
@@ -128,7 +129,7 @@ BLENDSHAPE_NAMES: tuple[str, ...] = (
 _CROP_INPUT = 256  # side of the upscaled crops the fallback landmarker sees
 _DETECTION_EXPAND = 2.0  # crop side / detector box side
 _TRACK_EXPAND = 1.7  # crop side / landmark box side, when following a fallback face
-_ROI_INPUT = 128  # side of the square the short-range detector sees (its input size)
+_ROI_INPUT = 128  # side of the square the Tasks short-range detector sees (its input size)
 _MIN_PRESENCE = 0.5  # face mesh presence below which a followed face is lost (litert)
 _ROI_EXPAND = 1.8  # its side / landmark box side
 _SIMILARITY_POINTS = [0, 1, 3]  # keypoints the landmarks are moved by: eyes and mouth
@@ -358,13 +359,14 @@ class FaceAnalyzer:
                     self._detector = load_detector(
                         detector_path, "face detector", threads, min_detection_confidence
                     )
-                self._short = self._bundle.detector
+                self._short = self._bundle.follower
                 if short_range_detector_path is not None:
                     self._short = load_detector(
                         short_range_detector_path,
                         "short-range face detector",
                         threads,
                         min_detection_confidence,
+                        FOLLOW_INPUT,
                     )
             except FaceModelError as exc:
                 self.close()
@@ -686,7 +688,8 @@ class FaceAnalyzer:
         face_side = max((box[2] - box[0]) * w, (box[3] - box[1]) * h, 8.0)
         side = _ROI_EXPAND * face_side
         x0, y0 = cx - side / 2, cy - side / 2
-        roi = square_crop(work, x0, y0, side, _ROI_INPUT)
+        size = self._short.size if self._bundle is not None else _ROI_INPUT
+        roi = square_crop(work, x0, y0, side, size)
         self.counters["roi_detector_runs"] += 1
         best, best_distance = None, math.inf
         for d in self._square_detections(roi):

@@ -14,12 +14,14 @@ from media import canvas, face_photo, portrait
 from ahmer.preprocessing.face_align import pose_from_matrix
 from ahmer.preprocessing.face_models import (
     BLENDSHAPE_LANDMARKS,
+    FOLLOW_INPUT,
     FaceDetectorModel,
     FaceModelError,
     LandmarkerBundle,
     Roi,
     load_detector,
     parse_geometry,
+    square_crop,
 )
 from ahmer.preprocessing.faces import BLENDSHAPE_NAMES, FaceAnalyzer
 
@@ -183,6 +185,36 @@ def test_full_range_detector_finds_a_small_face(model_path, images):
     assert len(found) == 1 and found[0].score > 0.5
     x0, y0, x1, y1 = found[0].box
     assert abs((x0 + x1) / 2 - 0.7) < 0.03 and 0.08 < y1 - y0 < 0.2
+
+
+def test_follower_detector_runs_at_its_smaller_input(bundle, images, model_path):
+    """The short-range detector resized to FOLLOW_INPUT (as tiered mode follows a face with
+    it) finds the face the native 128 px model finds, with keypoints within ~2 % of the
+    square; its anchor grid follows the input size."""
+    assert bundle.detector.size == 128 and bundle.follower.size == FOLLOW_INPUT < 128
+    assert (
+        len(bundle.follower._anchors)
+        == 2 * (FOLLOW_INPUT // 8) ** 2 + 6 * (FOLLOW_INPUT // 16) ** 2
+    )
+    frame = images["frame"]
+    (native,) = bundle.detector.detect(frame)
+    x0, y0, x1, y1 = native.box
+    side = 1.8 * max((x1 - x0) * 640, (y1 - y0) * 360)
+    cx, cy = (x0 + x1) / 2 * 640, (y0 + y1) / 2 * 360
+    found = {}
+    for model in (bundle.detector, bundle.follower):
+        square = square_crop(frame, cx - side / 2, cy - side / 2, side, model.size)
+        detections = model.detect_square(square)
+        assert len(detections) == 1 and detections[0].score > 0.7
+        found[model.size] = detections[0]
+    a, b = found[128], found[FOLLOW_INPUT]
+    assert np.abs(np.subtract(a.box, b.box)).max() < 0.03
+    assert np.abs(a.keypoints - b.keypoints).max() < 0.02
+    with zipfile.ZipFile(model_path("face_landmarker")) as z:
+        content = z.read("face_detector.tflite")
+    for bad in (72, 16, 0, 2048, 80.0, True):
+        with pytest.raises(FaceModelError, match="multiple of 16"):
+            FaceDetectorModel(content, input_size=bad)
 
 
 def test_roi_maps_crop_pixels_to_image_pixels():
