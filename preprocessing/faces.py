@@ -16,7 +16,7 @@ from its own landmarks' region, so its landmarks are those that following conver
 ``engine="tasks"`` runs the MediaPipe Tasks API instead (the reference the LiteRT engine is
 tested against; described below). On a 2-core CPU, 640x360 frames, one face: the Tasks
 engine ~10 ms per frame with landmarks on every frame, ~5.4 ms tiered
-(``landmarks_every=3``); the LiteRT engine ~6.5 ms, ~2.7 ms and ~2.0 ms at
+(``landmarks_every=3``); the LiteRT engine ~6.5 ms, ~2.2 ms and ~1.6 ms at
 ``landmarks_every=5`` (the pipeline's default at 5 fps). Differences from Tasks on
 real faces: landmarks 0.1-0.5 px (mean), blendshapes ~0.01 (mean absolute), head pose from an
 orthographic fit (roll within ~1 degree, yaw and pitch within ~5: Tasks' perspective camera
@@ -36,7 +36,8 @@ the detector. To keep an empty scene cheap, the detector runs at most every
 **Tiered mode** (``landmarks_every=k > 1``, with a short-range detector): the landmarker runs
 on every k-th frame only (a *landmark frame*). On the frames between, each followed face is
 looked for by the short-range BlazeFace detector in a small square around its last box
-(cheaper than the landmarker: timings below); the detector's 6 keypoints (eyes, nose tip,
+(cheaper than the landmarker: timings below; the LiteRT engine runs it at
+:data:`.face_models.FOLLOW_INPUT` px instead of its native 128, 2.3x cheaper and as exact); the detector's 6 keypoints (eyes, nose tip,
 mouth, ears) give a similarity (shift, scale, in-plane rotation) from the last landmark frame,
 which moves that frame's landmarks onto the face: box, aligned crop (the same geometry, so the
 emotion encoder sees the same kind of crop every frame), quality. Such a :class:`Face` has
@@ -53,8 +54,9 @@ Measured on a shared 2-core CPU (150 frames of 640x360, one face; medians of 5 i
 rounds), Tasks engine: every frame landmarked ~12 ms per frame; ``landmarks_every=3,
 face_search_every=5`` ~6.2 ms (landmark frames ~12 ms, the others ~2.5 ms, most of it the
 detector); ``landmarks_every=5`` ~4.6 ms. LiteRT engine (quiet machine): landmark frames
-~5.6 ms (mesh ~2.7, blendshapes ~0.4, keypoints ~0.6), the others ~1.2 ms (detector
-~0.6), so ~2.7 ms at ``landmarks_every=3`` and ~2.0 ms at 5. What the landmark rate costs
+~4.7 ms (mesh ~2.7, blendshapes ~0.4, keypoints ~0.4), the others ~0.7 ms (detector
+~0.27 ms at 80 px; with the detector at 128 px: ~0.6 ms, frames between ~1.1 ms), so
+~2.2 ms at ``landmarks_every=3`` and ~1.6 ms at 5. What the landmark rate costs
 in expression cues is measured by ``bench/landmark_rate.py`` (see
 :data:`.face_options.DEFAULT_LANDMARK_FPS`).
 
