@@ -37,8 +37,9 @@ the detector. To keep an empty scene cheap, the detector runs at most every
 on every k-th frame only (a *landmark frame*). On the frames between, each followed face is
 looked for by the short-range BlazeFace detector in a small square around its last box
 (cheaper than the landmarker: timings below; the LiteRT engine runs it at
-:data:`.face_models.FOLLOW_INPUT` px instead of its native 128, 2.3x cheaper and as exact); the detector's 6 keypoints (eyes, nose tip,
-mouth, ears) give a similarity (shift, scale, in-plane rotation) from the last landmark frame,
+:data:`.face_models.FOLLOW_INPUT` px instead of its native 128, 2.3x cheaper and as exact);
+the detector's 6 keypoints (eyes, nose tip, mouth, ears) give a similarity (shift, scale,
+in-plane rotation) from the last landmark frame,
 which moves that frame's landmarks onto the face: box, aligned crop (the same geometry, so the
 emotion encoder sees the same kind of crop every frame), quality. Such a :class:`Face` has
 ``landmarks_fresh=False``: its ``blendshapes`` and ``pose[1]`` (pitch) are carried from the
