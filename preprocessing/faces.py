@@ -35,21 +35,21 @@ the detector. To keep an empty scene cheap, the detector runs at most every
 
 **Tiered mode** (``landmarks_every=k > 1``, with a short-range detector): the landmarker runs
 on every k-th frame only (a *landmark frame*). On the frames between, each followed face is
-looked for by the short-range BlazeFace detector in a small square around its last box
-(cheaper than the landmarker: timings below; the LiteRT engine runs it at
-:data:`.face_models.FOLLOW_INPUT` px instead of its native 128, 2.3x cheaper and as exact);
-the detector's 6 keypoints (eyes, nose tip, mouth, ears) give a similarity (shift, scale,
-in-plane rotation) from the last landmark frame,
-which moves that frame's landmarks onto the face: box, aligned crop (the same geometry, so the
-emotion encoder sees the same kind of crop every frame), quality. Such a :class:`Face` has
-``landmarks_fresh=False``: its ``blendshapes`` and ``pose[1]`` (pitch) are carried from the
-last landmark frame, ``pose[0]`` (yaw) and ``pose[2]`` (roll) are that frame's plus the change
-measured from the keypoints (:func:`.face_align.keypoint_yaw`), so head shakes are seen at the
-full analysis rate. A landmark frame also comes early when a followed face is not found by the
-detector (that frame is landmarked at once), when the scene changes (a coarse frame
-difference), or when a face could not be given keypoints. New faces are found on landmark
-frames. :func:`interpolate_landmark_gaps` turns the carried values into interpolated ones when
-the whole clip is available (offline).
+looked for by the short-range BlazeFace detector in a small square around its last box (cheaper
+than the landmarker: timings below; the LiteRT engine runs it at
+:data:`.face_models.FOLLOW_INPUT` px instead of its native 128, 2.3x cheaper and as exact); the
+detector's 6 keypoints (eyes, nose tip, mouth, ears) give a similarity (shift, scale, in-plane
+rotation) from the last landmark frame, which moves that frame's landmarks onto the face: box,
+aligned crop (the same geometry, so the emotion encoder sees the same kind of crop every
+frame), quality. Such a :class:`Face` has ``landmarks_fresh=False``: its ``blendshapes`` and
+``pose[1]`` (pitch) are carried from the last landmark frame, ``pose[0]`` (yaw) and ``pose[2]``
+(roll) are that frame's plus the change measured from the keypoints
+(:func:`.face_align.keypoint_yaw`), so head shakes are seen at the full analysis rate. A
+landmark frame also comes early when a followed face is not found by the detector (that frame
+is landmarked at once), when the scene changes (a coarse frame difference), or when a face
+could not be given keypoints. New faces are found on landmark frames.
+:func:`interpolate_landmark_gaps` turns the carried values into interpolated ones when the
+whole clip is available (offline).
 
 Measured on a shared 2-core CPU (150 frames of 640x360, one face; medians of 5 interleaved
 rounds), Tasks engine: every frame landmarked ~12 ms per frame; ``landmarks_every=3,
