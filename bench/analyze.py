@@ -535,18 +535,21 @@ def summarise(
     summary["ahmer"]["label_counts_smoothed"] = _counts(pipeline["smoothed_label"])
     if "fer" in summary["peers"]:
         peer = summary["peers"]["fer"]
+        # the target is judged like for like: ahmer's face + emotion alone at the setting
+        # the pipeline runs by default (the tiered run; the every-frame run when it is the
+        # only one), as fer runs alone; in the pipeline the face stage shares the cores with
+        # ASR, and landmarks on every frame is an option, so those two are reported beside it
+        tiered_run = "speedup_vs_tiered" in peer
+        value = peer["speedup_vs_tiered" if tiered_run else "speedup_vs_alone"]
         summary["targets"]["face_emotion_speedup"] = {
             "target": TARGET_FACE_SPEEDUP,
-            "value": peer["speedup_vs_pipeline"],
-            "pass": peer["speedup_vs_pipeline"] >= TARGET_FACE_SPEEDUP,
-            "value_alone": peer["speedup_vs_alone"],
-            "pass_alone": peer["speedup_vs_alone"] >= TARGET_FACE_SPEEDUP,
+            "judged_on": "alone, tiered" if tiered_run else "alone, landmarks on every frame",
+            "value": value,
+            "rounds": peer["speedup_vs_tiered_rounds" if tiered_run else "speedup_vs_alone_rounds"],
+            "pass": value >= TARGET_FACE_SPEEDUP,
+            "value_in_pipeline": peer["speedup_vs_pipeline"],
+            "value_every_frame": peer["speedup_vs_alone"],
         }
-        if "speedup_vs_tiered" in peer:
-            summary["targets"]["face_emotion_speedup"].update(
-                value_tiered=peer["speedup_vs_tiered"],
-                pass_tiered=peer["speedup_vs_tiered"] >= TARGET_FACE_SPEEDUP,
-            )
     return summary
 
 
@@ -663,30 +666,39 @@ def print_report(s: dict) -> None:
         print()
         print(f"{name} vs ahmer")
         tgt = f"target >= {TARGET_FACE_SPEEDUP:g}x"
-        print(
-            f"  speed ratio ({name} / ahmer): {p['speedup_vs_pipeline']:.1f}x in pipeline "
-            f"[{tgt}: {_verdict(p['speedup_vs_pipeline'] >= TARGET_FACE_SPEEDUP)}], "
-            f"{p['speedup_vs_alone']:.1f}x alone, landmarks on every frame "
-            f"[{_verdict(p['speedup_vs_alone'] >= TARGET_FACE_SPEEDUP)}]"
-        )
+        if "speedup_vs_tiered" in p:
+            rounds = ", ".join(f"{x:.1f}x" for x in p["speedup_vs_tiered_rounds"])
+            k = tiered["landmarks_every"]
+            setting = f"landmarks every {k}" + (
+                ", the default" if k == m.get("default_landmarks_every") else ""
+            )
+            print(
+                f"  speed ratio ({name} / ahmer, both alone, ahmer tiered: {setting}): "
+                f"{p['speedup_vs_tiered']:.1f}x (rounds: {rounds}) "
+                f"[{tgt}: {_verdict(p['speedup_vs_tiered'] >= TARGET_FACE_SPEEDUP)}]; "
+                f"top emotion agreement: {_frac(p['agreement_raw_tiered'])}"
+            )
+            print(
+                f"  also: {p['speedup_vs_alone']:.1f}x against ahmer with landmarks on every "
+                f"frame, {p['speedup_vs_pipeline']:.1f}x against ahmer's face + emotion "
+                "stages inside the pipeline (sharing the cores with ASR)"
+            )
+        else:
+            rounds = ", ".join(f"{x:.1f}x" for x in p["speedup_vs_alone_rounds"])
+            print(
+                f"  speed ratio ({name} / ahmer, both alone, landmarks on every frame): "
+                f"{p['speedup_vs_alone']:.1f}x (rounds: {rounds}) "
+                f"[{tgt}: {_verdict(p['speedup_vs_alone'] >= TARGET_FACE_SPEEDUP)}]"
+            )
+            print(
+                f"  also: {p['speedup_vs_pipeline']:.1f}x against ahmer's face + emotion "
+                "stages inside the pipeline (sharing the cores with ASR)"
+            )
         print(
             f"  {name} found a face in {p['frames_with_face']}/{v['analysis_frames']} frames "
             f"(several in {p['frames_with_several_faces']}); both found one in "
             f"{p['agreement_raw']['frames_both_face']}"
         )
-        if "speedup_vs_tiered" in p:
-            rounds = ""
-            if len(p["speedup_vs_tiered_rounds"]) > 1:
-                rounds = (
-                    " (rounds: "
-                    + ", ".join(f"{x:.1f}x" for x in p["speedup_vs_tiered_rounds"])
-                    + ")"
-                )
-            print(
-                f"  speed ratio ({name} / ahmer tiered, alone): {p['speedup_vs_tiered']:.1f}x"
-                f"{rounds} [{tgt}: {_verdict(p['speedup_vs_tiered'] >= TARGET_FACE_SPEEDUP)}]; "
-                f"top emotion agreement with the tiered label: {_frac(p['agreement_raw_tiered'])}"
-            )
         print(f"  top-emotion agreement, ahmer raw FER ONNX label: {_frac(p['agreement_raw'])}")
         print(
             f"  top-emotion agreement, ahmer smoothed label:     {_frac(p['agreement_smoothed'])}"
