@@ -8,7 +8,8 @@ interpreter and does the geometry in NumPy/OpenCV:
 
 - :class:`FaceDetectorModel`: BlazeFace (short range, 128 px input; full range, 192 px) with
   SSD anchors, sigmoid scores and weighted non-maximum suppression; boxes and the 6 keypoints
-  (:data:`.face_align.KEYPOINT_NAMES`).
+  (:data:`.face_align.KEYPOINT_NAMES`). The short-range model also runs at
+  :data:`FOLLOW_INPUT` px on squares cut around a face being followed.
 - :class:`Roi` and :class:`FaceMeshModel`: the 478-point face mesh on a square, eye-levelled
   region of interest (1.5 times the face, as MediaPipe's graph makes it from a detection or
   from the previous frame's landmarks), with the model's face-presence score.
