@@ -23,7 +23,7 @@ The trade-off, measured by ``bench/landmark_rate.py`` (rendered brow and gaze ev
 events of 1 s or longer keep 0.91-0.94 of their blendshape excursion on average (1.7 fps:
 0.89-1.03) but events shorter than 1 s keep only ~0.2 (1.7 fps: ~0.6-0.7); head shakes are
 read from the keypoints at the full rate either way. The face+emotion stage costs ~1.9 ms
-per frame at 1.0 fps against ~2.5 at 1.7 (2 cores): 11.9-13.2x faster than the ``fer``
+per frame at 1.0 fps against ~2.5 at 1.7 (2 cores): 11.8-13.2x faster than the ``fer``
 package at 1.0 fps, ~9.5x at 1.7 (``bench/analyze.py``, round by round). Use 1.7, or 0,
 when sub-second expressions matter.
 See ``ahmer.preprocessing.faces`` (tiered mode)."""
