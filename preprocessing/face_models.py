@@ -76,8 +76,9 @@ runs at 80 px with its anchor grid scaled (350 anchors instead of 896), 2.3x che
 (0.26 vs 0.59 ms on 2 cores). The face fills the same share of the square either way. On
 rendered moving faces (``bench/landmark_rate.py``'s renders and the bench clip) the moved
 landmarks were as close to the face mesh run on every frame as at 128 (0.75 vs 0.70 px and
-0.61 vs 0.59 px mean), emotions read the same, and known sub-pixel shifts were tracked as
-well (0.45-0.57 vs 0.51-0.63 px error); at 64 px errors grew (0.96 px, 1.0-1.75 px)."""
+0.61 vs 0.59 px mean), emotions read the same, and known shifts of 0.5-25 px were tracked
+as well (0.45-0.57 vs 0.51-0.63 px mean error); at 64 px errors grew (0.96 px from the mesh,
+1.0-1.75 px on the shifts)."""
 
 # SSD anchor layouts of the two BlazeFace models: (input side, strides, anchors per cell)
 _DETECTORS = {
