@@ -270,7 +270,7 @@ class FaceDetectorModel:
     :meth:`detect_square` in a square already cut to the input size (e.g. around a face
     being followed). ``input_size`` runs the model at another input side (it is fully
     convolutional; the anchor grid follows), e.g. :data:`FOLLOW_INPUT`; :attr:`size` is the
-    side it runs at.
+    side it runs at. :meth:`at_size` loads another copy of the same model at another side.
     """
 
     def __init__(
@@ -281,11 +281,6 @@ class FaceDetectorModel:
         what: str = "",
         input_size: int | None = None,
     ) -> None:
-        self._model = _Model(content, what or "face detector", num_threads)
-        shape = self._model.input_shape
-        if len(shape) != 4 or shape[1] != shape[2] or shape[1] not in _DETECTORS:
-            raise FaceModelError(f"not a BlazeFace face detector: input shape {shape}")
-        layout = shape[1]
         if input_size is not None and (
             isinstance(input_size, bool)
             or not isinstance(input_size, int)
@@ -295,6 +290,12 @@ class FaceDetectorModel:
             raise FaceModelError(
                 f"detector input_size must be a multiple of 16 in 32..1024, got {input_size!r}"
             )
+        self._model = _Model(content, what or "face detector", num_threads)
+        self._loaded_from = (content, min_score, num_threads, what)
+        shape = self._model.input_shape
+        if len(shape) != 4 or shape[1] != shape[2] or shape[1] not in _DETECTORS:
+            raise FaceModelError(f"not a BlazeFace face detector: input shape {shape}")
+        layout = shape[1]
         if input_size is not None and input_size != layout:
             self._model.resize_input((1, input_size, input_size, shape[3]))
         self.size = self._model.input_shape[1]
@@ -305,6 +306,12 @@ class FaceDetectorModel:
                 f"expected {len(self._anchors)}"
             )
         self.min_score = float(min_score)
+
+    def at_size(self, input_size: int) -> FaceDetectorModel:
+        """The same model, score threshold and threads, loaded anew to run at
+        ``input_size`` px."""
+        content, min_score, num_threads, what = self._loaded_from
+        return FaceDetectorModel(content, min_score, num_threads, what, input_size)
 
     def detect_square(self, square: np.ndarray) -> list[Detection]:
         """Faces in an RGB ``size`` x ``size`` uint8 square, coordinates normalised to it,
@@ -523,9 +530,6 @@ class LandmarkerBundle:
     mesh: FaceMeshModel
     blendshapes: BlendshapeModel
     pose: HeadPose
-    follower: FaceDetectorModel
-    """The same short-range detector at :data:`FOLLOW_INPUT` px, for squares cut around a
-    face being followed."""
 
     @classmethod
     def load(
@@ -547,13 +551,13 @@ class LandmarkerBundle:
                 }
         except (zipfile.BadZipFile, KeyError, OSError) as exc:
             raise FaceModelError(f"not a face landmarker bundle: {p} ({exc})") from exc
-        detector = members["face_detector.tflite"]
         return cls(
-            FaceDetectorModel(detector, min_score, num_threads, "face detector"),
+            FaceDetectorModel(
+                members["face_detector.tflite"], min_score, num_threads, "face detector"
+            ),
             FaceMeshModel(members["face_landmarks_detector.tflite"], num_threads),
             BlendshapeModel(members["face_blendshapes.tflite"], num_threads),
             parse_geometry(members["geometry_pipeline_metadata_landmarks.binarypb"]),
-            FaceDetectorModel(detector, min_score, num_threads, "face detector", FOLLOW_INPUT),
         )
 
 

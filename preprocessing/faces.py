@@ -362,8 +362,10 @@ class FaceAnalyzer:
                     self._detector = load_detector(
                         detector_path, "face detector", threads, min_detection_confidence
                     )
-                self._short = self._bundle.follower
-                if short_range_detector_path is not None:
+                # the detector that follows faces (tiered mode) runs at FOLLOW_INPUT px
+                if short_range_detector_path is None:
+                    self._short = self._bundle.detector.at_size(FOLLOW_INPUT)
+                else:
                     self._short = load_detector(
                         short_range_detector_path,
                         "short-range face detector",

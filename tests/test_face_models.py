@@ -191,18 +191,17 @@ def test_follower_detector_runs_at_its_smaller_input(bundle, images, model_path)
     """The short-range detector resized to FOLLOW_INPUT (as tiered mode follows a face with
     it) finds the face the native 128 px model finds, with keypoints within ~2 % of the
     square; its anchor grid follows the input size."""
-    assert bundle.detector.size == 128 and bundle.follower.size == FOLLOW_INPUT < 128
-    assert (
-        len(bundle.follower._anchors)
-        == 2 * (FOLLOW_INPUT // 8) ** 2 + 6 * (FOLLOW_INPUT // 16) ** 2
-    )
+    follower = bundle.detector.at_size(FOLLOW_INPUT)
+    assert bundle.detector.size == 128 and follower.size == FOLLOW_INPUT < 128
+    assert follower.min_score == bundle.detector.min_score
+    assert len(follower._anchors) == 2 * (FOLLOW_INPUT // 8) ** 2 + 6 * (FOLLOW_INPUT // 16) ** 2
     frame = images["frame"]
     (native,) = bundle.detector.detect(frame)
     x0, y0, x1, y1 = native.box
     side = 1.8 * max((x1 - x0) * 640, (y1 - y0) * 360)
     cx, cy = (x0 + x1) / 2 * 640, (y0 + y1) / 2 * 360
     found = {}
-    for model in (bundle.detector, bundle.follower):
+    for model in (bundle.detector, follower):
         square = square_crop(frame, cx - side / 2, cy - side / 2, side, model.size)
         detections = model.detect_square(square)
         assert len(detections) == 1 and detections[0].score > 0.7
