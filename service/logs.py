@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["JsonFormatter", "configure_logging", "log_event", "FORBIDDEN_KEYS"]
+__all__ = [
+    "JsonFormatter",
+    "configure_logging",
+    "log_event",
+    "FORBIDDEN_KEYS",
+    "native_stderr_silenced",
+]
 
 FORBIDDEN_KEYS = frozenset({"text", "transcript", "words", "media", "data", "audio", "image"})
 
@@ -61,3 +69,23 @@ def configure_logging(fmt: str = "json", level: str = "info", stream=None) -> No
 def log_event(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log ``msg`` with structured ``fields`` (ids, sizes, codes, durations; never content)."""
     logger.log(level, msg, extra={"fields": fields})
+
+
+@contextmanager
+def native_stderr_silenced(enabled: bool = True):
+    """MediaPipe and LiteRT print start-up chatter from C++ straight to file descriptor 2;
+    hide it while models load (``-v`` or ``AHMER_NATIVE_LOGS=1`` keep it). Python errors
+    still propagate."""
+    if not enabled or os.environ.get("AHMER_NATIVE_LOGS"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

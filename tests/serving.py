@@ -41,11 +41,11 @@ def shared_analyzer():
 
 
 class ServerThread:
-    """An :class:`~ahmer.service.server.AhmerServer` on 127.0.0.1 in a thread."""
+    """An :class:`~ahmer.service.grpc.server.AhmerServer` on 127.0.0.1 in a thread."""
 
     def __init__(self, analyzer=None, **options) -> None:
-        from ahmer.service.server import AhmerServer
-        from ahmer.service.settings import ServerConfig
+        from ahmer.service.grpc.server import AhmerServer
+        from ahmer.service.grpc.settings import ServerConfig
 
         options.setdefault("host", "127.0.0.1")
         options.setdefault("port", 0)

@@ -160,7 +160,7 @@ def test_missing_or_wrong_token_is_unauthenticated(token_server):
 
 
 def test_token_auth_unit():
-    from ahmer.service.auth import AuthError, TokenAuth, load_tokens
+    from ahmer.service.grpc.auth import AuthError, TokenAuth, load_tokens
 
     auth = TokenAuth([TOKEN, "another-token-123456789"])
     assert auth.check([("authorization", f"Bearer {TOKEN}")]) is None
@@ -214,7 +214,7 @@ def test_tls_without_client_auth(pki, model_store):
 
 
 def test_config_errors_name_the_flag(pki):
-    from ahmer.service.settings import ConfigError, ServerConfig
+    from ahmer.service.grpc.settings import ConfigError, ServerConfig
 
     with pytest.raises(ConfigError, match="--tls-key / AHMER_TLS_KEY"):
         ServerConfig(tls_cert=pki["server.pem"])
@@ -227,8 +227,8 @@ def test_config_errors_name_the_flag(pki):
 
 
 def test_face_options_reach_the_analyzer():
-    from ahmer.service.server import build_analyzer
-    from ahmer.service.settings import ConfigError, ServerConfig
+    from ahmer.service.grpc.server import build_analyzer
+    from ahmer.service.grpc.settings import ConfigError, ServerConfig
 
     env = {"AHMER_FACE_ENGINE": "tasks", "AHMER_LANDMARK_FPS": "0"}
     analyzer = build_analyzer(ServerConfig.from_sources(env=env))

@@ -129,7 +129,7 @@ def _normal_session(target, jpeg, pcm, outcome):
 
 
 def test_slow_reader_queues_stay_bounded_and_others_are_served(server, media):
-    from ahmer.service.live_handler import (
+    from ahmer.service.grpc.stream import (
         MAX_PENDING_AUDIO,
         MAX_PENDING_ITEMS,
         MAX_PENDING_RESULTS,
@@ -227,7 +227,7 @@ def test_client_that_never_reads_is_ended_at_the_wall_limit(short_server, media,
     """The handler waits in a write to a client that does not read: the session is still
     ended at the wall-clock limit and its slot and resources freed, without the client's
     help; the client finds DEADLINE_EXCEEDED after the messages it had not read."""
-    from ahmer.service.live_handler import MAX_PENDING_RESULTS
+    from ahmer.service.grpc.stream import MAX_PENDING_RESULTS
 
     jpeg, _ = media
     url = short_server.metrics_url

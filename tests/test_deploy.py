@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ahmer.service.settings import OPTIONS
+from ahmer.service.grpc.settings import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"

@@ -208,7 +208,7 @@ def test_incremental_asr_commits_each_word_once(clips, model_store):
 
     from ahmer.preprocessing.media import load_audio
     from ahmer.preprocessing.transcript import spread_text
-    from ahmer.service.live_speech import SpeechState, SpeechTracker
+    from ahmer.service.live.speech import SpeechState, SpeechTracker
 
     words = spread_text("I guess maybe", 1.0, 2.0)
     assert [w.text for w in words] == ["I", "guess", "maybe"]

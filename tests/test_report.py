@@ -27,8 +27,8 @@ from ahmer.models.results import (
     FrameResult,
     TranscriptWord,
 )
-from ahmer.service.report import render_report
-from ahmer.service.tables import clip_rows, frame_columns, top_cues
+from ahmer.service.batch.report import render_report
+from ahmer.service.batch.tables import clip_rows, frame_columns, top_cues
 
 NASTY = '<script>alert("x")</script>&'
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from media import CONFIDENT, HEDGING, canvas, face_photo, have_espeak, make_clip, read_wav, speak
 
-from ahmer.service.batch import (
+from ahmer.service.batch.engine import (
     BatchError,
     BatchOptions,
     batch_key,

@@ -23,7 +23,7 @@ from ahmer.models.store import (
     sha256_file,
     sha256_tree,
 )
-from ahmer.service.models_cli import cmd_models_build, cmd_models_list
+from ahmer.service.cli.models import cmd_models_build, cmd_models_list
 
 NAMES = [
     "face_landmarker",

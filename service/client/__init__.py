@@ -9,11 +9,16 @@ files (``ca``, ``cert``, ``key``) as keyword arguments or a :class:`ClientOption
 
 from __future__ import annotations
 
-from .aio import AsyncAhmerClient
-from .channel import ClientOptions
-from .replay import replay_requests, stream_config
-from .requests import make_options
-from .sync import AhmerClient
+if __name__ != "ahmer.client":  # pragma: no cover - an editable install's second path
+    # service/client is installed as ``ahmer.client``; importing it again as
+    # ``ahmer.service.client`` would make a second copy with distinct classes
+    raise ImportError("import the client SDK as ahmer.client, not " + __name__)
+
+from .aio import AsyncAhmerClient  # noqa: E402
+from .channel import ClientOptions  # noqa: E402
+from .replay import replay_requests, stream_config  # noqa: E402
+from .requests import make_options  # noqa: E402
+from .sync import AhmerClient  # noqa: E402
 
 __all__ = [
     "AhmerClient",

@@ -2,14 +2,14 @@
 
 Per analysis frame (called in order, from one worker thread at a time): decode the image,
 track faces (one MediaPipe ``FaceAnalyzer`` in VIDEO mode per session), run the face-emotion
-model on the primary face and keep only small per-frame features (:mod:`.live_frames`).
+model on the primary face and keep only small per-frame features (:mod:`.frames`).
 Audio goes to a fixed-size ring; every second of new audio a step of
-:class:`~.live_speech.SpeechTracker` (VAD, ASR, prosody) runs in a separate job, so frames
+:class:`~.speech.SpeechTracker` (VAD, ASR, prosody) runs in a separate job, so frames
 keep flowing while Whisper decodes.
 
 A frame is *final* once the stream has advanced ``final_lag`` seconds past it (the temporal
 context of the fusion graph's smoothing and of the verbal cues): then a timeline over the
-last ``window`` seconds is built, cues and fusion run on it (:mod:`.live_model`), and every
+last ``window`` seconds is built, cues and fusion run on it (:mod:`.model`), and every
 newly final frame is emitted, with a rolling update of the window's A/H and top cues about
 once a second. On half-close, :meth:`LiveSession.finish` analyses the whole session like
 ``AnalyzeClip``: for sessions of at most ``full_audio`` seconds (default 30 s, one Whisper
@@ -32,10 +32,10 @@ from ahmer.preprocessing.face_options import DEFAULT_ENGINE
 from ahmer.preprocessing.timeline import MediaInfo, Word
 from ahmer.preprocessing.transcript import spread_text
 
-from .live_audio import SAMPLE_RATE, AudioRing, PcmResampler
-from .live_frames import FrameStore, decode_image
-from .live_model import TextCache, frame_results, predict_window
-from .live_speech import SpeechState, SpeechTracker
+from .audio import SAMPLE_RATE, AudioRing, PcmResampler
+from .frames import FrameStore, decode_image
+from .model import TextCache, frame_results, predict_window
+from .speech import SpeechState, SpeechTracker
 
 __all__ = ["LiveConfig", "LiveSession", "LiveError", "FrameOut", "RollingOut", "NoticeOut"]
 

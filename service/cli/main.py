@@ -34,12 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    from .analyze_cli import add_analyze_parser
-    from .client_cli import add_client_parser
-    from .models_cli import add_models_parser
-    from .preprocess_cli import add_preprocess_parser
-    from .score_cli import add_score_parser
-    from .serve_cli import add_serve_parser
+    from .analyze import add_analyze_parser
+    from .client import add_client_parser
+    from .models import add_models_parser
+    from .preprocess import add_preprocess_parser
+    from .score import add_score_parser
+    from .serve import add_serve_parser
 
     add_models_parser(sub)
     add_preprocess_parser(sub)
@@ -76,7 +76,3 @@ def _describe(exc: Exception) -> str:
     if ours or isinstance(exc, ValueError | FileNotFoundError | PermissionError):
         return str(exc) or type(exc).__name__
     return f"internal error ({type(exc).__name__}: {exc}); rerun with AHMER_DEBUG=1 for details"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from .output import atomic_write_text, fail_if_unreadable
+from ..files import atomic_write_text, fail_if_unreadable
 
 __all__ = ["add_client_parser"]
 
@@ -95,8 +95,8 @@ def run_client(args: argparse.Namespace) -> int:
     data = result_to_dict(result)
     if args.json_out:
         atomic_write_text(args.json_out, json.dumps(data, indent=1))
-    from .analyze_cli import human_summary
-    from .convert import from_proto
+    from ..convert import from_proto
+    from .analyze import human_summary
 
     print(human_summary(from_proto(result), args.media.name))
     for warning in result.warnings:

@@ -1,7 +1,7 @@
 """The ``ahmer.v1.AnalysisService`` handlers.
 
 CPU-heavy work never runs on the event loop: whole clips go to the clip thread pool (sized
-by ``--workers``), live sessions to their own pool (see :mod:`.live_handler`), so one long
+by ``--workers``), live sessions to their own pool (see :mod:`.stream`), so one long
 clip cannot stall the frames of a live stream, and health checks always answer.
 """
 
@@ -19,11 +19,11 @@ import grpc
 from ahmer.models.results import EMOTIONS, RESULT_SCHEMA
 from ahmer.v1 import service_pb2, service_pb2_grpc
 
-from .convert import to_proto
+from ..convert import to_proto
+from ..logs import log_event
 from .errors import RequestError, status_for
 from .limits import TRANSCRIPT_FORMATS, check_id, check_upload_size, resolve_options
-from .logs import log_event
-from .metrics import Metrics
+from .prometheus import Metrics
 from .runner import Cancelled, ClipJob, run_clip
 from .settings import ServerConfig
 
@@ -84,7 +84,7 @@ def _transcript(msg) -> tuple[bytes | None, str | None]:
 class AnalysisServicer(service_pb2_grpc.AnalysisServiceServicer):
     def __init__(self, state: ServerState) -> None:
         self.state = state
-        from .live_handler import LiveHandler
+        from .stream import LiveHandler
 
         self.live = LiveHandler(state)
 

@@ -23,7 +23,7 @@ from ahmer.preprocessing.prosody import compute_prosody
 from ahmer.preprocessing.timeline import Segment, Word
 from ahmer.preprocessing.vad import run_vad
 
-from .live_audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE
 
 __all__ = ["SpeechState", "SpeechTracker"]
 

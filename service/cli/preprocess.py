@@ -6,15 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .output import (
-    add_media_arguments,
-    check_output_path,
-    fail_if_unreadable,
-    native_stderr_silenced,
-    read_input_bytes,
-    stderr_progress,
-    write_output_text,
-)
+from ..files import check_output_path, fail_if_unreadable, read_input_bytes, write_output_text
+from ..logs import native_stderr_silenced
+from .args import add_media_arguments, stderr_progress
 
 __all__ = ["add_preprocess_parser"]
 

@@ -31,7 +31,8 @@ from typing import Any
 
 from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS
 
-from .output import atomic_write_text, native_stderr_silenced, read_input_bytes
+from ..files import atomic_write_text, read_input_bytes
+from ..logs import native_stderr_silenced
 
 __all__ = [
     "MEDIA_EXTENSIONS",

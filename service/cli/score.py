@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from .batch import (
+from ..batch.engine import (
     RESULTS,
     BatchAbort,
     BatchError,
@@ -32,8 +32,7 @@ from .batch import (
     run_batch,
     select_shard,
 )
-from .output import add_face_arguments
-from .tables import (
+from ..batch.tables import (
     load_results,
     read_failures,
     write_clips_csv,
@@ -41,6 +40,7 @@ from .tables import (
     write_frames_csv,
     write_frames_parquet,
 )
+from .args import add_face_arguments
 
 __all__ = ["add_score_parser", "run_score", "ProgressDisplay", "write_outputs"]
 
@@ -224,7 +224,7 @@ def write_outputs(
     metrics: dict[str, Any] | None = None,
 ) -> list[str]:
     """Tables, report and metrics for ``results``; returns the names written."""
-    from .output import atomic_write_text
+    from ..files import atomic_write_text
 
     written = []
     write_failures(out / "failures.csv", failures)
@@ -239,7 +239,7 @@ def write_outputs(
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
         written.append("metrics.json")
     if report:
-        from .report import render_report
+        from ..batch.report import render_report
 
         atomic_write_text(out / "report.html", render_report(results, failures, metrics=metrics))
         written.append("report.html")

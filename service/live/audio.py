@@ -3,7 +3,7 @@ fixed-size ring buffer (memory stays flat however long the session runs).
 
 Sample ``i`` of the output is at ``i / 16000`` s on the session clock: chunks that start
 later than the end of the previous one are preceded by silence; the caller refuses chunks
-that overlap (see :mod:`.live_handler`).
+that overlap (see :mod:`ahmer.service.grpc.stream`).
 """
 
 from __future__ import annotations

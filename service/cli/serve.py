@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from .settings import ConfigError, ServerConfig, add_server_arguments
+from ..grpc.settings import ConfigError, ServerConfig, add_server_arguments
 
 __all__ = ["add_serve_parser", "run_serve"]
 
@@ -25,9 +25,9 @@ def add_serve_parser(sub) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     import sys
 
-    from .auth import AuthError
-    from .logs import configure_logging
-    from .server import AhmerServer
+    from ..grpc.auth import AuthError
+    from ..grpc.server import AhmerServer
+    from ..logs import configure_logging
 
     try:
         config = ServerConfig.from_sources(args)

@@ -35,11 +35,11 @@ import grpc
 
 from ahmer.v1 import live_pb2, options_pb2, results_pb2
 
-from .convert import cue_to_proto, frame_to_proto, skip_counts, to_proto
+from ..convert import cue_to_proto, frame_to_proto, skip_counts, to_proto
+from ..live.session import FrameOut, LiveConfig, LiveError, LiveSession, NoticeOut, RollingOut
+from ..logs import log_event
 from .errors import RequestError, status_for
 from .limits import check_id, resolve_options
-from .live import FrameOut, LiveConfig, LiveError, LiveSession, NoticeOut, RollingOut
-from .logs import log_event
 
 __all__ = [
     "LiveHandler",

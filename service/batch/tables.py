@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .output import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "CLIP_COLUMNS",

@@ -20,10 +20,10 @@ from grpc_reflection.v1alpha import reflection
 
 from ahmer.v1 import service_pb2, service_pb2_grpc
 
+from ..logs import log_event
 from .auth import TokenAuth, load_tokens, server_credentials
 from .interceptors import CallInterceptor
-from .logs import log_event
-from .metrics import Metrics
+from .prometheus import Metrics
 from .servicer import AnalysisServicer, ServerState
 from .settings import ServerConfig
 

@@ -14,9 +14,9 @@ import time
 
 import grpc
 
+from ..logs import log_event
 from .auth import EXEMPT_PREFIXES, TokenAuth
-from .logs import log_event
-from .metrics import Metrics
+from .prometheus import Metrics
 
 __all__ = ["CallInterceptor"]
 
