@@ -1,0 +1,145 @@
+"""The layout's rules, read from the source: dependencies point one way
+(``service -> models -> preprocessing``), and inside ``service/`` each room depends only
+downward (``cli`` on top; ``grpc``, ``batch`` and ``client`` over ``live``, ``convert`` and
+``models``; ``live`` free of gRPC).
+
+Every ``import`` and ``from ... import`` of the library code counts, function-level ones
+too, relative ones resolved to their absolute names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# folder of the checkout -> package it installs as (pyproject.toml's package-dir)
+PACKAGES = {
+    "preprocessing": "ahmer.preprocessing",
+    "models": "ahmer.models",
+    "service/client": "ahmer.client",
+    "service": "ahmer.service",
+}
+
+# module prefix -> prefixes it must never import
+FORBIDDEN = {
+    "ahmer.preprocessing": ("ahmer.models", "ahmer.service", "ahmer.client", "ahmer.v1", "grpc"),
+    "ahmer.models": ("ahmer.service", "ahmer.client", "ahmer.v1", "grpc"),
+    "ahmer.service.live": (
+        "grpc",
+        "grpc_health",
+        "ahmer.v1",
+        "ahmer.service.grpc",
+        "ahmer.service.batch",
+        "ahmer.service.cli",
+        "ahmer.service.convert",
+        "ahmer.client",
+    ),
+    "ahmer.service.batch": ("ahmer.service.cli", "ahmer.service.grpc", "ahmer.client"),
+    "ahmer.service.grpc": ("ahmer.service.cli", "ahmer.service.batch", "ahmer.client"),
+    "ahmer.service.convert": ("ahmer.service.",),
+    "ahmer.service.files": ("ahmer.service.",),
+    "ahmer.service.logs": ("ahmer.service.",),
+    "ahmer.client": (
+        "ahmer.service.grpc",
+        "ahmer.service.batch",
+        "ahmer.service.live",
+        "ahmer.service.cli",
+    ),
+}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    for folder, package in PACKAGES.items():  # longest folder first: service/client
+        if rel.parts[: len(Path(folder).parts)] == Path(folder).parts:
+            rest = rel.parts[len(Path(folder).parts) :]
+            name = ".".join((package, *rest))
+            return name.removesuffix(".__init__")
+    raise AssertionError(f"{path} is outside the library folders")
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of everything ``path`` imports."""
+    name = _module_name(path)
+    return _imports_of(path.read_text(), name, is_package=path.name == "__init__.py")
+
+
+def _imports_of(source: str, name: str, is_package: bool = False) -> set[str]:
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            found.add(prefix)
+            found.update(f"{prefix}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _library_files() -> list[Path]:
+    files = []
+    for folder in ("preprocessing", "models", "service"):
+        files += sorted((ROOT / folder).rglob("*.py"))
+    return files
+
+
+def _matches(name: str, prefix: str) -> bool:
+    if prefix.endswith("."):
+        return name.startswith(prefix)
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def test_the_rules_see_every_room():
+    """The rules cover each room of the service (a new room must get its rules)."""
+    rooms = {p.name for p in (ROOT / "service").iterdir() if (p / "__init__.py").exists()}
+    assert rooms == {"batch", "cli", "client", "grpc", "live"}
+    names = {_module_name(p) for p in _library_files()}
+    assert "ahmer.service.live.session" in names and "ahmer.client.sync" in names
+
+
+@pytest.mark.parametrize("path", _library_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_dependencies_point_one_way(path):
+    name = _module_name(path)
+    imports = _imports(path)
+    for owner, forbidden in FORBIDDEN.items():
+        if not _matches(name, owner):
+            continue
+        bad = sorted(i for i in imports for f in forbidden if _matches(i, f))
+        assert not bad, f"{name} must not import {bad}"
+    if not _matches(name, "ahmer.service.cli"):
+        bad = sorted(i for i in imports if _matches(i, "ahmer.service.cli"))
+        assert not bad, f"nothing imports the CLI, but {name} imports {bad}"
+
+
+def test_the_rule_checker_resolves_relative_imports():
+    """The checker itself: relative imports reaching up are resolved to absolute names, so a
+    live module importing the gRPC room would be caught."""
+    found = _imports_of(
+        "from ..grpc.errors import RequestError\nfrom . import speech\nimport grpc\n",
+        "ahmer.service.live.session",
+    )
+    assert "ahmer.service.grpc.errors" in found
+    assert "ahmer.service.live.speech" in found and "grpc" in found
+    assert any(_matches(n, "ahmer.service.grpc") for n in found)
+    assert not _matches("ahmer.service.grpcx", "ahmer.service.grpc")
+
+
+def test_the_client_is_importable_one_way_only():
+    """``service/client`` installs as ``ahmer.client``; in an editable install it also lies
+    under ``ahmer.service``, where importing it would make second copies of its classes."""
+    import importlib
+
+    import ahmer.client
+
+    assert ahmer.client.AhmerClient.__module__ == "ahmer.client.sync"
+    with pytest.raises(ImportError, match="as ahmer.client"):
+        importlib.import_module("ahmer.service.client")
