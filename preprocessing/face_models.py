@@ -1,10 +1,10 @@
 """MediaPipe's face models run directly on LiteRT: detector, face mesh, blendshapes, head pose.
 
 The MediaPipe Tasks graphs (:mod:`.faces`' ``engine="tasks"``) wrap three small TFLite models
-with image conversion, scheduling and smoothing; here a 2-core CPU spends ~10 ms in one
-``FaceLandmarker`` call of which the models themselves take ~3 ms. This module runs the same
-models (from the same pinned ``face_landmarker.task`` bundle and detector files) with LiteRT's
-interpreter and does the geometry in NumPy/OpenCV:
+with image conversion, scheduling and smoothing, which on a small CPU cost more than the models
+themselves (``bench/README.md``, "Measured by hand"). This module runs the same models (from
+the same pinned ``face_landmarker.task`` bundle and detector files) with LiteRT's interpreter
+and does the geometry in NumPy/OpenCV:
 
 - :class:`FaceDetectorModel`: BlazeFace (short range, 128 px input; full range, 192 px) with
   SSD anchors, sigmoid scores and weighted non-maximum suppression; boxes and the 6 keypoints
@@ -20,9 +20,9 @@ interpreter and does the geometry in NumPy/OpenCV:
 These are re-implementations from MediaPipe's published graph parameters (anchor layout,
 1.5x region, tensor ranges, the blendshape landmark subset), not MediaPipe's own code: the
 crop is resampled by OpenCV, not MediaPipe's image-to-tensor step, and no temporal smoothing
-is applied, so values differ slightly from the Tasks API (measured in ``tests/test_faces.py``
-and the :mod:`.faces` docstring). Pose comes from an orthographic fit, not MediaPipe's
-perspective geometry pipeline.
+is applied, so values differ slightly from the Tasks API (``tests/test_face_models.py`` bounds
+the differences; ``bench/README.md`` has them). Pose comes from an orthographic fit, not
+MediaPipe's perspective geometry pipeline.
 """
 
 from __future__ import annotations
@@ -72,13 +72,11 @@ _SCORE_CLIP = 100.0
 FOLLOW_INPUT = 80
 """Input side the short-range detector runs at while it follows a face in a square cut
 around it (tiered mode; its native input is 128). The model is fully convolutional, so it
-runs at 80 px with its anchor grid scaled (350 anchors instead of 896), 2.3x cheaper
-(0.26 vs 0.59 ms on 2 cores). The face fills the same share of the square either way. On
-rendered moving faces (``bench/landmark_rate.py``'s renders and the bench clip) the moved
-landmarks were as close to the face mesh run on every frame as at 128 (0.75 vs 0.70 px and
-0.61 vs 0.59 px mean), emotions read the same, and known shifts of 0.5-25 px were tracked
-as well (0.45-0.57 vs 0.51-0.63 px mean error); at 64 px errors grew (0.96 px from the mesh,
-1.0-1.75 px on the shifts)."""
+runs at 80 px with its anchor grid scaled (350 anchors instead of 896, a cheaper call), and
+the face fills the same share of the square either way. 80 is the smallest size tried at which
+the moved landmarks and tracked shifts were as close to the face mesh as at 128 and emotions
+read the same; at 64 the errors grew. Figures: ``bench/README.md``, "Latest: the face followed
+by the detector at 80 px"."""
 
 # SSD anchor layouts of the two BlazeFace models: (input side, strides, anchors per cell)
 _DETECTORS = {
@@ -163,8 +161,8 @@ def square_crop(image: np.ndarray, x0: float, y0: float, side: float, size: int)
         xa, ya = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
         xb, yb = min(w, int(math.ceil(x0 + side))), min(h, int(math.ceil(y0 + side)))
         if xb - xa >= 2 and yb - ya >= 2:
-            # halve with area averaging (OpenCV's exact 2:1 path, ~15x faster than one area
-            # resize by an odd ratio) until at most 2:1 is left for the warp
+            # halve with area averaging (OpenCV's exact 2:1 path, much faster than one area
+            # resize by an odd ratio: bench/README.md) until at most 2:1 is left for the warp
             source, f = image[ya:yb, xa:xb], 1.0
             while k / f < 0.5 and min(source.shape[:2]) >= 4:
                 hh, ww = source.shape[0] // 2, source.shape[1] // 2

@@ -18,12 +18,9 @@ analysis frames between (box, crop, yaw, roll at the full analysis rate), and bl
 pitch are interpolated between landmark frames (live: once the next landmark frame arrives,
 before the frames between are final). 0: landmarks on every analysis frame.
 
-The trade-off, measured by ``bench/landmark_rate.py`` (rendered brow and gaze events of
-0.4-3 s on a real face, 5 fps analysis, against landmarks on every frame): at 1.0 fps,
-events of 1 s or longer keep 0.91-0.94 of their blendshape excursion on average (1.7 fps:
-0.89-1.03) but events shorter than 1 s keep only ~0.2 (1.7 fps: ~0.6-0.7); head shakes are
-read from the keypoints at the full rate either way. The face+emotion stage costs ~1.9 ms
-per frame at 1.0 fps against ~2.5 at 1.7 (2 cores): 11.8-13.2x faster than the ``fer``
-package at 1.0 fps, ~9.5x at 1.7 (``bench/analyze.py``, round by round). Use 1.7, or 0,
-when sub-second expressions matter.
-See ``ahmer.preprocessing.faces`` (tiered mode)."""
+The trade-off: fewer landmark frames make the face stage cheaper, and expressions of a second
+or longer keep most of their blendshape excursion at 1.0 fps, but sub-second ones are mostly
+lost (they survive far better at 1.7); head shakes are read from the keypoints at the full
+rate either way. Use 1.7, or 0, when sub-second expressions matter. The figures are in
+``bench/README.md``: ``landmark_rate.py`` (what each rate keeps) and ``analyze.py`` (its cost,
+against the ``fer`` package). See ``ahmer.preprocessing.faces`` (tiered mode)."""

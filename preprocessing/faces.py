@@ -1,78 +1,31 @@
 """Faces in video frames with MediaPipe's models: landmarks, blendshapes, pose, tracks, crops.
 
 :class:`FaceAnalyzer` takes RGB frames with their presentation time and returns the faces it
-sees, primary face first, each as a :class:`Face`. Faces are followed between frames instead
-of being detected in every frame.
+sees, primary face first, each as a :class:`Face`; faces are followed between frames rather
+than detected in each. One analyzer serves one stream from one thread. Geometry, pose and
+quality are in :mod:`.face_align`, tracking and the primary face in :mod:`.face_tracking`.
 
-**Engines.** ``engine="litert"`` (the default) runs MediaPipe's own face models (the same
-pinned ``face_landmarker.task`` bundle and detector files) directly on LiteRT, with the
-graph's geometry re-implemented in :mod:`.face_models`: a face is followed by running the
-face mesh on a region made from its landmarks in the previous frame (the mesh's presence
-score says when it is lost); the short-range detector searches the whole frame when no face
-is followed, one was lost, or every ``face_search_every`` landmark frames; the full-range
-detector is the fallback for small faces (the mesh then runs on an upscaled region of the
-full-resolution frame). A new face is meshed twice, from the detection's region and then
-from its own landmarks' region, so its landmarks are those that following converges to.
-``engine="tasks"`` runs the MediaPipe Tasks API instead (the reference the LiteRT engine is
-tested against; described below). On a 2-core CPU, 640x360 frames, one face: the Tasks
-engine ~10 ms per frame with landmarks on every frame, ~5.4 ms tiered
-(``landmarks_every=3``); the LiteRT engine ~6.5 ms, ~2.2 ms and ~1.6 ms at
-``landmarks_every=5`` (the pipeline's default at 5 fps). Differences from Tasks on
-real faces: landmarks 0.1-0.5 px (mean), blendshapes ~0.01 (mean absolute), head pose from an
-orthographic fit (roll within ~1 degree, yaw and pitch within ~5: Tasks' perspective camera
-adds yaw for faces off the image centre), no temporal smoothing; ``score`` is the mesh's face
-presence (Tasks reports 1.0).
+**Engines.** ``"litert"`` (the default) runs the pinned bundle's models directly on LiteRT
+(:mod:`.face_models`): a followed face gets the face mesh on a region made from its last
+landmarks; the short-range detector searches the whole frame when no face is followed, one
+was lost, or every ``face_search_every`` landmark frames; the full-range detector is the
+fallback for small faces. ``"tasks"`` runs the MediaPipe Tasks landmarker (VIDEO mode, with a
+full-range fallback on upscaled crops): the reference LiteRT is tested against
+(``tests/test_face_models.py``), slower as its graph wraps the same models in image conversion,
+scheduling and smoothing. LiteRT's pose is an orthographic fit (Tasks' perspective camera adds
+yaw off the image centre), nothing is smoothed over time, and ``score`` is the mesh's presence.
 
-With the Tasks engine the landmarker runs in VIDEO mode, so it tracks faces between frames.
-
-The landmarker's own detector is short-range: in a 640x360 frame it finds faces taller than
-about a quarter of the frame. When it finds nothing and a full-range detector model is given,
-a fallback runs that detector on the frame, crops an enlarged square around each detection,
-upscales it and runs a second (IMAGE mode) landmarker on the crop, mapping the landmarks back;
-in the following frames such faces are followed by cropping around their last box, without
-the detector. To keep an empty scene cheap, the detector runs at most every
-``fallback_every`` frames while nothing is seen (and at once when a face was just lost).
-
-**Tiered mode** (``landmarks_every=k > 1``, with a short-range detector): the landmarker runs
-on every k-th frame only (a *landmark frame*). On the frames between, each followed face is
-looked for by the short-range BlazeFace detector in a small square around its last box (cheaper
-than the landmarker: timings below; the LiteRT engine runs it at
-:data:`.face_models.FOLLOW_INPUT` px instead of its native 128, 2.3x cheaper and as exact); the
-detector's 6 keypoints (eyes, nose tip, mouth, ears) give a similarity (shift, scale, in-plane
-rotation) from the last landmark frame, which moves that frame's landmarks onto the face: box,
-aligned crop (the same geometry, so the emotion encoder sees the same kind of crop every
-frame), quality. Such a :class:`Face` has ``landmarks_fresh=False``: its ``blendshapes`` and
-``pose[1]`` (pitch) are carried from the last landmark frame, ``pose[0]`` (yaw) and ``pose[2]``
-(roll) are that frame's plus the change measured from the keypoints
-(:func:`.face_align.keypoint_yaw`), so head shakes are seen at the full analysis rate. A
-landmark frame also comes early when a followed face is not found by the detector (that frame
-is landmarked at once), when the scene changes (a coarse frame difference), or when a face
-could not be given keypoints. New faces are found on landmark frames.
-:func:`interpolate_landmark_gaps` turns the carried values into interpolated ones when the
-whole clip is available (offline).
-
-Measured on a shared 2-core CPU (150 frames of 640x360, one face; medians of 5 interleaved
-rounds), Tasks engine: every frame landmarked ~12 ms per frame; ``landmarks_every=3,
-face_search_every=5`` ~6.2 ms (landmark frames ~12 ms, the others ~2.5 ms, most of it the
-detector); ``landmarks_every=5`` ~4.6 ms. LiteRT engine (quiet machine): landmark frames
-~4.7 ms (mesh ~2.7, blendshapes ~0.4, keypoints ~0.4), the others ~0.7 ms (detector
-~0.27 ms at 80 px; with the detector at 128 px: ~0.6 ms, frames between ~1.1 ms), so
-~2.2 ms at ``landmarks_every=3`` and ~1.6 ms at 5. What the landmark rate costs
-in expression cues is measured by ``bench/landmark_rate.py`` (see
-:data:`.face_options.DEFAULT_LANDMARK_FPS`).
-
-On rendered head turns, 2 Hz and 1 Hz head shakes, brow raises and mouth opening (Tasks
-engine; reference: the landmarker on every frame), yaw between landmark frames was within
-1.5-2 degrees and the head-shake cue unchanged, while yaw from the landmark frames alone
-aliased a 2 Hz shake away (k >= 3); the cue blendshapes carried between landmark frames were
-off by ~0.035 (mean absolute; 0.016 between frames of a still face), interpolated ones ~0.03.
-
-Frames whose longer side exceeds ``max_side`` are reduced before MediaPipe; boxes and
-landmarks are normalised, so they hold for the original frame, and crops are cut from it.
-Geometry, pose conventions and the quality formula are in :mod:`.face_align`; tracking and the
-primary choice in :mod:`.face_tracking`.
-
-One analyzer serves one stream from one thread; use one per concurrent stream.
+**Tiered mode** (``landmarks_every=k > 1``): the face mesh, the costly model, runs on every
+k-th frame only (a *landmark frame*). Between, the short-range detector finds each followed
+face in a small square around its last box (LiteRT: at :data:`.face_models.FOLLOW_INPUT` px);
+its 6 keypoints move the last landmark frame's landmarks onto the face, so box, aligned crop,
+quality, yaw and roll follow at the full rate (head shakes are not aliased away) while
+blendshapes and pitch are carried (``Face.landmarks_fresh`` is False). A landmark frame comes
+early when a followed face is not found, the scene cuts, or a face gets no keypoints; new faces
+are found on landmark frames. :func:`interpolate_landmark_gaps` interpolates the carried values
+offline. Frames longer than ``max_side`` are reduced first; crops are cut from the original.
+Costs and accuracy: ``bench/README.md`` (``analyze.py``, ``landmark_rate.py``, "Measured by
+hand").
 """
 
 from __future__ import annotations
@@ -269,11 +222,11 @@ class FaceAnalyzer:
     followed. Tasks engine: while exactly one face is seen, only one landmark frame in
     ``face_search_every`` runs the landmarker set for ``max_faces`` faces (which runs its face
     detector on every call, looking for more faces); the others run a second landmarker set
-    for one face, which only follows it (~3 ms less per landmark frame here). LiteRT engine:
-    the short-range detector searches the whole frame (~0.8 ms) on one landmark frame in
-    ``face_search_every`` (and whenever no face is followed or one was lost). A second face
-    is then found up to ``face_search_every - 1`` landmark frames late. 1 (the default):
-    every landmark frame looks for all faces.
+    for one face, which only follows it and so costs less. LiteRT engine: the short-range
+    detector searches the whole frame on one landmark frame in ``face_search_every`` (and
+    whenever no face is followed or one was lost). Both costs are in ``bench/README.md``
+    ("Measured by hand"). A second face is then found up to ``face_search_every - 1``
+    landmark frames late. 1 (the default): every landmark frame looks for all faces.
     """
 
     def __init__(
