@@ -241,3 +241,20 @@ def test_score_manifest_bom_crlf_quoted_commas_and_special_files(media, tmp_path
         "folder": "not a regular file",
         "device": "transcript zero: not a regular file",
     }
+
+
+@pytest.mark.parametrize(
+    "argv, verbose",
+    [
+        (["-v", "models", "list"], True),
+        (["models", "list", "-v"], True),
+        (["models", "list", "--verbose"], True),
+        (["analyze", "clip.mp4", "-v"], True),
+        (["client", "health", "-v"], True),
+        (["models", "list"], False),
+    ],
+)
+def test_verbose_is_accepted_before_and_after_the_subcommand(argv, verbose):
+    from ahmer.service.cli import build_parser
+
+    assert build_parser().parse_args(argv).verbose is verbose

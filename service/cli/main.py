@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ambivalence/hesitancy and emotion recognition in videos of spoken answers.",
     )
     parser.add_argument("--version", action="version", version=f"ahmer {_version()}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -47,7 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_score_parser(sub)
     add_serve_parser(sub)
     add_client_parser(sub)
+    _verbose_everywhere(parser)
     return parser
+
+
+VERBOSE_HELP = "log progress details and keep native libraries' start-up output"
+
+
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` is accepted after any subcommand too (``ahmer analyze clip.mp4 -v``); a
+    subcommand's default leaves the value given before it alone."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                subparser.add_argument(
+                    "-v",
+                    "--verbose",
+                    action="store_true",
+                    default=argparse.SUPPRESS,
+                    help=VERBOSE_HELP,
+                )
+                _verbose_everywhere(subparser)
 
 
 def main(argv: list[str] | None = None) -> int:
