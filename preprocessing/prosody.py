@@ -1,6 +1,6 @@
 """Prosody at the analysis frame times: loudness, pitch, voicing, speech rate, pauses.
 
-numpy and scipy only, vectorised; a 30 s clip takes a few tens of milliseconds on one core.
+numpy and scipy only, vectorised (its cost: the ``prosody`` stage in ``bench/README.md``).
 
 Definitions (all times in seconds on the media clock, audio sample ``i`` at ``i / sr``):
 
@@ -18,8 +18,8 @@ Definitions (all times in seconds on the media clock, audio sample ``i`` at ``i 
   peaks of the 10 ms energy envelope (smoothed over 30 ms) that are voiced, inside speech,
   at most 30 dB below the clip's loud frames, at least 2 dB above the dips around them and
   80 ms apart; syllables are turned into words with ``SYLLABLES_PER_WORD`` (1.4, a rough
-  English figure, so this is an estimate: on espeak-ng speech it finds 80-100 % of the
-  syllables).
+  English figure, so this is an estimate; how many syllables it finds on espeak-ng speech:
+  ``bench/README.md``, "Measured by hand").
   ``Prosody.rate_source`` says which was used.
 - ``pause_s``: 0 inside a speech segment; otherwise the length of the silence the time lies
   in, from the end of the previous speech segment (or the start of the audio) to the start
