@@ -250,7 +250,7 @@ def test_score_manifest_bom_crlf_quoted_commas_and_special_files(media, tmp_path
         (["models", "list", "-v"], True),
         (["models", "list", "--verbose"], True),
         (["analyze", "clip.mp4", "-v"], True),
-        (["client", "health", "-v"], True),
+        (["client", "models", "-v"], True),
         (["models", "list"], False),
     ],
 )
