@@ -12,7 +12,7 @@ import queue
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,13 +121,26 @@ class Analyzer:
             asr_threads=cfg.asr_threads,
         )
         self._faces: queue.SimpleQueue = queue.SimpleQueue()
-        self._faces.put(self._new_face_analyzer())  # warm: the first one pays the model load
+        # warm: the first one pays the model load
+        self._faces.put(self._preprocess_config.face_analyzer())
         self.ready = True
         log.info("analyzer ready in %.1fs (%s)", time.perf_counter() - t, self.backend.describe())
         return self
 
-    def _new_face_analyzer(self):
-        return self._preprocess_config.face_analyzer()
+    def face_analyzer(self, fps: float | None = None, threads: int | None = None):
+        """A new :class:`~ahmer.preprocessing.faces.FaceAnalyzer` made as this analyzer's clips
+        get theirs (:meth:`PreprocessConfig.face_analyzer`): the same models, engine, landmark
+        tier and face search. ``fps``: the rate of the frames it will see when not the
+        analyzer's (the landmarker runs about ``landmark_fps`` times a second of them);
+        ``threads``: LiteRT threads per face model in place of the config's ``face_threads``
+        (1 for clips, as ASR runs beside the face stage). The caller closes it."""
+        self._require_ready()
+        changes = {}
+        if fps is not None:
+            changes["fps"] = fps
+        if threads is not None:
+            changes["face_threads"] = threads
+        return replace(self._preprocess_config, **changes).face_analyzer()
 
     @contextmanager
     def _face_analyzer(self):
@@ -135,7 +148,7 @@ class Analyzer:
         try:
             fa = self._faces.get_nowait()
         except queue.Empty:
-            fa = self._new_face_analyzer()
+            fa = self.face_analyzer()
         try:
             yield fa
         finally:

@@ -13,6 +13,7 @@ code serves from ONNX Runtime in-process or from Triton. They never log texts.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import threading
@@ -163,8 +164,10 @@ class TextEncoder:
     Per-frame windows repeat, so embeddings are kept in a bounded LRU cache of ``cache_size``
     entries (0 disables it). The cache is keyed by a keyed BLAKE2 digest of the text, so it
     holds no text; call :meth:`clear_cache` to drop the embeddings too (e.g. at the end of a
-    request). Safe to call from several threads. The model ``model_dir/model.onnx`` is loaded
-    into ``backend`` as ``name`` unless a model of that name is already loaded there.
+    request). :meth:`with_cache` gives a view of the same model with a cache of its own (one
+    per live session). Safe to call from several threads. The model ``model_dir/model.onnx``
+    is loaded into ``backend`` as ``name`` unless a model of that name is already loaded
+    there.
     """
 
     def __init__(
@@ -180,8 +183,7 @@ class TextEncoder:
             raise EncoderError(f"max_tokens must be an integer >= 2, got {max_tokens!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise EncoderError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(cache_size, int) or cache_size < 0:
-            raise EncoderError(f"cache_size must be an integer >= 0, got {cache_size!r}")
+        self._new_cache(cache_size)
         model_dir = Path(model_dir)
         tok_path = model_dir / "tokenizer.json"
         if not tok_path.is_file():
@@ -192,7 +194,7 @@ class TextEncoder:
         pad_id = self.tokenizer.token_to_id("[PAD]")  # the batches are padded here, in numpy
         self.pad_id = int(pad_id) if pad_id is not None else 0
         self.backend, self.name = backend, name
-        self.max_tokens, self.batch_size, self.cache_size = max_tokens, batch_size, cache_size
+        self.max_tokens, self.batch_size = max_tokens, batch_size
         sig = _ensure_loaded(backend, name, model_dir / "model.onnx")
         known = {"input_ids", "attention_mask", "token_type_ids"}
         if "input_ids" not in sig.input_names or not set(sig.input_names) <= known:
@@ -211,10 +213,6 @@ class TextEncoder:
         self.output_name = out.name
         self._inputs = sig.input_names
         self._input_dtypes = {s.name: np.dtype(s.dtype) for s in sig.inputs}
-        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._cache_key = os.urandom(16)
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
         dim = out.shape[1]
         self.dim = dim if isinstance(dim, int) else self._run_ids([[self.pad_id]]).shape[1]
 
@@ -258,6 +256,15 @@ class TextEncoder:
                     self._cache.popitem(last=False)
         return out, valid
 
+    def with_cache(self, cache_size: int) -> TextEncoder:
+        """This encoder (the same tokenizer and loaded model) with an empty cache of its own of
+        ``cache_size`` embeddings, e.g. for one live session whose windows repeat their texts
+        while the shared encoder keeps none across requests; the view's cache dies with it.
+        """
+        view = copy.copy(self)
+        view._new_cache(cache_size)
+        return view
+
     def clear_cache(self) -> None:
         """Drop every cached embedding."""
         with self._lock:
@@ -274,6 +281,15 @@ class TextEncoder:
             }
 
     # -- internals -------------------------------------------------------------------------
+
+    def _new_cache(self, cache_size: int) -> None:
+        if not isinstance(cache_size, int) or cache_size < 0:
+            raise EncoderError(f"cache_size must be an integer >= 0, got {cache_size!r}")
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._cache_key = os.urandom(16)
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
 
     def _key(self, text: str) -> bytes:
         return hashlib.blake2b(

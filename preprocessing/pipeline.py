@@ -24,7 +24,15 @@ from .timeline import MediaInfo, Segment, Timeline, Word
 from .transcript import align_transcript, parse_transcript
 from .vad import VadError, run_vad
 
-__all__ = ["PreprocessConfig", "Progress", "preprocess", "speech_at", "word_index_at"]
+__all__ = [
+    "PreprocessConfig",
+    "Progress",
+    "audio_features",
+    "preprocess",
+    "set_words",
+    "speech_at",
+    "word_index_at",
+]
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +195,7 @@ def preprocess(
     tl.audio = audio_result.audio
     tl.sample_rate = config.sample_rate
     tl.speech = audio_result.speech
-    tl.words = audio_result.words
+    set_words(tl, audio_result.words)
     tl.language = audio_result.language
     tl.transcript_source = audio_result.source
     timings.update(audio_result.timings)
@@ -195,8 +203,6 @@ def preprocess(
         t = time.perf_counter()
         _fill_audio(tl, config)
         timings["prosody"] = time.perf_counter() - t
-    tl.word_index = word_index_at(tl.words, tl.times)
-    tl.masks["words"] = tl.word_index >= 0
     tl.timings = {k: round(v, 4) for k, v in timings.items()}
     if progress:
         progress("done", 1.0)
@@ -385,21 +391,38 @@ def _client_words(client, speech: list[Segment], duration: float, warnings: list
 
 
 def _fill_audio(tl: Timeline, config: PreprocessConfig) -> None:
-    audio, sr = tl.audio, config.sample_rate
-    audio_end = len(audio) / sr
-    tl.masks["audio"] = tl.times < audio_end
+    features = audio_features(tl.audio, config.sample_rate, tl.times, tl.speech, tl.words or None)
+    tl.masks["audio"] = features.pop("audio")
     tl.vad = speech_at(tl.speech, tl.times).astype(np.float32)
     tl.masks["speech"] = tl.vad > 0.5
-    pros = compute_prosody(audio, sr, tl.times, tl.speech, tl.words or None)
-    tl.energy_db = pros.energy_db
-    tl.f0_hz = pros.f0_hz
-    tl.voiced = pros.voiced
-    tl.speech_rate = pros.speech_rate
-    tl.pause_s = pros.pause_s
-    outside = ~tl.masks["audio"]
-    tl.energy_db[outside] = np.nan
-    tl.f0_hz[outside] = np.nan
-    tl.voiced[outside] = False
+    for key, values in features.items():
+        setattr(tl, key, values)
+
+
+def audio_features(
+    audio: np.ndarray,
+    sample_rate: int,
+    times: np.ndarray,
+    speech: list[Segment],
+    words: list[Word] | None,
+) -> dict[str, np.ndarray]:
+    """Per-frame audio features at ``times`` (seconds from the first sample of ``audio``;
+    ``speech`` and ``words`` on the same clock): ``audio`` (the frame lies inside the audio)
+    and the prosody of the timeline's fields ``energy_db``, ``f0_hz``, ``voiced``,
+    ``speech_rate``, ``pause_s``, NaN (``voiced`` False) past the audio's end. Whole clips
+    and live windows both take their audio features from here."""
+    pros = compute_prosody(audio, sample_rate, times, speech, words)
+    inside = times < len(audio) / sample_rate
+    energy, f0, voiced = pros.energy_db, pros.f0_hz, pros.voiced
+    energy[~inside], f0[~inside], voiced[~inside] = np.nan, np.nan, False
+    return {
+        "audio": inside,
+        "energy_db": energy,
+        "f0_hz": f0,
+        "voiced": voiced,
+        "speech_rate": pros.speech_rate,
+        "pause_s": pros.pause_s,
+    }
 
 
 def speech_at(speech: list[Segment], times: np.ndarray) -> np.ndarray:
@@ -408,6 +431,15 @@ def speech_at(speech: list[Segment], times: np.ndarray) -> np.ndarray:
     for seg in speech:
         out |= (times >= seg.start) & (times < seg.end)
     return out
+
+
+def set_words(tl: Timeline, words: list[Word]) -> None:
+    """Give ``tl`` its ``words`` and what follows from them: per frame, the index of the word
+    being spoken (``tl.word_index``) and the ``words`` mask. Whole clips and live windows both
+    set their words here."""
+    tl.words = words
+    tl.word_index = word_index_at(words, tl.times)
+    tl.masks["words"] = tl.word_index >= 0
 
 
 def word_index_at(words: list[Word], times: np.ndarray) -> np.ndarray:

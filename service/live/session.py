@@ -1,20 +1,24 @@
 """Live analysis of one stream session, incremental over a sliding window.
 
 Per analysis frame (called in order, from one worker thread at a time): decode the image,
-track faces (one MediaPipe ``FaceAnalyzer`` in VIDEO mode per session), run the face-emotion
-model on the primary face and keep only small per-frame features (:mod:`.frames`).
+track faces (one MediaPipe ``FaceAnalyzer`` in VIDEO mode per session, made by
+:meth:`Analyzer.face_analyzer <ahmer.models.analyzer.Analyzer.face_analyzer>` as clips get
+theirs), run the face-emotion model on the primary face and keep only small per-frame
+features (:mod:`.frames`).
 Audio goes to a fixed-size ring; every second of new audio a step of
 :class:`~.speech.SpeechTracker` (VAD, ASR, prosody) runs in a separate job, so frames
 keep flowing while Whisper decodes.
 
 A frame is *final* once the stream has advanced ``final_lag`` seconds past it (the temporal
 context of the fusion graph's smoothing and of the verbal cues): then a timeline over the
-last ``window`` seconds is built, cues and fusion run on it (:mod:`.model`), and every
-newly final frame is emitted, with a rolling update of the window's A/H and top cues about
-once a second. On half-close, :meth:`LiveSession.finish` analyses the whole session like
-``AnalyzeClip``: for sessions of at most ``full_audio`` seconds (default 30 s, one Whisper
-window, so the extra pass costs about one speech step) VAD, ASR and prosody are redone over
-the whole audio, exactly as offline; longer sessions use the committed incremental results.
+last ``window`` seconds is built, cues and fusion run on it (:meth:`Analyzer.predict
+<ahmer.models.analyzer.Analyzer.predict>`, with the face emotion computed as the frames
+arrived and a per-session cache of text embeddings), and every newly final frame is
+emitted, with a rolling update of the window's A/H and top cues about once a second. On
+half-close, :meth:`LiveSession.finish` analyses the whole session like ``AnalyzeClip``: for
+sessions of at most ``full_audio`` seconds (default 30 s, one Whisper window, so the extra
+pass costs about one speech step) VAD, ASR and prosody are redone over the whole audio,
+exactly as offline; longer sessions use the committed incremental results.
 """
 
 from __future__ import annotations
@@ -27,19 +31,26 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ahmer.models.analyzer import frame_results
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
-from ahmer.preprocessing.face_options import DEFAULT_ENGINE
+from ahmer.preprocessing.pipeline import set_words
 from ahmer.preprocessing.timeline import MediaInfo, Word
 from ahmer.preprocessing.transcript import spread_text
 
 from .audio import SAMPLE_RATE, AudioRing, PcmResampler
 from .frames import FrameStore, decode_image
-from .model import TextCache, frame_results, predict_window
 from .speech import SpeechState, SpeechTracker
 
 __all__ = ["LiveConfig", "LiveSession", "LiveError", "FrameOut", "RollingOut", "NoticeOut"]
 
 log = logging.getLogger(__name__)
+
+# LiteRT threads per face model in a live session, where whole clips use 1 (ASR runs beside
+# their face stage): live latency (bench/README.md, stream.py) was measured with 2, and faces
+# alone are faster with 2 threads than with 1 (bench/README.md, "Earlier: landmarks once a
+# second")
+LIVE_FACE_THREADS = 2
+TEXT_CACHE_SIZE = 512  # text embeddings a session keeps (its windows repeat their texts)
 
 
 class LiveError(Exception):
@@ -114,7 +125,8 @@ class LiveSession:
         self.analyzer = analyzer
         self.cfg = config
         self.store = FrameStore()
-        self.text_cache = TextCache()
+        # the session's own cache of embeddings (keyed digests, no text), dropped on close
+        self.text_encoder = analyzer.text_encoder.with_cache(TEXT_CACHE_SIZE)
         self.clock = _Clock()
         self._lock = threading.RLock()  # shared state (the speech step runs beside frames)
         self._busy = threading.Lock()  # held by add_*/finish: close waits for them
@@ -124,24 +136,11 @@ class LiveSession:
         # tiered faces, as in whole clips: full landmarks at the analyzer's landmark rate, the
         # detector's keypoints between; the primary face's frames since its last landmark
         # frame (that frame first), interpolated when the next one arrives
-        landmark_fps = float(getattr(analyzer.config, "landmark_fps", 0.0) or 0.0)
-        self.landmarks_every = max(1, round(config.fps / landmark_fps)) if landmark_fps else 1
+        self.landmarks_every = 1
         self._since_fresh: list = []
         if config.video:
-            from ahmer.preprocessing.faces import FaceAnalyzer
-
-            store = analyzer.store
-            engine = getattr(analyzer.config, "face_engine", DEFAULT_ENGINE)
-            self._faces = FaceAnalyzer(
-                store.path("face_landmarker"),
-                detector_path=store.path("face_detector_full_range"),
-                engine=engine,
-                landmarks_every=self.landmarks_every,
-                short_range_detector_path=(
-                    store.path("face_detector_short_range") if engine == "tasks" else None
-                ),
-                face_search_every=5,
-            )
+            self._faces = analyzer.face_analyzer(fps=config.fps, threads=LIVE_FACE_THREADS)
+            self.landmarks_every = self._faces.landmarks_every
             self.names = list(self._faces.blendshape_names)
         self.ring = AudioRing(max(config.full_audio, config.window + 25.0))
         self.resampler = (
@@ -366,7 +365,7 @@ class LiveSession:
             self.next_emit = k
             self._next_eval = now + cfg.eval_interval
         t = time.perf_counter()
-        pred = predict_window(self.analyzer, tl, emotion, self.text_cache)
+        pred = self.analyzer.predict(tl, emotion=emotion, embed=self.text_encoder.encode)
         last = float(times[k - 1])
         out: list = []
         if rolling and last >= self._next_update:
@@ -375,7 +374,7 @@ class LiveSession:
             frames = result.frames[first - a : k - a]
             out.append(self._rolling(result, float(tl.times[0]), last, n))
         else:
-            frames = frame_results(tl, pred, range(first - a, k - a), self.threshold)
+            frames = frame_results(tl, pred, self.threshold, range(first - a, k - a))
         self.clock.add("live_window", time.perf_counter() - t)
         return [FrameOut(first + j, f) for j, f in enumerate(frames)] + out
 
@@ -385,8 +384,8 @@ class LiveSession:
             a = self.store.index_at(self.store.times[i] - self.cfg.provisional_window)
             tl, emotion = self._window(a, i + 1)
         t = time.perf_counter()
-        pred = predict_window(self.analyzer, tl, emotion, self.text_cache)
-        frame = frame_results(tl, pred, [i - a], self.threshold)[0]
+        pred = self.analyzer.predict(tl, emotion=emotion, embed=self.text_encoder.encode)
+        frame = frame_results(tl, pred, self.threshold, [i - a])[0]
         self.clock.add("live_provisional", time.perf_counter() - t)
         return FrameOut(i, frame, final=False)
 
@@ -395,20 +394,15 @@ class LiveSession:
         info = self._info()
         tl = self.store.timeline(a, b, info, self.names)
         tl.fps = self.cfg.fps
+        words: list[Word] = []
         if len(tl):
             t0, t1 = tl.times[0] - 2.5, tl.times[-1] + 1.5
-            tl.words = [w for w in self._words() if w.end > t0 and w.start < t1]
+            words = [w for w in self._words() if w.end > t0 and w.start < t1]
             tl.speech = [s for s in self.speech.all_speech() if s.end > t0 and s.start < t1]
-        self._fill_words(tl)
-        return tl, self.store.emotion(a, b)
-
-    def _fill_words(self, tl) -> None:
-        from ahmer.preprocessing.pipeline import word_index_at
-
+        set_words(tl, words)
         tl.transcript_source = self._transcript_source()
         tl.language = self.tracker.language_found or (self.cfg.language or "")
-        tl.word_index = word_index_at(tl.words, tl.times)
-        tl.masks["words"] = tl.word_index >= 0
+        return tl, self.store.emotion(a, b)
 
     def _transcript_source(self) -> str:
         if self.cfg.client_transcript:
@@ -481,9 +475,8 @@ class LiveSession:
         with self._lock:
             tl, emotion = self._window(0, n)
             tl.speech = list(self.speech.all_speech())
-            tl.words = list(self._words())
-            self._fill_words(tl)
-        pred = predict_window(self.analyzer, tl, emotion, self.text_cache)
+            set_words(tl, list(self._words()))
+        pred = self.analyzer.predict(tl, emotion=emotion, embed=self.text_encoder.encode)
         result = self.analyzer.postprocess(tl, pred)
         self.clock.add("live_finish", time.perf_counter() - t)
         result.timings.update({k: round(v, 4) for k, v in self.clock.timings.items()})
@@ -515,7 +508,7 @@ class LiveSession:
             if self._faces is not None:
                 self._faces.close()
                 self._faces = None
-            self.text_cache.clear()
+            self.text_encoder.clear_cache()
             self._since_fresh = []
             self.client_words = []
             self.speech = SpeechState()

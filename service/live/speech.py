@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ahmer.preprocessing.pipeline import speech_at
-from ahmer.preprocessing.prosody import compute_prosody
+from ahmer.preprocessing.pipeline import audio_features, speech_at
 from ahmer.preprocessing.timeline import Segment, Word
 from ahmer.preprocessing.vad import run_vad
 
@@ -126,7 +125,9 @@ class SpeechTracker:
         words: list[Word] | None,
     ) -> dict[str, np.ndarray]:
         """Per-frame audio features for ``times`` (absolute) from ``audio`` starting at
-        ``start``; speech and words in absolute times."""
+        ``start``; speech and words in absolute times. The features of whole clips
+        (:func:`~ahmer.preprocessing.pipeline.audio_features`), on the window's clock, plus
+        ``vad``."""
         rel_times = times - start
         rel_speech = [Segment(s.start - start, s.end - start) for s in speech if s.end > start]
         rel_words = None
@@ -134,16 +135,6 @@ class SpeechTracker:
             rel_words = [
                 Word(w.start - start, w.end - start, w.text) for w in words if w.end > start
             ]
-        pros = compute_prosody(audio, SR, rel_times, rel_speech, rel_words or None)
-        inside = rel_times < len(audio) / SR
-        energy, f0, voiced = pros.energy_db.copy(), pros.f0_hz.copy(), pros.voiced.copy()
-        energy[~inside], f0[~inside], voiced[~inside] = np.nan, np.nan, False
-        return {
-            "audio": inside,
-            "vad": speech_at(speech, times).astype(np.float32),
-            "energy_db": energy,
-            "f0_hz": f0,
-            "voiced": voiced,
-            "speech_rate": pros.speech_rate,
-            "pause_s": pros.pause_s,
-        }
+        values = audio_features(audio, SR, rel_times, rel_speech, rel_words or None)
+        values["vad"] = speech_at(speech, times).astype(np.float32)
+        return values
