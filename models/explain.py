@@ -12,9 +12,10 @@ import numpy as np
 
 from ahmer.preprocessing.timeline import Timeline
 
+from .contract import EMOTIONS
 from .cues import NEGATIVE_EMOTIONS, CueFrames, Hit
 from .fusion import CONTRIB_GROUPS, CONTRIB_NAMES
-from .results import EMOTIONS, AHSegment, Cue, Explanation
+from .results import AHSegment, Cue, Explanation
 
 __all__ = ["explain", "segments_from", "spans_above"]
 

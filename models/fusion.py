@@ -38,24 +38,19 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .cues import CUE_GROUPS, CUE_NAMES, MASK_NAMES
+from .contract import ATTRIBUTION_NAMES, EMBED_DIM, FUSION_CONTRACT, MASK_NAMES
+from .cues import CUE_GROUPS, CUE_NAMES
 
 __all__ = [
-    "CONTRACT",
     "CONTRIB_NAMES",
     "CONTRIB_GROUPS",
-    "ATTRIBUTION_NAMES",
-    "EMBED_DIM",
     "FusionWeights",
     "build_fusion_model",
 ]
 
-CONTRACT = "ahmer.fusion/1"
-EMBED_DIM = 384
 EXTRA_CONTRIBS = {"semantic_hesitancy": "verbal", "valence_discord": "cross_modal"}
 CONTRIB_GROUPS: dict[str, str] = {**CUE_GROUPS, **EXTRA_CONTRIBS}
 CONTRIB_NAMES = tuple(CONTRIB_GROUPS)
-ATTRIBUTION_NAMES = ("visual", "vocal", "verbal", "cross_modal")
 HALF_TAPS = 20  # smoothing kernel half-width in frames (covers +-0.67 s even at 30 fps)
 
 
@@ -279,7 +274,7 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
     )
     model.ir_version = 8
     meta = {
-        "contract": CONTRACT,
+        "contract": FUSION_CONTRACT,
         "weights_id": w.weights_id,
         "cue_names": ",".join(CUE_NAMES),
         "contrib_names": ",".join(CONTRIB_NAMES),

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from .backend import BackendError, InferenceBackend, Signature, TensorSpec
+from .backend import BackendError, InferenceBackend, Signature
+from .contract import TensorSpec
 
 __all__ = ["DEVICES", "OnnxRuntimeBackend", "choose_providers"]
 

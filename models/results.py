@@ -7,10 +7,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .contract import RESULT_SCHEMA
+
 __all__ = [
-    "RESULT_SCHEMA",
     "PRIOR_NOTICE",
-    "EMOTIONS",
     "FaceRef",
     "FrameResult",
     "AHSegment",
@@ -19,10 +19,9 @@ __all__ = [
     "ClipResult",
     "TranscriptWord",
     "AnalysisResult",
+    "json_ready",
 ]
 
-RESULT_SCHEMA = "ahmer.result/1"
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 PRIOR_NOTICE = (
     "A/H scores come from a zero-shot cue prior (hand-set weights over interpretable cues), "
     "not from a model trained on BAH; treat them as a screening aid, not a diagnosis."
@@ -114,20 +113,22 @@ class AnalysisResult:
         data = asdict(self)
         if not frames:
             data.pop("frames")
-        return _clean(data)
+        return json_ready(data)
 
     def to_json(self, indent: int | None = None, frames: bool = True) -> str:
         return json.dumps(self.to_dict(frames=frames), indent=indent, allow_nan=False)
 
 
-def _clean(value):
-    """Round floats to 4 decimals, NaN -> None, tuples -> lists (JSON-ready)."""
+def json_ready(value):
+    """The JSON form of result values: floats rounded to 4 decimals, NaN and infinity -> None,
+    tuples -> lists, numpy scalars -> Python numbers (what :meth:`AnalysisResult.to_dict`
+    writes, and the protobuf converter reuses)."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_ready(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        value = value.item()
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else round(value, 4)
-    if hasattr(value, "item"):  # numpy scalars
-        return _clean(value.item())
     return value

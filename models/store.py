@@ -32,7 +32,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .sources import ARTIFACTS, CARRIERS, ArtifactSpec, Carrier, TensorSpec
+from .contract import TensorSpec
+from .sources import ARTIFACTS, CARRIERS, ArtifactSpec, Carrier
 
 __all__ = [
     "BuildReport",
@@ -99,7 +100,9 @@ class ManifestEntry:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ManifestEntry:
         def tensors(items: Iterable[dict[str, Any]]) -> tuple[TensorSpec, ...]:
-            return tuple(TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in items)
+            return tuple(
+                TensorSpec(name=t["name"], dtype=t["dtype"], shape=tuple(t["shape"])) for t in items
+            )
 
         data = dict(data)
         data["source"] = SourceRef(**data["source"])
@@ -276,7 +279,7 @@ def _onnx_signature(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpe
         shape = tuple(
             d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim
         )
-        return TensorSpec(v.name, shape, helper.tensor_dtype_to_np_dtype(t.elem_type).name)
+        return TensorSpec(v.name, helper.tensor_dtype_to_np_dtype(t.elem_type).name, shape)
 
     inputs = tuple(spec(v) for v in graph.input if v.name not in init)
     return inputs, tuple(spec(v) for v in graph.output)

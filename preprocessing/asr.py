@@ -48,13 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .timeline import Segment, Word
+from .timeline import SAMPLE_RATE, Segment, Word
 from .vad import check_audio, run_vad
 
 __all__ = [
     "FILLER_PROMPT",
     "MERGE_GAP_S",
-    "SAMPLE_RATE",
     "AsrError",
     "Transcript",
     "Transcriber",
@@ -62,7 +61,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 FILLER_PROMPT = "So, um, I was like, uh, you know, hmm, er, not sure."
 MERGE_GAP_S = 2.0  # speech segments closer than this are decoded together
 _MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")

@@ -32,7 +32,7 @@ from typing import BinaryIO
 import av
 import numpy as np
 
-from .timeline import MediaInfo
+from .timeline import SAMPLE_RATE, MediaInfo
 
 __all__ = [
     "MediaSource",
@@ -526,7 +526,7 @@ def _to_rgb(frame, max_side: int | None, rotation: int) -> np.ndarray:
 
 def iter_audio(
     source: MediaSource,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     chunk_seconds: float = 5.0,
     report: DecodeReport | None = None,
 ) -> Iterator[np.ndarray]:
@@ -603,7 +603,7 @@ def _audio_end(audio, origin: float, sample_rate: int) -> int | None:
 
 
 def load_audio(
-    source: MediaSource, sample_rate: int = 16000, report: DecodeReport | None = None
+    source: MediaSource, sample_rate: int = SAMPLE_RATE, report: DecodeReport | None = None
 ) -> np.ndarray:
     """The whole audio track as mono float32 ``(samples,)`` at ``sample_rate``, aligned to
     the media origin (see :func:`iter_audio`)."""

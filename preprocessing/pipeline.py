@@ -20,7 +20,7 @@ import numpy as np
 from .face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
 from .media import MediaError, MediaSource, iter_frames, load_audio, probe
 from .prosody import compute_prosody
-from .timeline import MediaInfo, Segment, Timeline, Word
+from .timeline import SAMPLE_RATE, MediaInfo, Segment, Timeline, Word
 from .transcript import align_transcript, parse_transcript
 from .vad import VadError, run_vad
 
@@ -65,7 +65,7 @@ class PreprocessConfig:
     crop_size: int = 112
     max_side: int = 1280
     asr_threads: int = 1
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

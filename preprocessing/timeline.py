@@ -18,6 +18,7 @@ import numpy as np
 __all__ = [
     "SCHEMA",
     "MODALITIES",
+    "SAMPLE_RATE",
     "MediaInfo",
     "Word",
     "Segment",
@@ -26,6 +27,7 @@ __all__ = [
 
 SCHEMA = "ahmer.timeline/1"
 MODALITIES = ("video", "face", "audio", "speech", "words")
+SAMPLE_RATE = 16000  # Hz: the one rate audio is decoded to and analysed at (mono float32)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class Timeline:
     word_index: np.ndarray | None = None
     crops: np.ndarray | None = field(default=None, repr=False)
     audio: np.ndarray | None = field(default=None, repr=False)
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
 
     @classmethod
     def empty(

@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .timeline import Segment
+from .timeline import SAMPLE_RATE, Segment
 
 __all__ = [
-    "SAMPLE_RATE",
     "WINDOW_SAMPLES",
     "VadError",
     "VadResult",
@@ -45,7 +44,6 @@ __all__ = [
     "frame_speech_probability",
 ]
 
-SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 512  # Silero's analysis window at 16 kHz (32 ms)
 WINDOW_S = WINDOW_SAMPLES / SAMPLE_RATE
 

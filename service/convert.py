@@ -8,7 +8,6 @@ that ``to_dict``'s 4-decimal rounding removes).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import Any
 
@@ -23,6 +22,7 @@ from ahmer.models.results import (
     FaceRef,
     FrameResult,
     TranscriptWord,
+    json_ready,
 )
 from ahmer.v1 import options_pb2, results_pb2
 
@@ -48,26 +48,13 @@ def to_proto(
 
 
 def frame_to_proto(frame: FrameResult) -> results_pb2.FrameResult:
-    data = _plain(asdict(frame))
+    data = json_ready(asdict(frame))
     return json_format.ParseDict(data, results_pb2.FrameResult(), ignore_unknown_fields=True)
 
 
 def cue_to_proto(cue: Cue) -> results_pb2.Cue:
-    data = _plain(asdict(cue))
+    data = json_ready(asdict(cue))
     return json_format.ParseDict(data, results_pb2.Cue(), ignore_unknown_fields=True)
-
-
-def _plain(value):
-    """As ``AnalysisResult.to_dict`` does: floats rounded to 4 decimals, NaN -> None."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
-        value = value.item()
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else round(value, 4)
-    return value
 
 
 def skip_counts(counts: dict[str, int]) -> results_pb2.SkipCounts:

@@ -23,7 +23,7 @@ from media import (
 from scipy.signal import resample_poly
 
 from ahmer.models.analyzer import Analyzer, AnalyzerConfig
-from ahmer.models.results import RESULT_SCHEMA
+from ahmer.models.contract import RESULT_SCHEMA
 
 SR = 16000
 

@@ -17,9 +17,9 @@ from ahmer.models.backend import (
     BackendError,
     InferenceBackend,
     Signature,
-    TensorSpec,
     make_backend,
 )
+from ahmer.models.contract import TensorSpec
 from ahmer.models.onnx_backend import OnnxRuntimeBackend, choose_providers
 
 RNG = np.random.default_rng(7)

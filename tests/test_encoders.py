@@ -10,8 +10,8 @@ import pytest
 from media import face_photo
 
 from ahmer.models.backend import make_backend
+from ahmer.models.contract import EMOTIONS
 from ahmer.models.encoders import (
-    EMOTIONS,
     EncoderError,
     FaceEmotionEncoder,
     TextEncoder,

@@ -9,15 +9,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from ahmer.models.contract import ATTRIBUTION_NAMES, EMBED_DIM
 from ahmer.models.cues import CUE_NAMES, compute_cues, lexical_hits
 from ahmer.models.explain import explain, segments_from
-from ahmer.models.fusion import (
-    ATTRIBUTION_NAMES,
-    CONTRIB_NAMES,
-    EMBED_DIM,
-    FusionWeights,
-    build_fusion_model,
-)
+from ahmer.models.fusion import CONTRIB_NAMES, FusionWeights, build_fusion_model
 from ahmer.models.zeroshot import BIAS, CUES, cue_table_markdown, zeroshot_weights
 from ahmer.preprocessing.timeline import MediaInfo, Segment, Timeline, Word
 

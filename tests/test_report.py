@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ahmer.models.contract import EMOTIONS
 from ahmer.models.results import (
-    EMOTIONS,
     AHSegment,
     AnalysisResult,
     ClipResult,

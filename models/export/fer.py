@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import EMOTIONS
+
 __all__ = [
     "INPUT_SIZE",
     "LABELS",
@@ -34,7 +36,7 @@ __all__ = [
     "load_hdf5",
 ]
 
-LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+LABELS: tuple[str, ...] = EMOTIONS  # fer's output order is the contract's emotion order
 INPUT_SIZE = 64
 _EPS = 1e-3
 _WIDTHS = (16, 32, 64, 128)

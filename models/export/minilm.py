@@ -25,9 +25,11 @@ from torch import nn
 from transformers import BertModel
 from transformers.utils import logging as hf_logging
 
+from ..contract import EMBED_DIM
+
 __all__ = ["DIM", "MAX_SEQ_LENGTH", "MeanPooledEncoder", "convert", "tokenizer_json"]
 
-DIM = 384
+DIM = EMBED_DIM  # the fusion graph's text_emb width
 MAX_SEQ_LENGTH = 256
 _OPSET = 17
 

@@ -13,19 +13,20 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from .tables import EMOTIONS, top_cues
+from ahmer.models.contract import EMOTIONS
+
+from .tables import top_cues
 
 __all__ = ["EMOTION_COLORS", "render_report", "timeline_svg", "histogram_svg", "emotion_bars_svg"]
 
-EMOTION_COLORS = {
-    "angry": "#d62728",
-    "disgust": "#8c564b",
-    "fear": "#9467bd",
-    "happy": "#2ca02c",
-    "sad": "#1f77b4",
-    "surprise": "#ff7f0e",
-    "neutral": "#bdbdbd",
-}
+# one colour per emotion, in the order of EMOTIONS (zip(strict=True) fails loudly if they drift)
+EMOTION_COLORS = dict(
+    zip(
+        EMOTIONS,
+        ("#d62728", "#8c564b", "#9467bd", "#2ca02c", "#1f77b4", "#ff7f0e", "#bdbdbd"),
+        strict=True,
+    )
+)
 NO_FACE = "#f0f0f0"
 PX_PER_SECOND = 60
 OPEN_LIMIT = 40  # clip sections shown open; more start collapsed

@@ -15,6 +15,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ahmer.models.contract import ATTRIBUTION_NAMES as ATTRIBUTION
+from ahmer.models.contract import EMOTIONS
+from ahmer.models.contract import FUSION_MODEL as FUSION
+
 from ..files import atomic_write_bytes, atomic_write_text
 
 __all__ = [
@@ -53,9 +57,6 @@ CLIP_COLUMNS = (
     "models",
 )
 FAILURE_COLUMNS = ("id", "path", "error")
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-ATTRIBUTION = ("visual", "vocal", "verbal", "cross_modal")
-FUSION = "ah_fusion_zeroshot"
 
 
 def load_results(results_dir: Path, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:

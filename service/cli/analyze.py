@@ -75,6 +75,8 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 
 def human_summary(result, name: str) -> str:
+    from ahmer.models.contract import FUSION_MODEL
+
     clip = result.clip
     label = "A/H" if clip.ah_label else "no A/H"
     lines = [
@@ -89,18 +91,16 @@ def human_summary(result, name: str) -> str:
         lines.append(f"  dominant emotion: {clip.dominant_emotion} ({share:.0%})")
     else:
         lines.append("  dominant emotion: none (no face)")
-    lines.append(
-        f"  weights: {result.models.get('ah_fusion_zeroshot', '?')} (a prior, not trained)"
-    )
+    lines.append(f"  weights: {result.models.get(FUSION_MODEL, '?')} (a prior, not trained)")
     return "\n".join(lines)
 
 
 def frames_csv(result) -> str:
-    from ahmer.models.results import EMOTIONS
+    from ahmer.models.contract import ATTRIBUTION_NAMES as attribution
+    from ahmer.models.contract import EMOTIONS
 
     buf = io.StringIO()
     writer = csv.writer(buf)
-    attribution = ("visual", "vocal", "verbal", "cross_modal")
     writer.writerow(
         [
             "time",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ahmer.preprocessing.timeline import SAMPLE_RATE
 from ahmer.v1 import live_pb2, options_pb2
 
 __all__ = ["replay_requests", "stream_config"]
@@ -33,7 +34,7 @@ def stream_config(
         config.video.encoding = live_pb2.VideoFormat.JPEG
     if audio:
         config.audio.encoding = live_pb2.AudioFormat.PCM16
-        config.audio.sample_rate = 16000
+        config.audio.sample_rate = SAMPLE_RATE
         config.audio.channels = 1
     if options is not None:
         config.options.CopyFrom(options)
@@ -64,12 +65,12 @@ def _audio(path: Path, chunk_s: float) -> Iterator[tuple[float, int, object]]:
     from ahmer.preprocessing.media import iter_audio
 
     position = 0
-    for chunk in iter_audio(path, 16000, chunk_seconds=chunk_s):
+    for chunk in iter_audio(path, SAMPLE_RATE, chunk_seconds=chunk_s):
         pcm = (np.clip(chunk, -1, 1) * 32767).astype("<i2").tobytes()
-        start = position / 16000
+        start = position / SAMPLE_RATE
         position += len(chunk)
         yield (
-            position / 16000,
+            position / SAMPLE_RATE,
             1,
             live_pb2.StreamRequest(audio=live_pb2.AudioChunk(start_time=start, data=pcm)),
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from ahmer.models.results import EMOTIONS, RESULT_SCHEMA
+from ahmer.models.contract import AH_LABELS, EMOTIONS, FUSION_MODEL, RESULT_SCHEMA
 from ahmer.v1 import service_pb2, service_pb2_grpc
 
 from ..convert import to_proto
@@ -39,7 +39,7 @@ MODEL_ROLES = {
     "fer_emotion": ("facial emotion", EMOTIONS),
     "minilm": ("text embedding", ()),
     "whisper_tiny_en": ("speech recognition with word times", ()),
-    "ah_fusion_zeroshot": ("A/H and emotion fusion (zero-shot cue prior)", ("no_ah", "ah")),
+    FUSION_MODEL: ("A/H and emotion fusion (zero-shot cue prior)", AH_LABELS),
 }
 
 
@@ -221,7 +221,7 @@ def models_info(state: ServerState) -> service_pb2.ModelsInfo:
         fps=state.config.fps,
         threshold=analyzer.config.threshold,
         emotion_labels=list(EMOTIONS),
-        ah_labels=["no_ah", "ah"],
+        ah_labels=list(AH_LABELS),
         result_schema=RESULT_SCHEMA,
         server_version=server_version,
     )

