@@ -172,7 +172,7 @@ class ProgressDisplay:
 def _scored_videos(results: list[dict[str, Any]]):
     import numpy as np
 
-    from ahmer.models.metrics import ScoredVideo
+    from ahmer.models.evaluation import ScoredVideo
 
     for r in results:
         frames = r.get("frames", [])
@@ -189,7 +189,7 @@ def _scored_videos(results: list[dict[str, Any]]):
 
 
 def compute_metrics(results, labels, label_fps: float | None) -> dict[str, Any]:
-    from ahmer.models.metrics import evaluate
+    from ahmer.models.evaluation import evaluate
 
     report = evaluate(list(_scored_videos(results)), labels, label_fps=label_fps)
     models: dict[str, str] = {}
@@ -312,7 +312,7 @@ def run_score(args: argparse.Namespace) -> int:
         return _usage(problem)
     labels = None
     if args.labels:
-        from ahmer.models.metrics import MetricsError, load_labels
+        from ahmer.models.evaluation import MetricsError, load_labels
 
         try:
             labels = load_labels(args.labels)

@@ -1,4 +1,5 @@
-"""The BAH metrics (AVGF1, AP, accuracy, per-class F1) and readers for labels in the BAH layout.
+"""Evaluation against BAH labels: the BAH metrics (AVGF1, AP, accuracy, per-class F1) and
+readers for labels in the BAH layout.
 
 Definitions follow the BAH reference code (``bah_metrics.py`` of the dataset's repository),
 which the ABAW A/H challenges reuse. Class 1 is "A/H present", class 0 "no A/H".

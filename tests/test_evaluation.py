@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from ahmer.models.metrics import (
+from ahmer.models.evaluation import (
     LabelSet,
     MetricsError,
     ScoredVideo,
