@@ -34,6 +34,12 @@ class FaceRef:
     track_id: int
     quality: float
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaceRef:
+        return cls(
+            tuple(_float(v) for v in data["box"]), int(data["track_id"]), _float(data["quality"])
+        )
+
 
 @dataclass(frozen=True)
 class FrameResult:
@@ -47,6 +53,21 @@ class FrameResult:
     attribution: dict[str, float]  # leave-one-modality-out change in A/H probability
     modalities: dict[str, bool]  # visual, vocal, verbal present
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrameResult:
+        face = data["face"]
+        return cls(
+            time=_float(data["time"]),
+            face=None if face is None else FaceRef.from_dict(face),
+            emotion=_floats(data["emotion"]),
+            emotion_label=data["emotion_label"],
+            valence=_float(data["valence"]),
+            ah_probability=_float(data["ah_probability"]),
+            ah_label=int(data["ah_label"]),
+            attribution=_floats(data["attribution"]),
+            modalities={k: bool(v) for k, v in data["modalities"].items()},
+        )
+
 
 @dataclass(frozen=True)
 class AHSegment:
@@ -54,6 +75,10 @@ class AHSegment:
     end: float
     peak_time: float
     peak_probability: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AHSegment:
+        return cls(*(_float(data[k]) for k in ("start", "end", "peak_time", "peak_probability")))
 
 
 @dataclass(frozen=True)
@@ -69,11 +94,27 @@ class Cue:
     evidence: dict[str, Any]
     text: str  # one phrase describing the evidence, used by the summary
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cue:
+        return cls(
+            type=data["type"],
+            cue=data["cue"],
+            start=_float(data["start"]),
+            end=_float(data["end"]),
+            weight=_float(data["weight"]),
+            evidence=dict(data["evidence"]),
+            text=data["text"],
+        )
+
 
 @dataclass(frozen=True)
 class Explanation:
     summary: str
     cues: tuple[Cue, ...]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Explanation:
+        return cls(data["summary"], tuple(Cue.from_dict(c) for c in data["cues"]))
 
 
 @dataclass(frozen=True)
@@ -81,6 +122,10 @@ class TranscriptWord:
     start: float
     end: float
     text: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TranscriptWord:
+        return cls(_float(data["start"]), _float(data["end"]), data["text"])
 
 
 @dataclass(frozen=True)
@@ -92,6 +137,18 @@ class ClipResult:
     emotion_distribution: dict[str, float] | None
     dominant_emotion: str | None
     mean_valence: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClipResult:
+        return cls(
+            ah_probability=_float(data["ah_probability"]),
+            ah_label=int(data["ah_label"]),
+            threshold=_float(data["threshold"]),
+            segments=tuple(AHSegment.from_dict(s) for s in data["segments"]),
+            emotion_distribution=_floats(data["emotion_distribution"]),
+            dominant_emotion=data["dominant_emotion"],
+            mean_valence=_float(data["mean_valence"]),
+        )
 
 
 @dataclass
@@ -117,6 +174,47 @@ class AnalysisResult:
 
     def to_json(self, indent: int | None = None, frames: bool = True) -> str:
         return json.dumps(self.to_dict(frames=frames), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnalysisResult:
+        """The typed result of its JSON form (what :meth:`to_dict` writes, with or without
+        frames). Lists come back as tuples where the dataclass has tuples and a number written
+        as null (NaN or infinity) as NaN, so ``from_dict(d).to_dict() == d``. Keys of no field
+        (such as the ``id`` and ``batch`` that ``ahmer score`` adds) are ignored. Raises
+        ValueError for another schema or a missing field."""
+        schema = data.get("schema", RESULT_SCHEMA)
+        if schema != RESULT_SCHEMA:
+            raise ValueError(f"result schema {schema!r} is not {RESULT_SCHEMA!r}")
+        try:
+            return cls(
+                clip=ClipResult.from_dict(data["clip"]),
+                frames=[FrameResult.from_dict(f) for f in data.get("frames", ())],
+                explanation=Explanation.from_dict(data["explanation"]),
+                transcript=[TranscriptWord.from_dict(w) for w in data["transcript"]],
+                transcript_source=data["transcript_source"],
+                media=dict(data["media"]),
+                models=dict(data["models"]),
+                timings=_floats(data["timings"]),
+                warnings=list(data.get("warnings", ())),
+                fps=_float(data.get("fps", 5.0)),
+                schema=schema,
+                notice=data.get("notice", PRIOR_NOTICE),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not an {RESULT_SCHEMA} result: {type(exc).__name__} {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AnalysisResult:
+        return cls.from_dict(json.loads(text))
+
+
+def _float(value: Any) -> float:
+    """A JSON number as a float; null (what ``to_dict`` writes for NaN and infinity) -> NaN."""
+    return math.nan if value is None else float(value)
+
+
+def _floats(values: dict[str, Any] | None) -> dict[str, float] | None:
+    return None if values is None else {k: _float(v) for k, v in values.items()}
 
 
 def json_ready(value):

@@ -24,6 +24,8 @@ from scipy.signal import resample_poly
 
 from ahmer.models.analyzer import Analyzer, AnalyzerConfig
 from ahmer.models.contract import RESULT_SCHEMA
+from ahmer.models.results import AnalysisResult
+from ahmer.service.batch.tables import FRAME_COLUMNS
 
 SR = 16000
 
@@ -172,6 +174,12 @@ def test_result_json_schema(results):
     assert times == sorted(times) and len(set(times)) == len(times)
 
 
+def test_result_json_reads_back_typed(results):
+    for result in results.values():
+        data = json.loads(result.to_json())
+        assert AnalysisResult.from_dict(data).to_dict() == data == result.to_dict()
+
+
 def test_cli_analyze_writes_json_and_csv(clips, model_store):
     tmp = clips["tmp"]
     out = subprocess.run(
@@ -185,7 +193,8 @@ def test_cli_analyze_writes_json_and_csv(clips, model_store):
     data = json.loads((tmp / "r.json").read_text())
     rows = list(csv.DictReader((tmp / "f.csv").open()))
     assert len(rows) == len(data["frames"])
-    assert rows[0]["emotion"] == "happy"
+    assert rows[0]["emotion_label"] == "happy"
+    assert list(rows[0]) == list(FRAME_COLUMNS)  # the frame table of ahmer score, less id
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,13 @@ headless Chromium with no console messages, sorts its table on a header click an
 non-trivial screenshot.
 
 The results are real :class:`~ahmer.models.results.AnalysisResult` objects built in the test
-(rendering does not need media), serialised as the batch writes them.
+(rendering does not need media), serialised as the batch writes them and read back typed.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import shutil
 import subprocess
@@ -28,12 +30,19 @@ from ahmer.models.results import (
     TranscriptWord,
 )
 from ahmer.service.batch.report import render_report
-from ahmer.service.batch.tables import clip_rows, frame_columns, top_cues
+from ahmer.service.batch.tables import (
+    FRAME_COLUMNS,
+    BatchResult,
+    clip_rows,
+    frame_columns,
+    frames_csv,
+    top_cues,
+)
 
 NASTY = '<script>alert("x")</script>&'
 
 
-def _result(clip_id: str, p_clip: float, face: bool = True, n: int = 20) -> dict:
+def _analysis(p_clip: float, face: bool = True, n: int = 20) -> AnalysisResult:
     times = np.arange(n) / 5.0
     probs = 0.5 + 0.45 * np.sin(times * 1.3 + p_clip * 3)
     frames = []
@@ -59,7 +68,7 @@ def _result(clip_id: str, p_clip: float, face: bool = True, n: int = 20) -> dict
             )
         )
     words = ["I", "guess", "maybe", NASTY, "but", "um", "no"]
-    result = AnalysisResult(
+    return AnalysisResult(
         clip=ClipResult(
             ah_probability=p_clip,
             ah_label=int(p_clip >= 0.5),
@@ -84,10 +93,13 @@ def _result(clip_id: str, p_clip: float, face: bool = True, n: int = 20) -> dict
         timings={"total": 1.0},
         fps=5.0,
     )
-    data = result.to_dict()
+
+
+def _result(clip_id: str, p_clip: float, face: bool = True) -> BatchResult:
+    data = _analysis(p_clip, face).to_dict()
     data["id"] = clip_id
     data["batch"] = {"path": f"/data/{clip_id}.mp4"}
-    return data
+    return BatchResult.from_dict(json.loads(json.dumps(data)))
 
 
 RESULTS = [
@@ -108,7 +120,7 @@ def test_report_is_escaped_and_offline():
     assert urls <= {"http://www.w3.org"}, urls
     assert "default-src 'none'" in page  # and the browser is told to refuse any fetch
     for r in RESULTS:
-        assert f'id="clip-{r["id"]}"' in page
+        assert f'id="clip-{r.id}"' in page
     assert page.count("<polyline") == len(RESULTS)  # one A/H line per timeline
     assert "broken" in page
 
@@ -117,11 +129,57 @@ def test_tables_rows():
     rows = clip_rows(RESULTS)
     assert [r["id"] for r in rows] == ["clip_b", "clip_a", "audio_only"]
     assert rows[0]["top_cues"] == "hedge@1.2s; pause@3.0s"
-    assert top_cues(RESULTS[0], limit=1) == "hedge@1.2s"
+    assert top_cues(RESULTS[0].result, limit=1) == "hedge@1.2s"
     assert rows[2]["dominant_emotion"] == ""
-    cols = frame_columns(RESULTS)
+    cols = frame_columns([r.result for r in RESULTS], [r.id for r in RESULTS])
     assert len(cols["id"]) == 60
-    assert cols["emotion_label"][40] is None and cols["face"][40] is False
+    assert cols["emotion_label"][40] is None and cols["success"][40] == 0
+    assert list(cols) == ["id", *FRAME_COLUMNS]
+    assert cols["frame"][:2] == [0, 1] and cols["frame"][20] == 0  # per clip, 0-based
+    assert cols["face_id"][0] == 0 and cols["face_id"][40] is None
+
+
+def test_frame_table_one_clip_as_analyze_writes_it():
+    text = frames_csv([_analysis(0.81)])
+    header, first, *rest = text.splitlines()
+    assert header.split(",") == list(FRAME_COLUMNS)  # the batch columns less id
+    row = dict(zip(FRAME_COLUMNS, first.split(","), strict=True))
+    assert row["frame"] == "0" and row["timestamp"] == "0.0" and row["success"] == "1"
+    assert row["emotion_label"] == "angry" and row["modality_visual"] == "1"
+    assert len(rest) == 19
+    no_face = frames_csv([_analysis(0.55, face=False)]).splitlines()[1].split(",")
+    row = dict(zip(FRAME_COLUMNS, no_face, strict=True))
+    assert row["success"] == "0" and row["face_id"] == row["emotion_angry"] == ""
+
+
+@pytest.mark.parametrize("frames", [True, False])
+def test_result_round_trip(frames):
+    for face in (True, False):
+        result = _analysis(0.81, face)
+        data = result.to_dict(frames=frames)
+        assert AnalysisResult.from_dict(data).to_dict(frames=frames) == data
+        back = AnalysisResult.from_json(result.to_json(frames=frames))
+        assert back.to_dict(frames=frames) == data
+        assert isinstance(back.clip.segments, tuple) and isinstance(back.explanation.cues, tuple)
+        if frames:
+            assert back.frames[0] == FrameResult.from_dict(data["frames"][0])
+            assert (back.frames[0].face is not None) == face
+
+
+def test_result_from_dict_nan_extras_and_errors():
+    data = _analysis(0.81).to_dict()
+    data["frames"][0]["valence"] = None  # how to_dict writes NaN
+    data["batch"] = {"path": "/data/x.mp4", "key": "k"}
+    data["id"] = "x"
+    back = AnalysisResult.from_dict(data)
+    assert math.isnan(back.frames[0].valence)
+    assert back.to_dict()["frames"][0]["valence"] is None
+    item = BatchResult.from_dict(data)
+    assert (item.id, item.path, item.batch["key"]) == ("x", "/data/x.mp4", "k")
+    with pytest.raises(ValueError, match="schema"):
+        AnalysisResult.from_dict({**data, "schema": "ahmer.result/2"})
+    with pytest.raises(ValueError, match="clip"):
+        AnalysisResult.from_dict({"schema": data["schema"]})
 
 
 def _chromium() -> str | None:

@@ -32,6 +32,7 @@ from ahmer.service.batch.engine import (
     result_path,
     select_shard,
 )
+from ahmer.service.batch.tables import FRAME_COLUMNS
 
 # -- discovery, ids, shards, keys (no models needed) --------------------------------------------
 
@@ -233,6 +234,7 @@ def test_bad_files_are_recorded_and_the_batch_goes_on(full_run):
     assert frames.num_rows == sum(len(r["frames"]) for r in results.values()) > 10
     assert set(frames.column("id").to_pylist()) == set(results)
     assert len(_rows(out / "frames.csv")) == frames.num_rows
+    assert frames.column_names == list(_rows(out / "frames.csv")[0]) == ["id", *FRAME_COLUMNS]
     page = (out / "report.html").read_text()
     assert all(f'id="clip-{k}"' in page for k in results)
     # no transcript text on the console: no two consecutive transcript words appear

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ahmer.models.contract import EMOTIONS
+from ahmer.models.results import json_ready
 
-from .tables import top_cues
+from .tables import BatchResult, top_cues
 
 __all__ = ["EMOTION_COLORS", "render_report", "timeline_svg", "histogram_svg", "emotion_bars_svg"]
 
@@ -162,14 +163,14 @@ def _tick_step(duration: float) -> float:
     return 120
 
 
-def timeline_svg(result: dict[str, Any]) -> str:
+def timeline_svg(item: BatchResult) -> str:
     """A/H probability line with shaded segments and threshold, emotion band, cue markers and
     words on the time axis, for one result."""
-    frames = result.get("frames", [])
-    clip = result["clip"]
-    duration = float(result.get("media", {}).get("duration") or 0.0)
+    result = item.result
+    frames, clip = result.frames, result.clip
+    duration = float(result.media.get("duration") or 0.0)
     if frames:
-        duration = max(duration, frames[-1]["time"] + 1.0 / float(result.get("fps") or 5.0))
+        duration = max(duration, frames[-1].time + 1.0 / float(result.fps or 5.0))
     duration = max(duration, 0.5)
     left, right = 40, 12
     pw = max(600, int(duration * PX_PER_SECOND))
@@ -188,17 +189,17 @@ def timeline_svg(result: dict[str, Any]) -> str:
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img">',
-        f"<title>Timeline of {_e(result.get('id'))}</title>",
+        f"<title>Timeline of {_e(item.id)}</title>",
         f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
     ]
-    for seg in clip.get("segments", []):
+    for seg in clip.segments:
         parts.append(
-            f'<rect x="{_f(x(seg["start"]))}" y="{top}" '
-            f'width="{_f(max(1.0, x(seg["end"]) - x(seg["start"])))}" height="{ph}" '
-            f'fill="#ef9a9a" fill-opacity="0.45"><title>A/H {seg["start"]:.1f}-'
-            f"{seg['end']:.1f} s (peak {seg['peak_probability']:.2f})</title></rect>"
+            f'<rect x="{_f(x(seg.start))}" y="{top}" '
+            f'width="{_f(max(1.0, x(seg.end) - x(seg.start)))}" height="{ph}" '
+            f'fill="#ef9a9a" fill-opacity="0.45"><title>A/H {seg.start:.1f}-'
+            f"{seg.end:.1f} s (peak {seg.peak_probability:.2f})</title></rect>"
         )
-    threshold = float(clip.get("threshold") or 0.5)
+    threshold = float(json_ready(clip.threshold) or 0.5)
     parts.append(
         f'<line x1="{left}" y1="{_f(y(threshold))}" x2="{left + pw}" y2="{_f(y(threshold))}" '
         'stroke="#555" stroke-dasharray="4 3"/>'
@@ -208,25 +209,25 @@ def timeline_svg(result: dict[str, Any]) -> str:
             f'<text x="{left - 4}" y="{_f(y(p) + 4)}" font-size="10" text-anchor="end">{p:g}</text>'
         )
     if frames:
-        points = " ".join(f"{_f(x(f['time']))},{_f(y(f['ah_probability']))}" for f in frames)
+        points = " ".join(f"{_f(x(f.time))},{_f(y(f.ah_probability))}" for f in frames)
         parts.append(
             f'<polyline points="{points}" fill="none" stroke="#b71c1c" stroke-width="1.8"/>'
         )
     for i, f in enumerate(frames):  # emotion band
-        end = frames[i + 1]["time"] if i + 1 < len(frames) else duration
-        label = f.get("emotion_label")
+        end = frames[i + 1].time if i + 1 < len(frames) else duration
+        label = f.emotion_label
         color = EMOTION_COLORS.get(label, NO_FACE)
         parts.append(
-            f'<rect x="{_f(x(f["time"]))}" y="{band_y}" '
-            f'width="{_f(max(0.5, x(end) - x(f["time"])))}" height="{band_h}" fill="{color}">'
-            f"<title>{f['time']:.1f} s: {_e(label or 'no face')}</title></rect>"
+            f'<rect x="{_f(x(f.time))}" y="{band_y}" '
+            f'width="{_f(max(0.5, x(end) - x(f.time)))}" height="{band_h}" fill="{color}">'
+            f"<title>{f.time:.1f} s: {_e(label or 'no face')}</title></rect>"
         )
-    for cue in result.get("explanation", {}).get("cues", []):
-        cx = x(cue["start"])
+    for cue in result.explanation.cues:
+        cx = x(cue.start)
         parts.append(
             f'<path d="M{_f(cx - 4)},{top} L{_f(cx + 4)},{top} L{_f(cx)},{top + 7} Z" '
-            f'fill="#1a237e"><title>{_e(cue.get("type"))} - {_e(cue.get("text"))} '
-            f"({cue['start']:.1f}-{cue['end']:.1f} s, weight {cue.get('weight', 0):.2f})"
+            f'fill="#1a237e"><title>{_e(cue.type)} - {_e(cue.text)} '
+            f"({cue.start:.1f}-{cue.end:.1f} s, weight {cue.weight:.2f})"
             "</title></path>"
         )
     step = _tick_step(duration)
@@ -239,11 +240,11 @@ def timeline_svg(result: dict[str, Any]) -> str:
             f'<text x="{_f(x(t))}" y="{axis_y + 15}" font-size="10" '
             f'text-anchor="middle">{t:g}s</text>'
         )
-    for i, word in enumerate(result.get("transcript", [])):
+    for i, word in enumerate(result.transcript):
         parts.append(
-            f'<text x="{_f(x(word["start"]))}" y="{words_y + (i % 3) * 12}" font-size="10" '
-            f'fill="#333"><title>{word["start"]:.2f}-{word["end"]:.2f} s</title>'
-            f"{_e(word['text'])}</text>"
+            f'<text x="{_f(x(word.start))}" y="{words_y + (i % 3) * 12}" font-size="10" '
+            f'fill="#333"><title>{word.start:.2f}-{word.end:.2f} s</title>'
+            f"{_e(word.text)}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -252,15 +253,15 @@ def timeline_svg(result: dict[str, Any]) -> str:
 # -- the page ----------------------------------------------------------------------------------
 
 
-def _mean_distribution(results: Sequence[dict[str, Any]]) -> tuple[dict[str, float], int]:
+def _mean_distribution(results: Sequence[BatchResult]) -> tuple[dict[str, float], int]:
     sums = dict.fromkeys(EMOTIONS, 0.0)
     n = 0
-    for r in results:
-        dist = r["clip"].get("emotion_distribution")
+    for b in results:
+        dist = b.result.clip.emotion_distribution
         if dist:
             n += 1
             for e in EMOTIONS:
-                sums[e] += float(dist.get(e) or 0.0)
+                sums[e] += float(json_ready(dist.get(e)) or 0.0)
     return ({e: s / n for e, s in sums.items()} if n else sums), n
 
 
@@ -270,7 +271,7 @@ def _cell(value: Any, sort: Any = None, cls: str = "") -> str:
     return f'<td{attr} data-v="{_e(sort)}">{_e(value)}</td>'
 
 
-def _clips_table(results: Sequence[dict[str, Any]]) -> str:
+def _clips_table(results: Sequence[BatchResult]) -> str:
     head = (
         "id",
         "duration (s)",
@@ -282,24 +283,24 @@ def _clips_table(results: Sequence[dict[str, Any]]) -> str:
         "words from",
     )
     rows = []
-    for r in results:
-        clip = r["clip"]
-        duration = r.get("media", {}).get("duration") or 0.0
-        p = float(clip["ah_probability"])
+    for b in results:
+        r, clip = b.result, b.result.clip
+        duration = r.media.get("duration") or 0.0
+        p = float(clip.ah_probability)
         rows.append(
             "<tr>"
-            f'<td data-v="{_e(r["id"])}"><a href="#clip-{_e(r["id"])}">{_e(r["id"])}</a></td>'
+            f'<td data-v="{_e(b.id)}"><a href="#clip-{_e(b.id)}">{_e(b.id)}</a></td>'
             + _cell(f"{duration:.1f}", duration, "num")
             + _cell(f"{p:.3f}", p, "num")
             + _cell(
-                "A/H" if clip["ah_label"] else "no",
-                clip["ah_label"],
-                "ah" if clip["ah_label"] else "",
+                "A/H" if clip.ah_label else "no",
+                clip.ah_label,
+                "ah" if clip.ah_label else "",
             )
-            + _cell(len(clip.get("segments", [])), cls="num")
+            + _cell(len(clip.segments), cls="num")
             + _cell(top_cues(r))
-            + _cell(clip.get("dominant_emotion") or "-")
-            + _cell(r.get("transcript_source", ""))
+            + _cell(clip.dominant_emotion or "-")
+            + _cell(r.transcript_source)
             + "</tr>"
         )
     header = "".join(f"<th>{_e(h)}</th>" for h in head)
@@ -323,51 +324,47 @@ def _failures_table(failures: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def _clip_section(r: dict[str, Any], open_: bool) -> str:
-    clip = r["clip"]
-    label = "A/H" if clip["ah_label"] else "no A/H"
-    words = " ".join(w["text"] for w in r.get("transcript", []))
+def _clip_section(b: BatchResult, open_: bool) -> str:
+    r, clip = b.result, b.result.clip
+    label = "A/H" if clip.ah_label else "no A/H"
+    words = " ".join(w.text for w in r.transcript)
     cues = "".join(
-        f"<li>[{_e(c.get('type'))}] {_e(c.get('text'))} "
-        f'<span class="muted">({c["start"]:.1f}-{c["end"]:.1f} s, weight '
-        f"{c.get('weight', 0):.2f})</span></li>"
-        for c in r.get("explanation", {}).get("cues", [])
+        f"<li>[{_e(c.type)}] {_e(c.text)} "
+        f'<span class="muted">({c.start:.1f}-{c.end:.1f} s, weight '
+        f"{c.weight:.2f})</span></li>"
+        for c in r.explanation.cues
     )
-    warnings = "".join(f"<li>{_e(w)}</li>" for w in r.get("warnings", []))
+    warnings = "".join(f"<li>{_e(w)}</li>" for w in r.warnings)
     return (
-        f'<details id="clip-{_e(r["id"])}"{" open" if open_ else ""}>'
-        f"<summary>{_e(r['id'])}: {label} (p={clip['ah_probability']:.2f})</summary>"
-        f"<p>{_e(r.get('explanation', {}).get('summary', ''))}</p>"
-        f'<div class="scroll">{timeline_svg(r)}</div>'
+        f'<details id="clip-{_e(b.id)}"{" open" if open_ else ""}>'
+        f"<summary>{_e(b.id)}: {label} (p={clip.ah_probability:.2f})</summary>"
+        f"<p>{_e(r.explanation.summary)}</p>"
+        f'<div class="scroll">{timeline_svg(b)}</div>'
         + (f"<ul>{cues}</ul>" if cues else "")
-        + (
-            f'<p class="muted">Words ({_e(r.get("transcript_source", ""))}): {_e(words)}</p>'
-            if words
-            else ""
-        )
+        + (f'<p class="muted">Words ({_e(r.transcript_source)}): {_e(words)}</p>' if words else "")
         + (f'<ul class="muted">{warnings}</ul>' if warnings else "")
         + "</details>"
     )
 
 
 def render_report(
-    results: Sequence[dict[str, Any]],
+    results: Sequence[BatchResult],
     failures: Sequence[dict[str, Any]] = (),
     title: str = "ahmer batch report",
     metrics: dict[str, Any] | None = None,
 ) -> str:
     """The whole HTML page."""
     results = list(results)
-    probs = [float(r["clip"]["ah_probability"]) for r in results]
-    thresholds = {float(r["clip"].get("threshold") or 0.5) for r in results}
+    probs = [float(b.result.clip.ah_probability) for b in results]
+    thresholds = {float(json_ready(b.result.clip.threshold) or 0.5) for b in results}
     threshold = thresholds.pop() if len(thresholds) == 1 else 0.5
     dist, with_face = _mean_distribution(results)
-    positives = sum(int(r["clip"]["ah_label"]) for r in results)
-    seconds = sum(float(r.get("media", {}).get("duration") or 0.0) for r in results)
+    positives = sum(int(b.result.clip.ah_label) for b in results)
+    seconds = sum(float(b.result.media.get("duration") or 0.0) for b in results)
     models = {}
-    for r in results:
-        models.update(r.get("models", {}))
-    notice = next((r.get("notice") for r in results if r.get("notice")), "")
+    for b in results:
+        models.update(b.result.models)
+    notice = next((b.result.notice for b in results if b.result.notice), "")
     legend = (
         "".join(
             f'<span><i style="background:{c}"></i>{_e(e)}</span>' for e, c in EMOTION_COLORS.items()
@@ -411,7 +408,7 @@ def render_report(
         "<h2>Timelines</h2>",
         f'<p class="legend">{legend}<span>red line: A/H probability; shaded: A/H segments; '
         "dashed: threshold; triangles: cues</span></p>",
-        *(_clip_section(r, open_) for r in results),
+        *(_clip_section(b, open_) for b in results),
     ]
     csp = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
     return (

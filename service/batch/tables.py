@@ -1,5 +1,7 @@
-"""Tables of a batch, built from its per-clip result JSON: ``clips.csv`` (one row per clip),
-``frames.parquet`` / ``frames.csv`` (every analysis frame of every clip) and ``failures.csv``.
+"""Tables of a batch, built from its per-clip results (read back typed, as
+:class:`BatchResult`): ``clips.csv`` (one row per clip), ``frames.parquet`` / ``frames.csv``
+(every analysis frame of every clip) and ``failures.csv``. The frame table is also what
+``ahmer analyze --csv`` writes for one clip (:func:`frames_csv`), the same columns less ``id``.
 
 Everything is written atomically. Transcript text never enters these tables (only cue names
 and times); it stays in the per-clip JSON and the report.
@@ -12,22 +14,27 @@ import io
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ahmer.models.contract import ATTRIBUTION_NAMES as ATTRIBUTION
-from ahmer.models.contract import EMOTIONS
+from ahmer.models.contract import EMOTIONS, MASK_NAMES
 from ahmer.models.contract import FUSION_MODEL as FUSION
+from ahmer.models.results import AnalysisResult, FrameResult, json_ready
 
 from ..files import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "CLIP_COLUMNS",
     "FAILURE_COLUMNS",
+    "FRAME_COLUMNS",
+    "BatchResult",
     "load_results",
     "top_cues",
     "clip_rows",
     "frame_columns",
+    "frames_csv",
     "clips_csv",
     "write_clips_csv",
     "write_frames_parquet",
@@ -59,9 +66,34 @@ CLIP_COLUMNS = (
 FAILURE_COLUMNS = ("id", "path", "error")
 
 
-def load_results(results_dir: Path, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """Result JSON of ``ids`` (default: every ``*.json``) in ``results_dir``, sorted by id.
-    Unreadable files are skipped with a warning."""
+@dataclass(frozen=True)
+class BatchResult:
+    """One clip's result as ``ahmer score`` stores it: the clip id, the typed result and the
+    ``batch`` block written beside it (``path``, ``key``, ``sha256``, options, ...)."""
+
+    id: str
+    result: AnalysisResult
+    batch: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str | None:
+        """The media file the batch analysed (None without a batch block)."""
+        path = self.batch.get("path")
+        return None if path is None else str(path)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], default_id: str | None = None) -> BatchResult:
+        """A result JSON object with its ``id`` (else ``default_id``) and ``batch`` keys.
+        Raises ValueError when it is not a result."""
+        clip_id = data.get("id", default_id)
+        if clip_id is None:
+            raise ValueError("result without an id")
+        return cls(str(clip_id), AnalysisResult.from_dict(data), dict(data.get("batch") or {}))
+
+
+def load_results(results_dir: Path, ids: Iterable[str] | None = None) -> list[BatchResult]:
+    """Results of ``ids`` (default: every ``*.json``) in ``results_dir``, sorted by id (a file
+    without an ``id`` takes its stem). Unreadable files are skipped with a warning."""
     folder = Path(results_dir)
     if ids is None:
         paths = sorted(folder.glob("*.json"))
@@ -71,46 +103,43 @@ def load_results(results_dir: Path, ids: Iterable[str] | None = None) -> list[di
     for path in paths:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if not (isinstance(data, dict) and "clip" in data):
+                continue
+            out.append(BatchResult.from_dict(data, path.stem))
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as exc:
             log.warning("skipping unreadable result %s: %s", path.name, exc)
-            continue
-        if isinstance(data, dict) and "clip" in data:
-            data.setdefault("id", path.stem)
-            out.append(data)
-    return sorted(out, key=lambda d: d["id"])
+    return sorted(out, key=lambda b: b.id)
 
 
-def top_cues(result: dict[str, Any], limit: int = 3) -> str:
+def top_cues(result: AnalysisResult, limit: int = 3) -> str:
     """The strongest explanation cues as ``"hedge@1.2s; pause@3.0s"``."""
-    cues = sorted(
-        result.get("explanation", {}).get("cues", []),
-        key=lambda c: -(c.get("weight") or 0.0),
-    )
-    return "; ".join(f"{c['cue']}@{c['start']:.1f}s" for c in cues[:limit])
+    cues = sorted(result.explanation.cues, key=lambda c: -(json_ready(c.weight) or 0.0))
+    return "; ".join(f"{c.cue}@{c.start:.1f}s" for c in cues[:limit])
 
 
-def clip_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def clip_rows(results: Sequence[BatchResult]) -> list[dict[str, Any]]:
     rows = []
-    for r in results:
-        clip, media, models = r["clip"], r.get("media", {}), r.get("models", {})
+    for b in results:
+        r = b.result
+        clip, models = r.clip, r.models
         rows.append(
             {
-                "id": r["id"],
-                "path": r.get("batch", {}).get("path", ""),
-                "duration": media.get("duration"),
-                "ah_probability": clip["ah_probability"],
-                "ah_label": clip["ah_label"],
-                "threshold": clip.get("threshold"),
-                "ah_segments": len(clip.get("segments", [])),
+                "id": b.id,
+                "path": b.path or "",
+                "duration": r.media.get("duration"),
+                "ah_probability": json_ready(clip.ah_probability),
+                "ah_label": clip.ah_label,
+                "threshold": json_ready(clip.threshold),
+                "ah_segments": len(clip.segments),
                 "top_cues": top_cues(r),
-                "dominant_emotion": clip.get("dominant_emotion") or "",
-                "mean_valence": clip.get("mean_valence"),
-                "frames": len(r.get("frames", [])),
-                "fps": r.get("fps"),
-                "transcript_source": r.get("transcript_source", ""),
-                "warnings": len(r.get("warnings", [])),
+                "dominant_emotion": clip.dominant_emotion or "",
+                "mean_valence": json_ready(clip.mean_valence),
+                "frames": len(r.frames),
+                "fps": json_ready(r.fps),
+                "transcript_source": r.transcript_source,
+                "warnings": len(r.warnings),
                 "ah_model": models.get(FUSION, ""),
                 "models": "; ".join(f"{k}={v}" for k, v in sorted(models.items())),
             }
@@ -127,90 +156,97 @@ def clips_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_clips_csv(path: Path, results: Sequence[dict[str, Any]]) -> None:
+def write_clips_csv(path: Path, results: Sequence[BatchResult]) -> None:
     atomic_write_text(path, clips_csv(clip_rows(results)))
 
 
 # -- frames ------------------------------------------------------------------------------------
 
-_FRAME_SCHEMA = (
-    ("id", "string"),
-    ("time", "float64"),
-    ("ah_probability", "float64"),
-    ("ah_label", "int8"),
+# The frame table, in the spirit of OpenFace and py-feat: frame index, time, face track,
+# detection confidence and success first, then feature groups with stable prefixes. Name and
+# Arrow type of each column; the batch tables add a leading ``id``.
+FRAME_SCHEMA = (
+    ("frame", "int32"),
+    ("timestamp", "float64"),
+    ("face_id", "int32"),
+    ("confidence", "float64"),
+    ("success", "int8"),
+    *((f"face_{k}", "float64") for k in ("x0", "y0", "x1", "y1")),
     ("emotion_label", "string"),
     *((f"emotion_{e}", "float64") for e in EMOTIONS),
     ("valence", "float64"),
-    ("face", "bool"),
-    ("track_id", "int32"),
-    ("face_quality", "float64"),
-    ("x0", "float64"),
-    ("y0", "float64"),
-    ("x1", "float64"),
-    ("y1", "float64"),
-    *((f"attr_{a}", "float64") for a in ATTRIBUTION),
-    ("visual", "bool"),
-    ("vocal", "bool"),
-    ("verbal", "bool"),
+    ("ah_probability", "float64"),
+    ("ah_label", "int8"),
+    *((f"attribution_{a}", "float64") for a in ATTRIBUTION),
+    *((f"modality_{m}", "int8") for m in MASK_NAMES),
 )
+FRAME_COLUMNS = tuple(name for name, _ in FRAME_SCHEMA)
+_ID = ("id", "string")
 
 
-def frame_columns(results: Sequence[dict[str, Any]]) -> dict[str, list]:
-    """Every frame of every result, as columns (None where a value does not apply)."""
-    cols: dict[str, list] = {name: [] for name, _ in _FRAME_SCHEMA}
-    for r in results:
-        for f in r.get("frames", []):
-            face, emotion = f.get("face"), f.get("emotion") or {}
-            attribution, modalities = f.get("attribution") or {}, f.get("modalities") or {}
-            box = face["box"] if face else (None,) * 4
-            values = {
-                "id": r["id"],
-                "time": f["time"],
-                "ah_probability": f["ah_probability"],
-                "ah_label": f["ah_label"],
-                "emotion_label": f.get("emotion_label"),
-                "valence": f.get("valence"),
-                "face": face is not None,
-                "track_id": face["track_id"] if face else None,
-                "face_quality": face["quality"] if face else None,
-                "x0": box[0],
-                "y0": box[1],
-                "x1": box[2],
-                "y1": box[3],
-                "visual": modalities.get("visual"),
-                "vocal": modalities.get("vocal"),
-                "verbal": modalities.get("verbal"),
-            }
-            for e in EMOTIONS:
-                values[f"emotion_{e}"] = emotion.get(e)
-            for a in ATTRIBUTION:
-                values[f"attr_{a}"] = attribution.get(a)
-            for name in cols:
-                cols[name].append(values[name])
+def _frame_values(index: int, f: FrameResult) -> list:
+    face, emotion = f.face, f.emotion or {}
+    box = face.box if face else (None,) * 4
+    flags = (f.modalities.get(m) for m in MASK_NAMES)
+    return [
+        index,
+        json_ready(f.time),
+        face.track_id if face else None,
+        json_ready(face.quality) if face else None,
+        int(face is not None),
+        *(json_ready(v) for v in box),
+        f.emotion_label,
+        *(json_ready(emotion.get(e)) for e in EMOTIONS),
+        json_ready(f.valence),
+        json_ready(f.ah_probability),
+        f.ah_label,
+        *(json_ready(f.attribution.get(a)) for a in ATTRIBUTION),
+        *(None if v is None else int(v) for v in flags),
+    ]
+
+
+def frame_columns(
+    results: Sequence[AnalysisResult], ids: Sequence[str] | None = None
+) -> dict[str, list]:
+    """Every frame of every result as columns (:data:`FRAME_COLUMNS`), numbers rounded as in
+    the result JSON, None where a value does not apply (the face and emotion columns of a
+    frame without a face, NaN). With ``ids`` (one per result), a leading ``id`` column."""
+    names = ([_ID[0]] if ids is not None else []) + list(FRAME_COLUMNS)
+    cols: dict[str, list] = {name: [] for name in names}
+    for k, r in enumerate(results):
+        lead = [ids[k]] if ids is not None else []
+        for i, f in enumerate(r.frames):
+            for name, value in zip(names, lead + _frame_values(i, f), strict=True):
+                cols[name].append(value)
     return cols
 
 
-def write_frames_parquet(path: Path, results: Sequence[dict[str, Any]]) -> None:
+def frames_csv(results: Sequence[AnalysisResult], ids: Sequence[str] | None = None) -> str:
+    """The frame table as CSV (empty cells for None): what ``ahmer analyze --csv`` writes for
+    one result and ``ahmer score --frames-csv`` (with ``ids``) for a batch."""
+    cols = frame_columns(results, ids)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    for row in zip(*cols.values(), strict=True):
+        writer.writerow(["" if v is None else v for v in row])
+    return buf.getvalue()
+
+
+def write_frames_parquet(path: Path, results: Sequence[BatchResult]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    cols = frame_columns(results)
-    schema = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in _FRAME_SCHEMA])
+    cols = frame_columns([b.result for b in results], [b.id for b in results])
+    schema = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in (_ID, *FRAME_SCHEMA)])
     table = pa.table({n: pa.array(cols[n], type=schema.field(n).type) for n in cols}, schema)
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_frames_csv(path: Path, results: Sequence[dict[str, Any]]) -> None:
-    cols = frame_columns(results)
-    names = list(cols)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(names)
-    for row in zip(*(cols[n] for n in names), strict=True):
-        writer.writerow(["" if v is None else v for v in row])
-    atomic_write_text(path, buf.getvalue())
+def write_frames_csv(path: Path, results: Sequence[BatchResult]) -> None:
+    atomic_write_text(path, frames_csv([b.result for b in results], [b.id for b in results]))
 
 
 # -- failures ----------------------------------------------------------------------------------

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 
@@ -12,7 +10,7 @@ from ..files import check_output_path, fail_if_unreadable, read_input_bytes, wri
 from ..logs import native_stderr_silenced
 from .args import add_media_arguments, decision_threshold, stderr_progress
 
-__all__ = ["add_analyze_parser", "frames_csv", "human_summary"]
+__all__ = ["add_analyze_parser", "human_summary"]
 
 
 def add_analyze_parser(sub) -> None:
@@ -67,7 +65,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     if args.json_out:
         write_output_text(args.json_out, result.to_json(indent=1))
     if args.csv_out:
-        write_output_text(args.csv_out, frames_csv(result))
+        from ..batch.tables import frames_csv
+
+        write_output_text(args.csv_out, frames_csv([result]))
     print(human_summary(result, args.media.name))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -93,44 +93,3 @@ def human_summary(result, name: str) -> str:
         lines.append("  dominant emotion: none (no face)")
     lines.append(f"  weights: {result.models.get(FUSION_MODEL, '?')} (a prior, not trained)")
     return "\n".join(lines)
-
-
-def frames_csv(result) -> str:
-    from ahmer.models.contract import ATTRIBUTION_NAMES as attribution
-    from ahmer.models.contract import EMOTIONS
-
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(
-        [
-            "time",
-            "track_id",
-            "x0",
-            "y0",
-            "x1",
-            "y1",
-            "emotion",
-            *EMOTIONS,
-            "valence",
-            "ah_probability",
-            "ah_label",
-            *(f"attr_{a}" for a in attribution),
-        ]
-    )
-    for f in result.frames:
-        box = f.face.box if f.face else ("", "", "", "")
-        probs = [f"{f.emotion[e]:.4f}" for e in EMOTIONS] if f.emotion else [""] * len(EMOTIONS)
-        writer.writerow(
-            [
-                f"{f.time:.3f}",
-                f.face.track_id if f.face else "",
-                *(f"{v:.4f}" if v != "" else "" for v in box),
-                f.emotion_label or "",
-                *probs,
-                f"{f.valence:.4f}",
-                f"{f.ah_probability:.4f}",
-                f.ah_label,
-                *(f"{f.attribution[a]:.4f}" for a in attribution),
-            ]
-        )
-    return buf.getvalue()

@@ -33,6 +33,7 @@ from ..batch.engine import (
     select_shard,
 )
 from ..batch.tables import (
+    BatchResult,
     load_results,
     read_failures,
     write_clips_csv,
@@ -169,32 +170,32 @@ class ProgressDisplay:
 # -- outputs -----------------------------------------------------------------------------------
 
 
-def _scored_videos(results: list[dict[str, Any]]):
+def _scored_videos(results: list[BatchResult]):
     import numpy as np
 
     from ahmer.models.evaluation import ScoredVideo
 
-    for r in results:
-        frames = r.get("frames", [])
+    for b in results:
+        r, frames = b.result, b.result.frames
         yield ScoredVideo(
-            id=r["id"],
-            path=r.get("batch", {}).get("path", r["id"]),
-            probability=float(r["clip"]["ah_probability"]),
-            label=int(r["clip"]["ah_label"]),
-            times=np.array([f["time"] for f in frames], float),
-            frame_probability=np.array([f["ah_probability"] for f in frames], float),
-            frame_label=np.array([f["ah_label"] for f in frames], int),
-            source_fps=float(r.get("media", {}).get("video_fps") or 0.0),
+            id=b.id,
+            path=b.id if b.path is None else b.path,
+            probability=float(r.clip.ah_probability),
+            label=int(r.clip.ah_label),
+            times=np.array([f.time for f in frames], float),
+            frame_probability=np.array([f.ah_probability for f in frames], float),
+            frame_label=np.array([f.ah_label for f in frames], int),
+            source_fps=float(r.media.get("video_fps") or 0.0),
         )
 
 
-def compute_metrics(results, labels, label_fps: float | None) -> dict[str, Any]:
+def compute_metrics(results: list[BatchResult], labels, label_fps: float | None) -> dict[str, Any]:
     from ahmer.models.evaluation import evaluate
 
     report = evaluate(list(_scored_videos(results)), labels, label_fps=label_fps)
     models: dict[str, str] = {}
-    for r in results:
-        models.update(r.get("models", {}))
+    for b in results:
+        models.update(b.result.models)
     return {
         "schema": METRICS_SCHEMA,
         "definitions": {
@@ -217,7 +218,7 @@ def compute_metrics(results, labels, label_fps: float | None) -> dict[str, Any]:
 
 def write_outputs(
     out: Path,
-    results: list[dict[str, Any]],
+    results: list[BatchResult],
     failures: list[dict[str, Any]],
     frames_csv: bool = False,
     report: bool = True,
@@ -397,7 +398,7 @@ def _merge(args: argparse.Namespace, labels) -> int:
     if not folder.is_dir():
         return _usage(f"{folder}: no results to merge")
     results = load_results(folder)
-    have = {r["id"] for r in results}
+    have = {b.id for b in results}
     sources = [args.out / "failures.csv", *sorted(args.out.glob("failures.shard-*.csv"))]
     failures = [f for f in read_failures(p for p in sources if p.exists()) if f["id"] not in have]
     metrics = compute_metrics(results, labels, args.label_fps) if labels else None
