@@ -52,12 +52,13 @@ class FaceEmotionEncoder:
     """Emotion probabilities of aligned face crops (FER2013's 7 classes, :attr:`LABELS`).
 
     Each crop is turned to grey (ITU-R BT.601 luma, as OpenCV and fer do), its central
-    ``inner`` fraction kept (FER2013 faces are cropped closer than a loose aligned crop; on a
-    loose crop of the test face, keeping 90 % raised "happy" from 0.39 to 0.93, and it does not
-    hurt tight crops), resized to the model's 64x64 with area interpolation and passed as raw
-    0..255 values: the graph normalises them itself. Batches of ``batch_size`` crops; by
-    default 16 when the backend runs on the CPU (on 2 cores, 8-16 crops per batch ran ~15 %
-    faster per face than 64: 0.21 vs 0.25 ms), else 64 (larger batches pay off on a GPU).
+    ``inner`` fraction kept (FER2013 faces are cropped closer than a loose aligned crop:
+    trimming a loose one makes the model read it more confidently, and tight crops read the
+    same), resized to the model's 64x64 with area interpolation and passed as raw 0..255
+    values: the graph normalises them itself. Batches of ``batch_size`` crops; by default 16
+    when the backend runs on the CPU (smaller batches were faster per face there), else 64
+    (larger batches pay off on a GPU). Figures for both defaults: ``bench/README.md``,
+    "Measured by hand".
 
     The model is loaded into ``backend`` as ``name`` unless a model of that name is already
     loaded there, which is then reused (encoders may share one backend).

@@ -6,19 +6,19 @@ faster-whisper knows (``"small.en"``, ``"Systran/faster-whisper-base"``); names 
 from the Hugging Face Hub and so only work where the user has network. The service itself
 passes store folders and never downloads.
 
-Decoding choices, measured on espeak-ng speech with tiny.en int8 on 2 CPU cores (numbers in
-``tests/test_asr.py`` and the commit history):
+Decoding choices, measured on espeak-ng speech with tiny.en int8 on 2 CPU cores (the figures
+are in ``bench/README.md``, "Measured by hand", and ``tests/test_asr.py``):
 
 - ``word_timestamps=True``, ``condition_on_previous_text=False`` (no hallucination loops
   carried from one window to the next), greedy decoding (``beam_size=1``): beam 5 gave the same
-  word error rate on the test sentences in 2-4 times the time (RTF 0.04 vs 0.17 on 25 s).
+  word error rate on the test sentences in several times the time.
 - Filled pauses ("um", "uh", "hmm", "er") are a hesitancy cue, and Whisper tends to drop them.
-  A short prompt full of fillers (:data:`FILLER_PROMPT`) keeps most of them: on nine test
-  sentences it kept 6 of 7 fillers (1 of 7 without a prompt) and lowered the mean WER from
-  0.14 to 0.06. It is given as faster-whisper's ``hotwords``, which is prepended to *every*
-  30 s window; faster-whisper's ``initial_prompt`` is forgotten after the first window when
-  ``condition_on_previous_text`` is off. ``suppress_tokens=[]`` / ``suppress_blank=False``
-  kept no more fillers and let "[BLANK_AUDIO]" through, so the defaults stay.
+  A short prompt full of fillers (:data:`FILLER_PROMPT`) keeps most of them and lowers the
+  word error rate on the test sentences. It is given as faster-whisper's ``hotwords``, which
+  is prepended to *every* 30 s window; faster-whisper's ``initial_prompt`` is forgotten after
+  the first window when ``condition_on_previous_text`` is off. ``suppress_tokens=[]`` /
+  ``suppress_blank=False`` kept no more fillers and let "[BLANK_AUDIO]" through, so the
+  defaults stay.
 - Only speech is decoded: the VAD segments (given, or computed here) are merged across
   pauses shorter than :data:`MERGE_GAP_S` and passed as ``clip_timestamps`` with
   ``vad_filter=False`` (no second VAD pass). Decoding whole sentences keeps the context that
