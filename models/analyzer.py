@@ -12,17 +12,17 @@ import queue
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS
 from ahmer.preprocessing.media import MediaSource
 from ahmer.preprocessing.pipeline import PreprocessConfig, Progress, preprocess
 from ahmer.preprocessing.timeline import Timeline
 
 from .backend import InferenceBackend, make_backend
+from .config import AnalyzerConfig
 from .contract import ATTRIBUTION_NAMES, EMBED_DIM, EMOTIONS, MASK_NAMES
 from .contract import FUSION_MODEL as FUSION
 from .cues import CueFrames, compute_cues
@@ -37,26 +37,15 @@ from .results import (
 )
 from .store import ModelStore
 
-__all__ = ["AnalyzerConfig", "Analyzer", "Prediction", "frame_results"]
+__all__ = ["AnalyzerConfig", "Analyzer", "Cancelled", "Prediction", "frame_results"]
 
 log = logging.getLogger(__name__)
 
 EMOTION_SUPPORT = 0.3  # a frame has an emotion label when this much face evidence backs it
 
 
-@dataclass
-class AnalyzerConfig:
-    fps: float = 5.0
-    backend: str = "onnxruntime"
-    device: str = "cpu"
-    threshold: float = 0.5
-    whisper_model: str | Path | None = None  # default: the store's whisper_tiny_en
-    asr_threads: int = 1
-    # tiered faces: full landmarks about this often; 0 = on every analysis frame
-    landmark_fps: float = DEFAULT_LANDMARK_FPS
-    face_engine: str = DEFAULT_ENGINE  # or "tasks" (MediaPipe Tasks, the reference; slower)
-    max_cues: int = 8
-    backend_options: dict = field(default_factory=dict)
+class Cancelled(Exception):
+    """:meth:`Analyzer.analyze` stopped because its ``cancel`` said so."""
 
 
 @dataclass
@@ -299,9 +288,17 @@ class Analyzer:
         progress: Progress | None = None,
         language: str | None = None,
         transcript_format: str | None = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> AnalysisResult:
-        """The whole pipeline on one clip."""
+        """The whole pipeline on one clip.
+
+        ``cancel`` (e.g. a :class:`threading.Event`'s ``is_set``) is asked between frames
+        (through ``progress``) and after preprocessing; once it returns True the analysis
+        raises :class:`Cancelled`, so a caller that has gone away stops the work within a few
+        frames instead of holding a worker until the clip is done."""
         t = time.perf_counter()
+        if cancel is not None:
+            progress = _cancellable(progress, cancel)
         tl = self.preprocess(
             media,
             transcript=transcript,
@@ -310,6 +307,8 @@ class Analyzer:
             language=language,
             transcript_format=transcript_format,
         )
+        if cancel is not None and cancel():
+            raise Cancelled("the analysis was cancelled")
         result = self.postprocess(tl, self.predict(tl))
         result.timings["total"] = round(time.perf_counter() - t, 4)
         return result
@@ -321,6 +320,18 @@ class Analyzer:
         if self.backend is not None:
             self.backend.close()
         self.ready = False
+
+
+def _cancellable(progress: Progress | None, cancel: Callable[[], bool]) -> Progress:
+    """``progress`` that first raises :class:`Cancelled` once ``cancel()`` is true."""
+
+    def checked(stage: str, fraction: float) -> None:
+        if cancel():
+            raise Cancelled("the analysis was cancelled")
+        if progress is not None:
+            progress(stage, fraction)
+
+    return checked
 
 
 def _emotion_of_frames(pred: Prediction) -> tuple[np.ndarray, np.ndarray]:

@@ -29,13 +29,12 @@ import numpy as np
 import onnxruntime as ort
 
 from .backend import BackendError, InferenceBackend, Signature
+from .config import DEVICES
 from .contract import TensorSpec
 
 __all__ = ["DEVICES", "OnnxRuntimeBackend", "choose_providers"]
 
 log = logging.getLogger(__name__)
-
-DEVICES = ("cpu", "cuda", "tensorrt", "auto")
 
 _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
+from .face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS
 from .media import MediaError, MediaSource, iter_frames, load_audio, probe
+from .options import RULES
 from .prosody import compute_prosody
 from .timeline import SAMPLE_RATE, MediaInfo, Segment, Timeline, Word
 from .transcript import align_transcript, parse_transcript
@@ -69,15 +70,8 @@ class PreprocessConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not (0 < self.fps <= 120):
-            raise ValueError(f"analysis fps must be in (0, 120], got {self.fps}")
-        if not self.landmark_fps >= 0:  # NaN too
-            raise ValueError(f"landmark fps must be >= 0, got {self.landmark_fps}")
-
-        if self.face_engine not in ENGINES:
-            raise ValueError(
-                f"face engine must be one of {', '.join(ENGINES)}, got {self.face_engine!r}"
-            )
+        for name, rule in RULES.items():
+            rule.check(name, getattr(self, name))
 
     @property
     def landmarks_every(self) -> int:

@@ -220,3 +220,20 @@ def test_same_clip_same_result_whatever_ran_before(analyzer, clips, results):
     again.pop("timings"), first.pop("timings")
     assert again == first
     assert {f["face"]["track_id"] for f in again["frames"] if f["face"]} == {0}
+
+
+def test_cancel_stops_the_analysis(analyzer, clips):
+    """``cancel`` is asked between frames and after preprocessing: once it says so, the
+    analysis raises Cancelled (and gives its face analyzer back for the next clip)."""
+    from ahmer.models.analyzer import Cancelled
+
+    with pytest.raises(Cancelled):
+        analyzer.analyze(clips["hedging"], cancel=lambda: True)
+    asked, stages = [], []
+    result = analyzer.analyze(
+        clips["no_speech"],
+        progress=lambda stage, fraction: stages.append(stage),
+        cancel=lambda: asked.append(1) and False,
+    )
+    assert len(asked) == len(stages) + 1 and stages[-1] == "done"  # + once after preprocessing
+    assert result.frames and result.timings["total"] > 0

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from media import CONFIDENT, HEDGING, canvas, face_photo, have_espeak, make_clip, read_wav, speak
 
+from ahmer.models.config import AnalyzerConfig
 from ahmer.service.batch.engine import (
     BatchError,
-    BatchOptions,
     batch_key,
     discover,
     file_sha256,
@@ -117,11 +117,34 @@ def test_shards_partition_the_items_deterministically(tmp_path):
             parse_shard(bad)
 
 
+def test_batch_keys_do_not_change(monkeypatch):
+    """Results written by earlier versions are found by their key: its body is fixed."""
+    from ahmer.service.batch import engine
+
+    monkeypatch.setattr(engine, "_ahmer_version", lambda: "0.2.0")
+    key = batch_key("a" * 64, None, AnalyzerConfig(), {"fer_emotion": "v1@abc"})
+    assert key == "25116da3d2ff9fabf0b7d7cf61ce2bf4e34b93fb4f2a4cfdadd0b45e4b502d51"
+    options = AnalyzerConfig(
+        fps=2,
+        threshold=0.6,
+        device="cuda",
+        whisper_model="/m/w",
+        landmark_fps=0,
+        face_engine="tasks",
+    )
+    models = {"fer_emotion": "v1@abc", "minilm": "v2@def"}
+    key = batch_key("b" * 64, "c" * 64, options, models)
+    assert key == "f4782853e6c98468eff1a5d2cfe8eb5502a9f4925fae465bf51929c721c92134"
+    # backend and device do not change results: not in the key
+    same = AnalyzerConfig(**{**options.__dict__, "backend": "triton", "device": "cpu"})
+    assert batch_key("b" * 64, "c" * 64, same, models) == key
+
+
 def test_plan_skips_only_matching_keys(tmp_path):
     media = _touch(tmp_path / "in" / "a.mp4", b"first content")
     out = tmp_path / "out"
     (item,) = discover([media])
-    options = BatchOptions(fps=2.0)
+    options = AnalyzerConfig(fps=2.0)
     models = {"fer_emotion": "v1@abc"}
     assert plan([item], out, options, models) == ([item], [])
     sha = file_sha256(media)
@@ -138,10 +161,10 @@ def test_plan_skips_only_matching_keys(tmp_path):
     result_path(out, item.id).write_text(json.dumps(record))
     assert plan([item], out, options, models) == ([], [item])
     # other options or models: computed again
-    assert plan([item], out, BatchOptions(fps=5.0), models)[0] == [item]
-    assert plan([item], out, BatchOptions(fps=2.0, threshold=0.6), models)[0] == [item]
-    assert plan([item], out, BatchOptions(fps=2.0, landmark_fps=0.0), models)[0] == [item]
-    assert plan([item], out, BatchOptions(fps=2.0, face_engine="tasks"), models)[0] == [item]
+    assert plan([item], out, AnalyzerConfig(fps=5.0), models)[0] == [item]
+    assert plan([item], out, AnalyzerConfig(fps=2.0, threshold=0.6), models)[0] == [item]
+    assert plan([item], out, AnalyzerConfig(fps=2.0, landmark_fps=0.0), models)[0] == [item]
+    assert plan([item], out, AnalyzerConfig(fps=2.0, face_engine="tasks"), models)[0] == [item]
     assert plan([item], out, options, {"fer_emotion": "v2@def"})[0] == [item]
     # same size, new content and mtime: re-hashed, so not skipped
     media.write_bytes(b"other content")

@@ -25,11 +25,11 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS
+from ahmer.models.config import AnalyzerConfig
 
 from ..files import atomic_write_text, read_input_bytes
 from ..logs import native_stderr_silenced
@@ -39,7 +39,6 @@ __all__ = [
     "BatchError",
     "BatchAbort",
     "BatchItem",
-    "BatchOptions",
     "BatchOutcome",
     "discover",
     "read_manifest",
@@ -212,20 +211,6 @@ def select_shard(items: Sequence[BatchItem], index: int, count: int) -> list[Bat
 # -- what a result was computed from -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BatchOptions:
-    """Analysis options; ``fps``, ``threshold``, ``whisper_model``, ``landmark_fps`` and
-    ``face_engine`` enter the key."""
-
-    fps: float = 5.0
-    threshold: float = 0.5
-    backend: str = "onnxruntime"
-    device: str = "cpu"
-    whisper_model: str | None = None
-    landmark_fps: float = DEFAULT_LANDMARK_FPS
-    face_engine: str = DEFAULT_ENGINE
-
-
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -256,9 +241,12 @@ def _ahmer_version() -> str:
 
 
 def batch_key(
-    media_sha256: str, transcript_sha256: str | None, options: BatchOptions, models: dict
+    media_sha256: str, transcript_sha256: str | None, options: AnalyzerConfig, models: dict
 ) -> str:
-    """The sha256 of everything a result depends on, as canonical JSON."""
+    """The sha256 of everything a result depends on, as canonical JSON: of ``options``, the
+    fields that change results (``fps``, ``threshold``, ``whisper_model``, ``landmark_fps``,
+    ``face_engine``; not ``backend`` or ``device``). The body must not change: the results
+    of earlier runs are found by it (``tests/test_score.py`` pins two keys)."""
     body = {
         "media": media_sha256,
         "transcript": transcript_sha256,
@@ -292,7 +280,7 @@ def _existing_key(path: Path) -> dict | None:
 
 
 def plan(
-    items: Sequence[BatchItem], out: Path, options: BatchOptions, models: dict
+    items: Sequence[BatchItem], out: Path, options: AnalyzerConfig, models: dict
 ) -> tuple[list[BatchItem], list[BatchItem]]:
     """(to do, already done). A result is done when its recorded key equals the key of the
     current file, transcript, options and models; the media is re-hashed only when its size
@@ -323,7 +311,7 @@ def plan(
 @dataclass
 class _Context:
     out: Path
-    options: BatchOptions
+    options: AnalyzerConfig
     models: dict[str, str]
 
 
@@ -379,22 +367,13 @@ def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dic
     return summary
 
 
-def _make_analyzer(options: BatchOptions, threads: int):
-    from ahmer.models.analyzer import Analyzer, AnalyzerConfig
+def _make_analyzer(options: AnalyzerConfig, threads: int):
+    from ahmer.models.analyzer import Analyzer
 
-    backend_options = {}
+    backend_options = dict(options.backend_options)
     if options.backend == "onnxruntime" and threads:
         backend_options["intra_op_threads"] = threads
-    config = AnalyzerConfig(
-        fps=options.fps,
-        backend=options.backend,
-        device=options.device,
-        threshold=options.threshold,
-        whisper_model=options.whisper_model,
-        landmark_fps=options.landmark_fps,
-        face_engine=options.face_engine,
-        backend_options=backend_options,
-    )
+    config = replace(options, backend_options=backend_options)
     with native_stderr_silenced():
         return Analyzer(config).load()
 
@@ -428,7 +407,7 @@ def _raise_interrupt(signum, frame):  # SIGTERM -> the same clean stop as Ctrl-C
 def run_batch(
     items: Sequence[BatchItem],
     out: Path,
-    options: BatchOptions,
+    options: AnalyzerConfig,
     models: dict[str, str],
     workers: int = 1,
     on_event: Event | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..files import check_output_path, fail_if_unreadable, read_input_bytes, write_output_text
 from ..logs import native_stderr_silenced
-from .args import add_media_arguments, decision_threshold, stderr_progress
+from .args import add_analysis_arguments, add_media_arguments, analysis_config, stderr_progress
 
 __all__ = ["add_analyze_parser", "human_summary"]
 
@@ -23,20 +23,12 @@ def add_analyze_parser(sub) -> None:
     add_media_arguments(p)
     p.add_argument("--json", type=Path, dest="json_out", help="write the result JSON here")
     p.add_argument("--csv", type=Path, dest="csv_out", help="write per-frame results as CSV")
-    p.add_argument(
-        "--threshold", type=decision_threshold, default=0.5, help="A/H decision threshold (0.5)"
-    )
-    p.add_argument(
-        "--device",
-        default="cpu",
-        choices=("cpu", "cuda", "tensorrt", "auto"),
-        help="cpu, cuda, tensorrt or auto (cpu)",
-    )
+    add_analysis_arguments(p, ("threshold", "device"))
     p.set_defaults(func=run_analyze)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from ahmer.models.analyzer import Analyzer, AnalyzerConfig
+    from ahmer.models.analyzer import Analyzer
     from ahmer.preprocessing.transcript import MAX_BYTES
 
     fail_if_unreadable(args.media)
@@ -46,16 +38,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     for out in (args.json_out, args.csv_out):  # before any work, not after it
         if out is not None:
             check_output_path(out, (args.media, args.transcript))
-    config = AnalyzerConfig(
-        fps=args.fps,
-        threshold=args.threshold,
-        device=args.device,
-        whisper_model=args.whisper_model,
-        landmark_fps=args.landmark_fps,
-        face_engine=args.face_engine,
-    )
     with native_stderr_silenced(not args.verbose):
-        analyzer = Analyzer(config).load()
+        analyzer = Analyzer(analysis_config(args)).load()
     progress = None if args.quiet else stderr_progress(args.media.name)
     try:
         result = analyzer.analyze(args.media, transcript=transcript, progress=progress)

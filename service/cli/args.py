@@ -1,22 +1,21 @@
-"""Argument helpers shared by the subcommands: argparse types for the analysis options,
-the media and face arguments, and a progress line on stderr."""
+"""Argument helpers shared by the subcommands: the analysis options' flags (from the one
+table, :data:`ahmer.models.config.ANALYSIS_OPTIONS`) and the config they make, the media
+arguments, and a progress line on stderr."""
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
-from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
+from ahmer.models.config import ANALYSIS_OPTIONS, AnalysisOption, AnalyzerConfig
 
 __all__ = [
-    "add_face_arguments",
+    "add_analysis_arguments",
     "add_media_arguments",
-    "analysis_fps",
-    "decision_threshold",
-    "landmark_rate",
+    "analysis_config",
     "stderr_progress",
 ]
 
@@ -44,38 +43,45 @@ def stderr_progress(label: str, min_interval: float = 0.5):
     return progress
 
 
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
+def _checked(option: AnalysisOption):
+    """argparse type of ``option``: its parser, then its rule (a usage error saying why)."""
+
+    def parse(text: str):
+        try:
+            value = option.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        problem = option.rule.problem(value) if option.rule is not None else None
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
+        return value
+
+    parse.__name__ = option.name
+    return parse
 
 
-def analysis_fps(text: str) -> float:
-    """argparse type: analysis frames per second, in (0, 120]."""
-    value = _number(text)
-    if not 0 < value <= 120:
-        raise argparse.ArgumentTypeError(f"must be in (0, 120], got {text}")
-    return value
+def add_analysis_arguments(p, names: Iterable[str] | None = None) -> None:
+    """The flags of the analysis options ``names`` (default: all), in the table's order, with
+    :class:`AnalyzerConfig`'s defaults: ``--fps``, ``--threshold``, ``--backend``,
+    ``--device``, ``--whisper-model``, ``--landmark-fps``, ``--face-engine``."""
+    wanted = None if names is None else set(names)
+    defaults = AnalyzerConfig()
+    for option in ANALYSIS_OPTIONS:
+        if wanted is not None and option.name not in wanted:
+            continue
+        kwargs = {"default": getattr(defaults, option.name), "help": option.help}
+        if option.choices:  # argparse checks them, and lists them in the usage
+            kwargs.update(type=option.parse, choices=option.choices)
+        else:
+            kwargs["type"] = _checked(option)
+        p.add_argument(option.flag, dest=option.name, **kwargs)
 
 
-def landmark_rate(text: str) -> float:
-    """argparse type: landmark frames per second, >= 0 (0: every analysis frame)."""
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def decision_threshold(text: str) -> float:
-    """argparse type: an A/H decision threshold, strictly between 0 and 1."""
-    value = _number(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+def analysis_config(args: argparse.Namespace) -> AnalyzerConfig:
+    """The :class:`AnalyzerConfig` of the analysis flags ``args`` has (the others: defaults)."""
+    return AnalyzerConfig(
+        **{o.name: getattr(args, o.name) for o in ANALYSIS_OPTIONS if hasattr(args, o.name)}
+    )
 
 
 def add_media_arguments(p) -> None:
@@ -87,25 +93,5 @@ def add_media_arguments(p) -> None:
         type=Path,
         help="transcript to use instead of ASR (.txt, .vtt, .srt or .json words)",
     )
-    p.add_argument("--fps", type=analysis_fps, default=5.0, help="analysis frames per second (5)")
-    p.add_argument("--whisper-model", help="CTranslate2 Whisper model folder or name")
-    add_face_arguments(p)
+    add_analysis_arguments(p, ("fps", "whisper_model", "landmark_fps", "face_engine"))
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-
-
-def add_face_arguments(p) -> None:
-    """``--landmark-fps`` and ``--face-engine``: how faces are analysed."""
-    p.add_argument(
-        "--landmark-fps",
-        type=landmark_rate,
-        default=DEFAULT_LANDMARK_FPS,
-        help="full face landmarks at about this rate, keypoint tracking between "
-        f"({DEFAULT_LANDMARK_FPS:g}; 0 = on every analysis frame)",
-    )
-    p.add_argument(
-        "--face-engine",
-        choices=ENGINES,
-        default=DEFAULT_ENGINE,
-        help="how MediaPipe's face models run: litert (direct, the default) or tasks "
-        "(MediaPipe Tasks, the reference; ~2x slower)",
-    )

@@ -24,7 +24,6 @@ from ..batch.engine import (
     RESULTS,
     BatchAbort,
     BatchError,
-    BatchOptions,
     discover,
     model_fingerprint,
     parse_shard,
@@ -41,7 +40,7 @@ from ..batch.tables import (
     write_frames_csv,
     write_frames_parquet,
 )
-from .args import add_face_arguments
+from .args import add_analysis_arguments, analysis_config
 
 __all__ = ["add_score_parser", "run_score", "ProgressDisplay", "write_outputs"]
 
@@ -67,12 +66,7 @@ def add_score_parser(sub) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--workers", type=int, default=1, help="worker processes (1: in-process)")
-    p.add_argument("--fps", type=float, default=5.0, help="analysis frames per second (5)")
-    p.add_argument("--threshold", type=float, default=0.5, help="A/H decision threshold (0.5)")
-    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default) or triton")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt or auto (cpu)")
-    p.add_argument("--whisper-model", help="CTranslate2 Whisper model folder or name")
-    add_face_arguments(p)
+    add_analysis_arguments(p)
     p.add_argument("--shard", help="run only slice i of n (i/n, 0-based), e.g. 0/4")
     p.add_argument(
         "--merge", action="store_true", help="no analysis: build tables and report from DIR"
@@ -272,10 +266,6 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return "no INPUT given (files, folders or manifest CSVs)"
     if args.workers < 1:
         return "--workers must be at least 1"
-    if not 0 < args.fps <= 120:
-        return "--fps must be in (0, 120]"
-    if not 0 < args.threshold < 1:
-        return "--threshold must be between 0 and 1"
     if args.label_fps is not None and args.label_fps <= 0:
         return "--label-fps must be positive"
     if args.out.exists() and not args.out.is_dir():
@@ -333,16 +323,8 @@ def run_score(args: argparse.Namespace) -> int:
     if problem:
         return _usage(problem)
 
-    options = BatchOptions(
-        fps=args.fps,
-        threshold=args.threshold,
-        backend=args.backend,
-        device=args.device,
-        whisper_model=args.whisper_model,
-        landmark_fps=args.landmark_fps,
-        face_engine=args.face_engine,
-    )
-    models = model_fingerprint(whisper_model=args.whisper_model)
+    options = analysis_config(args)
+    models = model_fingerprint(whisper_model=options.whisper_model)
     todo, done = plan(items, args.out, options, models)
     where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
     if not args.quiet:

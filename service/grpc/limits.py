@@ -11,6 +11,7 @@ import grpc
 from ahmer.v1 import options_pb2
 
 from .errors import RequestError
+from .settings import CALL_FPS
 
 __all__ = [
     "SessionSlots",
@@ -19,10 +20,8 @@ __all__ = [
     "check_id",
     "check_upload_size",
     "TRANSCRIPT_FORMATS",
-    "MAX_FPS",
 ]
 
-MAX_FPS = 30.0
 _ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 TRANSCRIPT_FORMATS = {
@@ -64,10 +63,9 @@ class ResolvedOptions:
 def resolve_options(options: options_pb2.AnalysisOptions, default_fps: float) -> ResolvedOptions:
     """Check the request's options and fill in the server defaults."""
     fps = options.fps or default_fps
-    if not (0 < fps <= MAX_FPS):
+    if CALL_FPS.problem(fps):
         raise RequestError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"options.fps must be in (0, {MAX_FPS:g}], got {options.fps:g}",
+            grpc.StatusCode.INVALID_ARGUMENT, f"options.fps {CALL_FPS.text}, got {options.fps:g}"
         )
     language = options.language.strip().lower() or None
     if language is not None and not _LANGUAGE.match(language):

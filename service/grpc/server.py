@@ -36,19 +36,9 @@ SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["AnalysisService"].full_n
 
 def build_analyzer(config: ServerConfig):
     """An unloaded analyzer configured from the server options."""
-    from ahmer.models.analyzer import Analyzer, AnalyzerConfig
+    from ahmer.models.analyzer import Analyzer
 
-    return Analyzer(
-        AnalyzerConfig(
-            fps=config.fps,
-            threshold=config.threshold,
-            backend=config.backend,
-            device=config.device,
-            whisper_model=config.whisper_model or None,
-            landmark_fps=config.landmark_fps,
-            face_engine=config.face_engine,
-        )
-    )
+    return Analyzer(config.analysis)
 
 
 class AhmerServer:

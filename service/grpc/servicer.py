@@ -8,6 +8,7 @@ clip cannot stall the frames of a live stream, and health checks always answer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from ahmer.models.analyzer import Cancelled
 from ahmer.models.contract import AH_LABELS, EMOTIONS, FUSION_MODEL, RESULT_SCHEMA
 from ahmer.v1 import service_pb2, service_pb2_grpc
 
@@ -24,7 +26,6 @@ from ..logs import log_event
 from .errors import RequestError, status_for
 from .limits import TRANSCRIPT_FORMATS, check_id, check_upload_size, resolve_options
 from .prometheus import Metrics
-from .runner import Cancelled, ClipJob, run_clip
 from .settings import ServerConfig
 
 __all__ = ["ServerState", "AnalysisServicer", "MODEL_ROLES"]
@@ -152,16 +153,24 @@ class AnalysisServicer(service_pb2_grpc.AnalysisServiceServicer):
 
     async def _analyze(self, context, media, transcript, options, request_id, container):
         state = self.state
-        opts = resolve_options(options, state.config.fps)
+        opts = resolve_options(options, state.config.analysis.fps)
         check_id(request_id, "request_id")
         if len(container) > 64:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "container hint too long")
         text, fmt = _transcript(transcript)
         cancel = threading.Event()
-        job = ClipJob(media, text, fmt, opts.fps, opts.language, cancel)
+        analyze = functools.partial(
+            state.analyzer.analyze,
+            media,
+            transcript=text,
+            transcript_format=fmt,
+            fps=opts.fps,
+            language=opts.language,
+            cancel=cancel.is_set,
+        )
         loop = asyncio.get_running_loop()
         t = time.perf_counter()
-        future = loop.run_in_executor(state.clip_pool, run_clip, state.analyzer, job)
+        future = loop.run_in_executor(state.clip_pool, analyze)
         try:
             result = await future
         except asyncio.CancelledError:
@@ -216,9 +225,9 @@ def models_info(state: ServerState) -> service_pb2.ModelsInfo:
     except PackageNotFoundError:  # pragma: no cover - bare checkout
         server_version = "unknown"
     info = service_pb2.ModelsInfo(
-        backend=str(described.get("kind", state.config.backend)),
-        device=str(described.get("device", state.config.device)),
-        fps=state.config.fps,
+        backend=str(described.get("kind", state.config.analysis.backend)),
+        device=str(described.get("device", state.config.analysis.device)),
+        fps=state.config.analysis.fps,
         threshold=analyzer.config.threshold,
         emotion_labels=list(EMOTIONS),
         ah_labels=list(AH_LABELS),

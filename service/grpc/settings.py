@@ -2,6 +2,10 @@
 variables (a flag wins over the environment, the environment over the default).
 
 The same table builds the ``ahmer serve`` parser and the configuration table in README.md.
+The analysis options in it (``--fps`` ... ``--face-engine``) are the rows of
+:data:`ahmer.models.config.ANALYSIS_OPTIONS`, read into ``ServerConfig.analysis``; their values
+are checked by that table's rules, except ``--fps``, which the server caps lower
+(:data:`MAX_CALL_FPS`).
 """
 
 from __future__ import annotations
@@ -9,13 +13,31 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
+from ahmer.models.config import ANALYSIS_OPTIONS, AnalyzerConfig
+from ahmer.preprocessing.options import Rule
 
-__all__ = ["OPTIONS", "Option", "ServerConfig", "ConfigError", "add_server_arguments"]
+__all__ = [
+    "CALL_FPS",
+    "MAX_CALL_FPS",
+    "OPTIONS",
+    "Option",
+    "ServerConfig",
+    "ConfigError",
+    "add_server_arguments",
+]
+
+MAX_CALL_FPS = 30.0
+"""The highest analysis rate one call may ask for (``options.fps``), below the pipeline's
+120: a call's cost grows with its rate, and one call must not hold a worker for long. The
+server's default rate (``--fps``) is what a call gets when it asks for none, so it obeys
+the same cap."""
+
+CALL_FPS = Rule(lambda v: 0 < v <= MAX_CALL_FPS, f"must be in (0, {MAX_CALL_FPS:g}]")
+"""The server's analysis rates, a call's and the default: in place of the pipeline's rule."""
 
 
 class ConfigError(ValueError):
@@ -24,7 +46,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Option:
-    name: str  # ServerConfig field
+    name: str  # ServerConfig field, or AnalyzerConfig field (of ServerConfig.analysis)
     env: str
     type: Callable[[str], Any]
     help: str
@@ -69,13 +91,7 @@ class ServerConfig:
     max_stream_seconds: float = 600.0
     max_concurrent_rpcs: int = 64
     workers: int = 0
-    fps: float = 5.0
-    threshold: float = 0.5
-    backend: str = "onnxruntime"
-    device: str = "cpu"
-    whisper_model: str = ""
-    landmark_fps: float = DEFAULT_LANDMARK_FPS
-    face_engine: str = DEFAULT_ENGINE
+    analysis: AnalyzerConfig = field(default_factory=AnalyzerConfig)  # --fps ... --face-engine
     shutdown_grace: float = 30.0
     live_window: float = 8.0
     live_queue_frames: int = 30
@@ -99,10 +115,7 @@ class ServerConfig:
             (self.max_stream_seconds > 0, "max_stream_seconds", "must be positive"),
             (self.max_concurrent_rpcs >= 1, "max_concurrent_rpcs", "must be at least 1"),
             (0 <= self.workers <= 256, "workers", "must be 0 (auto) .. 256"),
-            (0 < self.fps <= 30, "fps", "must be in (0, 30]"),
-            (0 < self.threshold < 1, "threshold", "must be between 0 and 1"),
-            (0 <= self.landmark_fps <= 120, "landmark_fps", "must be 0..120 (0: every frame)"),
-            (self.face_engine in ENGINES, "face_engine", "must be " + " or ".join(ENGINES)),
+            (not CALL_FPS.problem(self.analysis.fps), "fps", CALL_FPS.text),
             (self.shutdown_grace >= 0, "shutdown_grace", "must not be negative"),
             (2 <= self.live_window <= 60, "live_window", "must be 2..60 seconds"),
             (2 <= self.live_queue_frames <= 1000, "live_queue_frames", "must be 2..1000"),
@@ -137,6 +150,7 @@ class ServerConfig:
         """Flags (attributes of ``args`` that are not None) over ``env`` over defaults."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
+        analysis: dict[str, Any] = {}
         for option in OPTIONS:
             raw = getattr(args, option.name, None) if args is not None else None
             source = option.flag
@@ -144,14 +158,24 @@ class ServerConfig:
                 raw, source = env[option.env], option.env
             if raw is None:
                 continue
+            into = analysis if option.name in _ANALYSIS else values
             try:
-                values[option.name] = option.type(raw) if isinstance(raw, str) else raw
+                into[option.name] = option.type(raw) if isinstance(raw, str) else raw
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{source}: bad value {raw!r} ({exc})") from exc
-        return cls(**values)
+        for name, value in analysis.items():  # checked here, to name the flag and variable
+            rule = CALL_FPS if name == "fps" else _ANALYSIS[name].rule
+            problem = rule.problem(value) if rule is not None else None
+            if problem:
+                option = _BY_NAME[name]
+                raise ConfigError(f"{option.flag} / {option.env}: {problem}")
+        return cls(analysis=AnalyzerConfig(**analysis), **values)
 
 
-_DEFAULTS = {f.name: f.default for f in fields(ServerConfig)}
+_ANALYSIS = {o.name: o for o in ANALYSIS_OPTIONS}
+_DEFAULTS = {f.name: f.default for f in fields(ServerConfig) if f.default is not MISSING}
+_DEFAULTS.update({o.name: getattr(AnalyzerConfig(), o.name) for o in ANALYSIS_OPTIONS})
+_DEFAULTS["whisper_model"] = ""  # None there means the store's model: shown as "none"
 
 OPTIONS: tuple[Option, ...] = (
     Option("host", "AHMER_HOST", str, "address to listen on"),
@@ -168,13 +192,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_stream_seconds", "AHMER_MAX_STREAM_SECONDS", float, "longest live session, s"),
     Option("max_concurrent_rpcs", "AHMER_MAX_CONCURRENT_RPCS", int, "concurrent calls"),
     Option("workers", "AHMER_WORKERS", int, "analysis threads (0: CPU count, at least 2)"),
-    Option("fps", "AHMER_FPS", float, "default analysis frames per second"),
-    Option("threshold", "AHMER_THRESHOLD", float, "A/H decision threshold"),
-    Option("backend", "AHMER_BACKEND", str, "inference backend: onnxruntime or triton"),
-    Option("device", "AHMER_DEVICE", str, "cpu, cuda, tensorrt or auto"),
-    Option("whisper_model", "AHMER_WHISPER_MODEL", str, "CTranslate2 Whisper folder or name"),
-    Option("landmark_fps", "AHMER_LANDMARK_FPS", float, "full face landmarks per second"),
-    Option("face_engine", "AHMER_FACE_ENGINE", str, "face models on litert or tasks"),
+    *(Option(o.name, o.env, o.parse, o.serve_help) for o in ANALYSIS_OPTIONS),
     Option("shutdown_grace", "AHMER_SHUTDOWN_GRACE", float, "seconds in-flight calls may finish"),
     Option("live_window", "AHMER_LIVE_WINDOW", float, "live analysis window, seconds"),
     Option("live_queue_frames", "AHMER_LIVE_QUEUE_FRAMES", int, "analysis frames queued/session"),

@@ -409,7 +409,7 @@ class LiveHandler:
     def _config(self, c: live_pb2.StreamConfig, call: _Call) -> LiveConfig:
         cfg = self.state.config
         call.session_id = check_id(c.session_id, "session_id") or uuid.uuid4().hex[:16]
-        opts = resolve_options(c.options, cfg.fps)
+        opts = resolve_options(c.options, cfg.analysis.fps)
         call.fps, call.options = opts.fps, opts
         video = ""
         if c.video.encoding:

@@ -1,0 +1,133 @@
+"""The analysis configuration, once: :class:`AnalyzerConfig` and the table of the options a
+user sets on it (:data:`ANALYSIS_OPTIONS`: name, parser, allowed values, help), from which
+``ahmer analyze`` and ``ahmer score`` build their flags and ``ahmer serve`` its flags and
+``AHMER_*`` variables. A light module (no numpy, no models), so command lines and settings
+can be built without loading the pipeline.
+
+Values are checked here, by the table's rules, whoever builds the config: a bad one raises
+ValueError naming the option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
+from ahmer.preprocessing.options import RULES, Rule
+
+__all__ = ["ANALYSIS_OPTIONS", "AnalysisOption", "AnalyzerConfig", "DEVICES"]
+
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "tensorrt", "auto")
+"""Where the models run (see :mod:`ahmer.models.onnx_backend`)."""
+
+
+@dataclass
+class AnalyzerConfig:
+    """How an :class:`~ahmer.models.analyzer.Analyzer` analyses clips. The fields a user sets
+    are those of :data:`ANALYSIS_OPTIONS` (checked on construction); the rest are set by
+    code (threads, backend options)."""
+
+    fps: float = 5.0
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    threshold: float = 0.5
+    whisper_model: str | Path | None = None  # default: the store's whisper_tiny_en
+    asr_threads: int = 1
+    # tiered faces: full landmarks about this often; 0 = on every analysis frame
+    landmark_fps: float = DEFAULT_LANDMARK_FPS
+    face_engine: str = DEFAULT_ENGINE  # or "tasks" (MediaPipe Tasks, the reference; slower)
+    max_cues: int = 8
+    backend_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for option in ANALYSIS_OPTIONS:
+            if option.rule is not None:
+                option.rule.check(option.name, getattr(self, option.name))
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
+
+
+@dataclass(frozen=True)
+class AnalysisOption:
+    """One field of :class:`AnalyzerConfig` as users set it: the flag ``--landmark-fps`` on
+    every command line, the variable ``AHMER_LANDMARK_FPS`` for the server."""
+
+    name: str  # the AnalyzerConfig field
+    parse: Callable[[str], Any]  # text -> value; ValueError when the text is not one
+    rule: Rule | None  # the values allowed (None: any here; the backend checks it on load)
+    help: str  # on the command lines of one run (analyze, score)
+    serve_help: str  # for the server, where the value is the default of every call
+    choices: tuple[str, ...] | None = None  # offered as argparse choices
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "AHMER_" + self.name.upper()
+
+
+ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
+    AnalysisOption(
+        "fps",
+        _number,
+        RULES["fps"],
+        "analysis frames per second (5)",
+        "default analysis frames per second",
+    ),
+    AnalysisOption(
+        "threshold",
+        _number,
+        Rule(lambda v: 0 < v < 1, "must be between 0 and 1"),
+        "A/H decision threshold (0.5)",
+        "A/H decision threshold",
+    ),
+    AnalysisOption(
+        "backend",
+        str,
+        None,
+        "onnxruntime (default) or triton",
+        "inference backend: onnxruntime or triton",
+    ),
+    AnalysisOption(
+        "device",
+        str,
+        Rule(lambda v: v in DEVICES, "must be " + ", ".join(DEVICES[:-1]) + " or " + DEVICES[-1]),
+        "cpu, cuda, tensorrt or auto (cpu)",
+        "cpu, cuda, tensorrt or auto",
+        choices=DEVICES,
+    ),
+    AnalysisOption(
+        "whisper_model",
+        str,
+        None,
+        "CTranslate2 Whisper model folder or name",
+        "CTranslate2 Whisper folder or name",
+    ),
+    AnalysisOption(
+        "landmark_fps",
+        _number,
+        RULES["landmark_fps"],
+        "full face landmarks at about this rate, keypoint tracking between "
+        f"({DEFAULT_LANDMARK_FPS:g}; 0 = on every analysis frame)",
+        "full face landmarks per second",
+    ),
+    AnalysisOption(
+        "face_engine",
+        str,
+        RULES["face_engine"],
+        "how MediaPipe's face models run: litert (direct, the default) or tasks "
+        "(MediaPipe Tasks, the reference; slower)",
+        "face models on litert or tasks",
+        choices=ENGINES,
+    ),
+)
