@@ -53,11 +53,11 @@ class PreprocessConfig:
     # keypoints in between (0 = landmarks on every analysis frame); see faces.py
     landmark_fps: float = DEFAULT_LANDMARK_FPS
     face_search_every: int = 5
-    # "litert": MediaPipe's face models run directly (the default, ~2x faster); "tasks":
+    # "litert": MediaPipe's face models run directly (the default, faster); "tasks":
     # through MediaPipe Tasks (the reference); see faces.py and face_models.py
     face_engine: str = DEFAULT_ENGINE
     # LiteRT threads per face model: 1, as ASR runs beside the face stage (on 2 cores, 2 face
-    # threads made the whole clip ~8% slower, the face stage no faster)
+    # threads made the whole clip slower, the face stage no faster: bench/README.md)
     face_threads: int = 1
     whisper_model: str | Path | None = None
     language: str | None = None
