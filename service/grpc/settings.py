@@ -1,7 +1,8 @@
 """Server configuration: one table of options, read from flags and ``AHMER_*`` environment
 variables (a flag wins over the environment, the environment over the default).
 
-The same table builds the ``ahmer serve`` parser and the configuration table in README.md.
+The same table builds the ``ahmer serve`` parser; README.md's configuration table lists its
+rows in order (``tests/test_deploy.py`` holds the two together).
 The analysis options in it (``--fps`` ... ``--face-engine``) are the rows of
 :data:`ahmer.models.config.ANALYSIS_OPTIONS`, read into ``ServerConfig.analysis``; their values
 are checked by that table's rules, except ``--fps``, which the server caps lower
