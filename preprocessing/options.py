@@ -35,10 +35,11 @@ class Rule:
         return None if ok else self.text
 
     def check(self, name: str, value: Any) -> None:
-        """Raise ValueError (``"<name> must be ..., got <value>"``) unless ``value`` is allowed."""
+        """Raise ValueError (``"face engine must be ..., got <value>"`` for ``face_engine``)
+        unless ``value`` is allowed."""
         problem = self.problem(value)
         if problem:
-            raise ValueError(f"{name} {problem}, got {value!r}")
+            raise ValueError(f"{name.replace('_', ' ')} {problem}, got {value!r}")
 
 
 FPS = Rule(lambda v: 0 < v <= MAX_FPS, f"must be in (0, {MAX_FPS:g}]")
