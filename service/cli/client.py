@@ -61,9 +61,7 @@ def _connection(p: argparse.ArgumentParser) -> None:
 
 
 def run_client(args: argparse.Namespace) -> int:
-    import grpc
-
-    from ahmer.client import AhmerClient, ClientOptions, result_to_dict
+    from ahmer.client import AhmerClient, AhmerError, ClientOptions, result_to_dict
 
     options = ClientOptions(
         token=os.environ.get(args.token_env) or None,
@@ -85,9 +83,9 @@ def run_client(args: argparse.Namespace) -> int:
                 kwargs = {"fps": args.fps}
                 if args.transcript is not None:
                     fail_if_unreadable(args.transcript)
-                    kwargs["transcript"] = args.transcript
+                    kwargs["transcript"] = Path(args.transcript)  # a Path: the file, not text
                 result = call(args.media, timeout=args.timeout, **kwargs)
-    except grpc.RpcError as exc:
+    except AhmerError as exc:
         print(f"ahmer client: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
     if result is None:

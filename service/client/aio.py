@@ -1,4 +1,5 @@
-"""The asyncio client (``grpc.aio``)."""
+"""The asyncio client (``grpc.aio``): the blocking client's methods as coroutines; errors
+as :class:`~ahmer.client.AhmerError`."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ahmer.v1 import live_pb2, options_pb2, results_pb2, service_pb2, service_pb2_grpc
+from ahmer.v1 import live_pb2, results_pb2, service_pb2, service_pb2_grpc
 
+from .aio_session import AsyncSession
+from .calls import AsyncTranslatedCall
 from .channel import ClientOptions, channel_options, credentials, metadata
-from .replay import replay_requests, stream_config
+from .errors import AhmerError, translated
+from .live import session_config
 from .requests import analyze_request, file_options, upload_requests
 
 __all__ = ["AsyncAhmerClient"]
@@ -46,7 +50,9 @@ class AsyncAhmerClient:
 
     async def health(self, service: str = "", timeout: float = 5.0) -> str:
         stub = health_pb2_grpc.HealthStub(self.channel)
-        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        request = health_pb2.HealthCheckRequest(service=service)
+        with translated():
+            reply = await stub.Check(request, timeout=timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
@@ -55,24 +61,26 @@ class AsyncAhmerClient:
             try:
                 if await self.health(timeout=2.0) == "SERVING":
                     return
-            except grpc.RpcError:
+            except AhmerError:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError("the server did not become SERVING in time")
             await asyncio.sleep(0.2)
 
     async def get_models(self, timeout: float | None = 30.0) -> service_pb2.ModelsInfo:
-        return await self.stub.GetModels(
-            service_pb2.GetModelsRequest(), timeout=timeout, metadata=self._md()
-        )
+        with translated():
+            return await self.stub.GetModels(
+                service_pb2.GetModelsRequest(), timeout=timeout, metadata=self._md()
+            )
 
     async def analyze_bytes(
         self, media: bytes, timeout: float | None = None, **kwargs
     ) -> results_pb2.AnalysisResult:
         request = analyze_request(media, **file_options(kwargs))
-        return await self.stub.AnalyzeClip(
-            request, timeout=timeout, metadata=self._md(request.request_id)
-        )
+        with translated():
+            return await self.stub.AnalyzeClip(
+                request, timeout=timeout, metadata=self._md(request.request_id)
+            )
 
     async def analyze_file(
         self, path: str | Path, timeout: float | None = None, **kwargs
@@ -93,14 +101,24 @@ class AsyncAhmerClient:
             for request in upload_requests(path, chunk_size, **kwargs):
                 yield request
 
-        return await self.stub.UploadClip(
-            requests(), timeout=timeout, metadata=self._md(kwargs.get("request_id"))
-        )
+        with translated():
+            return await self.stub.UploadClip(
+                requests(), timeout=timeout, metadata=self._md(kwargs.get("request_id"))
+            )
 
     def stream(self, requests, timeout: float | None = None):
         """A raw live session call: ``requests`` is an (async) iterable, config first; the
-        call is an async iterator of StreamResponse (``call.cancel()`` to stop)."""
-        return self.stub.StreamSession(requests, timeout=timeout, metadata=self._md())
+        call is an async iterator of StreamResponse (``call.cancel()`` to stop). See
+        :meth:`session` for the easy way."""
+        call = self.stub.StreamSession(requests, timeout=timeout, metadata=self._md())
+        return AsyncTranslatedCall(call)
+
+    def session(self, config=None, timeout: float | None = None, **kwargs) -> AsyncSession:
+        """A live session the app feeds frame by frame (see
+        :class:`~ahmer.client.AsyncSession`); arguments as for
+        :meth:`AhmerClient.session <ahmer.client.AhmerClient.session>`. Starts on
+        ``async with`` (or ``await start()``, or the first send)."""
+        return AsyncSession(self.stub, session_config(config, **kwargs), self._md(), timeout)
 
     async def stream_file(
         self,
@@ -115,12 +133,9 @@ class AsyncAhmerClient:
         **replay,
     ) -> AsyncIterator[live_pb2.StreamResponse]:
         """Replay ``path`` as a live session (see :meth:`AhmerClient.stream_file`)."""
-        from ahmer.preprocessing.media import probe
+        from .replay import replay_config, replay_requests
 
-        info = await asyncio.to_thread(probe, Path(path))
-        options = options_pb2.AnalysisOptions(fps=fps)
-        config = stream_config(session_id, info.has_video, info.has_audio, options)
-        config.config.provisional_frames = provisional
+        config = await asyncio.to_thread(replay_config, path, fps, session_id, provisional)
         items = await asyncio.to_thread(lambda: list(replay_requests(path, **replay)))
 
         async def requests():
@@ -137,7 +152,8 @@ class AsyncAhmerClient:
 
         call = self.stub.StreamSession(requests(), timeout=timeout, metadata=self._md())
         try:
-            async for response in call:
-                yield response
+            with translated():
+                async for response in call:
+                    yield response
         finally:
             call.cancel()

@@ -19,26 +19,23 @@ import numpy as np
 from ahmer.preprocessing.timeline import SAMPLE_RATE
 from ahmer.v1 import live_pb2, options_pb2
 
-__all__ = ["replay_requests", "stream_config"]
+from .live import audio_request, stream_config, video_request
+
+__all__ = ["replay_requests", "replay_config"]
 
 
-def stream_config(
-    session_id: str = "",
-    video: bool = True,
-    audio: bool = True,
-    options: options_pb2.AnalysisOptions | None = None,
-    client_transcript: bool = False,
+def replay_config(
+    path: str | Path, fps: float = 0.0, session_id: str = "", provisional: bool = False
 ) -> live_pb2.StreamRequest:
-    config = live_pb2.StreamConfig(session_id=session_id, client_transcript=client_transcript)
-    if video:
-        config.video.encoding = live_pb2.VideoFormat.JPEG
-    if audio:
-        config.audio.encoding = live_pb2.AudioFormat.PCM16
-        config.audio.sample_rate = SAMPLE_RATE
-        config.audio.channels = 1
-    if options is not None:
-        config.options.CopyFrom(options)
-    return live_pb2.StreamRequest(config=config)
+    """The config a replay of ``path`` starts with: the streams the file has, JPEG and
+    PCM16, analysed at ``fps`` (0: the server's rate)."""
+    from ahmer.preprocessing.media import probe
+
+    info = probe(Path(path))
+    options = options_pb2.AnalysisOptions(fps=fps)
+    return stream_config(
+        session_id, info.has_video, info.has_audio, options, provisional=provisional
+    )
 
 
 def _jpeg(image: np.ndarray, quality: int) -> bytes:
@@ -53,12 +50,7 @@ def _video(path: Path, max_side: int, quality: int) -> Iterator[tuple[float, int
     from ahmer.preprocessing.media import iter_frames
 
     for frame in iter_frames(path, fps=None, max_side=max_side):
-        data = _jpeg(frame.image, quality)
-        yield (
-            frame.time,
-            0,
-            live_pb2.StreamRequest(video=live_pb2.VideoFrame(pts=frame.time, data=data)),
-        )
+        yield frame.time, 0, video_request(_jpeg(frame.image, quality), frame.time)
 
 
 def _audio(path: Path, chunk_s: float) -> Iterator[tuple[float, int, object]]:
@@ -69,11 +61,7 @@ def _audio(path: Path, chunk_s: float) -> Iterator[tuple[float, int, object]]:
         pcm = (np.clip(chunk, -1, 1) * 32767).astype("<i2").tobytes()
         start = position / SAMPLE_RATE
         position += len(chunk)
-        yield (
-            position / SAMPLE_RATE,
-            1,
-            live_pb2.StreamRequest(audio=live_pb2.AudioChunk(start_time=start, data=pcm)),
-        )
+        yield position / SAMPLE_RATE, 1, audio_request(pcm, start)
 
 
 def replay_requests(

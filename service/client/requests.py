@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from ahmer.v1 import options_pb2, service_pb2
 
-__all__ = ["analyze_request", "upload_requests", "file_options", "make_options", "transcript"]
+__all__ = [
+    "analyze_request",
+    "upload_requests",
+    "file_options",
+    "make_options",
+    "split_options",
+    "transcript",
+]
 
 _DETAIL = {
     None: options_pb2.EXPLANATION_DETAIL_UNSPECIFIED,
@@ -40,29 +48,53 @@ def make_options(
 
 
 def transcript(data, fmt: str | None = None) -> options_pb2.Transcript | None:
-    """A transcript from a path, text or bytes; the format from ``fmt`` or the suffix."""
+    """A ``Transcript`` message from ``data``, which means, by its type:
+
+    - ``pathlib.Path`` (any ``os.PathLike``): a file to read; the format from ``fmt`` or
+      the file's suffix (``.txt``, ``.vtt``, ``.srt``, ``.json``);
+    - ``str``: the transcript text itself, never a file name (a string that happens to
+      name a file is still sent as text; wrap it in ``Path`` to send the file);
+    - ``bytes``: the transcript's UTF-8 bytes;
+    - a ``Transcript`` message: sent as is.
+
+    Without ``fmt`` (and for a file, without a known suffix) the server guesses the
+    format from the content.
+    """
     if data is None or isinstance(data, options_pb2.Transcript):
         return data
-    if isinstance(data, Path):
-        fmt = fmt or data.suffix.lstrip(".").lower() or None
-        data = data.read_bytes()
-    if isinstance(data, str):
+    if isinstance(data, os.PathLike):
+        path = Path(os.fspath(data))
+        suffix = path.suffix.lstrip(".").lower()
+        fmt = fmt or (suffix if suffix in _FORMATS else None)
+        data = path.read_bytes()
+    elif isinstance(data, str):
         data = data.encode("utf-8")
+    elif not isinstance(data, bytes | bytearray | memoryview):
+        kind = type(data).__name__
+        raise TypeError(f"transcript must be a Path (a file), str (the text) or bytes: {kind}")
     if fmt not in _FORMATS:
         raise ValueError(f"unknown transcript format {fmt!r}: use text, vtt, srt or json")
-    return options_pb2.Transcript(data=data, format=_FORMATS[fmt])
+    return options_pb2.Transcript(data=bytes(data), format=_FORMATS[fmt])
+
+
+def split_options(kwargs: dict) -> tuple[options_pb2.AnalysisOptions, dict]:
+    """``(AnalysisOptions, the other keyword arguments)``: ``fps``, ``language``, ``frames``
+    and ``explanation`` go into the options (see :func:`make_options`)."""
+    rest = dict(kwargs)
+    opts = {k: rest.pop(k) for k in _OPTION_KEYS if k in rest}
+    return make_options(**opts), rest
 
 
 def file_options(kwargs: dict) -> dict:
     """Normalise keyword options: ``transcript``/``transcript_format`` -> Transcript,
-    option keys -> AnalysisOptions."""
+    option keys -> AnalysisOptions (unless ``options`` is given and no option key is)."""
     out = dict(kwargs)
     text = transcript(out.pop("transcript", None), out.pop("transcript_format", None))
     if text is not None:
         out["transcript"] = text
-    opts = {k: out.pop(k) for k in _OPTION_KEYS if k in out}
-    if opts or "options" not in out:
-        out["options"] = make_options(**opts)
+    if "options" not in out or any(k in out for k in _OPTION_KEYS):
+        options, out = split_options(out)
+        out["options"] = options
     return out
 
 

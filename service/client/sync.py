@@ -1,4 +1,4 @@
-"""The blocking client."""
+"""The blocking client: every RPC as a method; errors as :class:`~ahmer.client.AhmerError`."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ahmer.v1 import live_pb2, options_pb2, results_pb2, service_pb2, service_pb2_grpc
+from ahmer.v1 import live_pb2, results_pb2, service_pb2, service_pb2_grpc
 
+from .calls import TranslatedCall
 from .channel import ClientOptions, channel_options, credentials, metadata
-from .replay import replay_requests, stream_config
+from .errors import AhmerError, translated
+from .live import session_config
 from .requests import analyze_request, file_options, upload_requests
+from .session import Session
 
 __all__ = ["AhmerClient"]
 
@@ -25,6 +28,10 @@ class AhmerClient:
     >>> with AhmerClient("localhost:50051", token="...") as client:
     ...     result = client.analyze_file("answer.mp4")
     ...     print(result.clip.ah_probability)
+
+    Every call raises an :class:`~ahmer.client.AhmerError` subclass for its status
+    (``InvalidInput``, ``Unavailable``, ...); UNAVAILABLE is retried first on the calls
+    without side effects (``ClientOptions.retries``).
     """
 
     def __init__(self, target: str, options: ClientOptions | None = None, **kwargs) -> None:
@@ -53,7 +60,8 @@ class AhmerClient:
     def health(self, service: str = "", timeout: float = 5.0) -> str:
         """The server's health status name (SERVING, NOT_SERVING, ...)."""
         stub = health_pb2_grpc.HealthStub(self.channel)
-        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        with translated():
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
@@ -63,31 +71,38 @@ class AhmerClient:
             try:
                 if self.health(timeout=2.0) == "SERVING":
                     return
-            except grpc.RpcError:
+            except AhmerError:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError("the server did not become SERVING in time")
             time.sleep(0.2)
 
     def get_models(self, timeout: float | None = 30.0) -> service_pb2.ModelsInfo:
-        return self.stub.GetModels(
-            service_pb2.GetModelsRequest(), timeout=timeout, metadata=self._md()
-        )
+        """The server's models, backend and defaults."""
+        with translated():
+            return self.stub.GetModels(
+                service_pb2.GetModelsRequest(), timeout=timeout, metadata=self._md()
+            )
 
     def analyze_bytes(
         self, media: bytes, timeout: float | None = None, **kwargs
     ) -> results_pb2.AnalysisResult:
+        """Analyse ``media`` (a whole file's bytes) in one message; keyword arguments as
+        for :meth:`analyze_file`."""
         request = analyze_request(media, **file_options(kwargs))
-        return self.stub.AnalyzeClip(
-            request, timeout=timeout, metadata=self._md(request.request_id)
-        )
+        with translated():
+            return self.stub.AnalyzeClip(
+                request, timeout=timeout, metadata=self._md(request.request_id)
+            )
 
     def analyze_file(
         self, path: str | Path, timeout: float | None = None, **kwargs
     ) -> results_pb2.AnalysisResult:
         """Send the whole file in one message (``AnalyzeClip``); keyword arguments:
-        ``transcript`` (path, str or bytes), ``transcript_format``, ``fps``, ``language``,
-        ``frames``, ``explanation`` ("none", "summary", "full"), ``request_id``."""
+        ``transcript`` (a ``Path``: a file to read; a ``str``: the text itself; or bytes),
+        ``transcript_format`` (text, vtt, srt, json; default: the file's suffix, else
+        guessed), ``fps``, ``language``, ``frames``, ``explanation`` ("none", "summary",
+        "full"), ``request_id``."""
         path = Path(path)
         kwargs.setdefault("container", path.name)
         return self.analyze_bytes(path.read_bytes(), timeout=timeout, **kwargs)
@@ -99,17 +114,28 @@ class AhmerClient:
         path = Path(path)
         kwargs.setdefault("container", path.name)
         kwargs = file_options(kwargs)
-        return self.stub.UploadClip(
-            upload_requests(path, chunk_size, **kwargs),
-            timeout=timeout,
-            metadata=self._md(kwargs.get("request_id")),
-        )
+        with translated():
+            return self.stub.UploadClip(
+                upload_requests(path, chunk_size, **kwargs),
+                timeout=timeout,
+                metadata=self._md(kwargs.get("request_id")),
+            )
 
     def stream(
         self, requests: Iterable[live_pb2.StreamRequest], timeout: float | None = None
     ) -> Iterator[live_pb2.StreamResponse]:
-        """A raw live session: your requests (config first) in, the server's messages out."""
-        return self.stub.StreamSession(iter(requests), timeout=timeout, metadata=self._md())
+        """A raw live session: your requests (config first) in, the server's messages out
+        (the call: iterate it, ``cancel()`` it). See :meth:`session` for the easy way."""
+        call = self.stub.StreamSession(iter(requests), timeout=timeout, metadata=self._md())
+        return TranslatedCall(call)
+
+    def session(self, config=None, timeout: float | None = None, **kwargs) -> Session:
+        """A live session the app feeds frame by frame (see :class:`~ahmer.client.Session`):
+        ``config`` (a ``StreamConfig``) or keyword arguments: ``session_id``, ``video``,
+        ``audio`` (True: JPEG frames, 16 kHz mono PCM16), ``sample_rate``, ``channels``,
+        ``provisional``, ``client_transcript``, ``fps``, ``language``, ``frames``,
+        ``explanation``. Starts on ``with`` (or ``start()``, or the first send)."""
+        return Session(self.stub, session_config(config, **kwargs), self._md(), timeout)
 
     def stream_file(
         self,
@@ -126,12 +152,9 @@ class AhmerClient:
         """Replay ``path`` as a live session and yield the server's messages. ``realtime``
         paces the requests at ``speed`` times real time; ``sent``, when given, receives
         ``pts -> monotonic send time`` of each video frame (for latency measurements)."""
-        from ahmer.preprocessing.media import probe
+        from .replay import replay_config, replay_requests
 
-        info = probe(Path(path))
-        options = options_pb2.AnalysisOptions(fps=fps)
-        config = stream_config(session_id, info.has_video, info.has_audio, options)
-        config.config.provisional_frames = provisional
+        config = replay_config(path, fps, session_id, provisional)
         stop = threading.Event()
 
         def requests():
@@ -150,7 +173,8 @@ class AhmerClient:
 
         call = self.stub.StreamSession(requests(), timeout=timeout, metadata=self._md())
         try:
-            yield from call
+            with translated():
+                yield from call
         finally:
             stop.set()
             call.cancel()

@@ -1,0 +1,129 @@
+"""The messages of a live session (``StreamSession``, see ``live.proto``), built from plain
+values: the config, camera frames, microphone chunks, transcript segments.
+
+One place builds them for every client path: the session objects (:mod:`.session`,
+:mod:`.aio_session`) and file replay (:mod:`.replay`). :class:`SessionState` keeps what
+both session objects remember of the server's messages.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from ahmer.v1 import live_pb2, options_pb2, results_pb2
+
+from .errors import AhmerError
+from .requests import split_options
+
+__all__ = [
+    "stream_config",
+    "session_config",
+    "video_request",
+    "audio_request",
+    "transcript_request",
+    "SessionState",
+]
+
+
+def stream_config(
+    session_id: str = "",
+    video: bool = True,
+    audio: bool = True,
+    options: options_pb2.AnalysisOptions | None = None,
+    client_transcript: bool = False,
+    provisional: bool = False,
+    sample_rate: int | None = None,
+    channels: int = 1,
+) -> live_pb2.StreamRequest:
+    """The first request of a session: JPEG video (when ``video``) and PCM16 audio (when
+    ``audio``) of ``sample_rate`` Hz (default: the analysis rate, 16 kHz) and ``channels``;
+    ``provisional`` asks for each frame's provisional result too. For PNG or raw RGB24
+    frames, change ``config.video`` of the result."""
+    config = live_pb2.StreamConfig(
+        session_id=session_id,
+        client_transcript=client_transcript,
+        provisional_frames=provisional,
+    )
+    if video:
+        config.video.encoding = live_pb2.VideoFormat.JPEG
+    if audio:
+        if sample_rate is None:
+            from ahmer.preprocessing.timeline import SAMPLE_RATE
+
+            sample_rate = SAMPLE_RATE
+        config.audio.encoding = live_pb2.AudioFormat.PCM16
+        config.audio.sample_rate = sample_rate
+        config.audio.channels = channels
+    if options is not None:
+        config.options.CopyFrom(options)
+    return live_pb2.StreamRequest(config=config)
+
+
+def session_config(config=None, **kwargs) -> live_pb2.StreamRequest:
+    """``config`` (a ``StreamConfig`` or its ``StreamRequest``) as the first request, or one
+    made from keyword arguments: those of :func:`stream_config` and the analysis options
+    ``fps``, ``language``, ``frames``, ``explanation`` (as for whole clips)."""
+    if config is not None:
+        if kwargs:
+            raise TypeError("give either a config or keyword arguments, not both")
+        if isinstance(config, live_pb2.StreamConfig):
+            return live_pb2.StreamRequest(config=config)
+        if isinstance(config, live_pb2.StreamRequest) and config.HasField("config"):
+            return config
+        raise TypeError(f"config must be a StreamConfig, got {type(config).__name__}")
+    options, rest = split_options(kwargs)
+    return stream_config(options=options, **rest)
+
+
+def video_request(data: bytes, pts: float) -> live_pb2.StreamRequest:
+    """One camera frame: ``data`` encoded as the config says (JPEG by default), ``pts`` in
+    seconds on the session clock (never decreasing)."""
+    return live_pb2.StreamRequest(video=live_pb2.VideoFrame(pts=pts, data=bytes(data)))
+
+
+def audio_request(data: bytes, start: float | None = None) -> live_pb2.StreamRequest:
+    """Microphone samples (PCM16 little-endian, channels interleaved) starting at ``start``
+    seconds on the session clock, or right after the previous chunk when ``None``."""
+    chunk = live_pb2.AudioChunk(data=bytes(data))
+    if start is not None:
+        chunk.start_time = start
+    return live_pb2.StreamRequest(audio=chunk)
+
+
+def transcript_request(text: str, start: float, end: float) -> live_pb2.StreamRequest:
+    """Words the app's own captioning heard between ``start`` and ``end`` seconds (only for
+    sessions configured with ``client_transcript``)."""
+    segment = live_pb2.TranscriptSegment(start=start, end=end, text=text)
+    return live_pb2.StreamRequest(transcript=segment)
+
+
+class SessionState:
+    """What both session objects hold: the call's arguments, and what they remember of
+    the server's messages: ``started`` (the settings in effect) and ``result`` (the whole
+    session, after the close), or the error that ended the call."""
+
+    started: live_pb2.SessionStarted | None = None
+    result: results_pb2.AnalysisResult | None = None
+
+    def __init__(self, stub, config: live_pb2.StreamRequest, metadata, timeout=None) -> None:
+        self._stub = stub
+        self._config = config
+        self._metadata = metadata
+        self._timeout = timeout
+        self._call = None  # the StreamSession call, once started
+        self._error: AhmerError | None = None
+        self._half_closed = False
+
+    def _record(self, msg: live_pb2.StreamResponse) -> live_pb2.StreamResponse:
+        kind = msg.WhichOneof("message")
+        if kind == "started":
+            self.started = msg.started
+        elif kind == "result":
+            self.result = msg.result
+        return msg
+
+    def _raise_ended(self) -> None:
+        """The call is over without a result to give: raise why."""
+        if self._error is not None:
+            raise self._error
+        raise AhmerError(grpc.StatusCode.UNKNOWN, "the session ended")
