@@ -62,6 +62,7 @@ __all__ = [
     "ScoredVideo",
     "ap_thresholds",
     "f1_per_class",
+    "pr_curve",
     "average_precision",
     "binary_metrics",
     "read_split_file",
@@ -69,6 +70,10 @@ __all__ = [
     "load_labels",
     "match_labels",
     "frame_pairs",
+    "LevelSamples",
+    "Truth",
+    "Evaluation",
+    "collect",
     "evaluate",
 ]
 
@@ -109,19 +114,16 @@ def f1_per_class(y_true, y_pred) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def average_precision(y_true, scores, rule: str = "trapezoid") -> float | None:
-    """AP of the positive class over the BAH thresholds (see the module docstring).
-
-    ``rule="trapezoid"`` is the BAH definition; ``"step"`` uses Σ (R_k − R_{k+1}) · P_k.
-    ``None`` when there is no positive label."""
+def pr_curve(y_true, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The precision-recall points that AP integrates: ``(thresholds, precision, recall)``
+    at :func:`ap_thresholds`, in threshold order (see the module docstring); ``None`` when
+    there is no positive label."""
     t = _binary("labels", y_true)
     s = np.asarray(scores, dtype=np.float64)
     if s.shape != t.shape:
         raise MetricsError(f"{t.size} labels but {s.size} scores")
     if not np.isfinite(s).all():
         raise MetricsError("scores must be finite")
-    if rule not in ("trapezoid", "step"):
-        raise MetricsError(f"unknown AP rule {rule!r}")
     n_pos = int(t.sum())
     if n_pos == 0:
         return None
@@ -134,6 +136,21 @@ def average_precision(y_true, scores, rule: str = "trapezoid") -> float | None:
     predicted = tp + fp
     precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
     recall = tp / n_pos
+    return th, precision, recall
+
+
+def average_precision(y_true, scores, rule: str = "trapezoid") -> float | None:
+    """AP of the positive class over the BAH thresholds (see the module docstring): the area
+    under :func:`pr_curve`.
+
+    ``rule="trapezoid"`` is the BAH definition; ``"step"`` uses Σ (R_k − R_{k+1}) · P_k.
+    ``None`` when there is no positive label."""
+    curve = pr_curve(y_true, scores)
+    if rule not in ("trapezoid", "step"):
+        raise MetricsError(f"unknown AP rule {rule!r}")
+    if curve is None:
+        return None
+    _, precision, recall = curve
     drop = recall[:-1] - recall[1:]
     if rule == "trapezoid":
         return float(np.sum(drop * (precision[:-1] + precision[1:]) / 2))
@@ -400,52 +417,109 @@ def frame_pairs(
     )
 
 
+@dataclass(frozen=True)
+class LevelSamples:
+    """What one level is evaluated on, one entry per sample (a video, or a labelled source
+    frame): labels, hard predictions and positive-class scores."""
+
+    labels: np.ndarray
+    predictions: np.ndarray
+    scores: np.ndarray
+
+    def metrics(self) -> BinaryMetrics:
+        return binary_metrics(self.labels, self.predictions, self.scores)
+
+    def curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """:func:`pr_curve` of these samples."""
+        return pr_curve(self.labels, self.scores)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The labels matched to one result: its ``video`` label (0/1) and its ``frames`` labels
+    (one per source frame, -1 where unlabelled; frame k at time k / ``fps``), each None when
+    the labels hold none (or, for frames, when the frame rate is unknown)."""
+
+    video: int | None = None
+    frames: np.ndarray | None = None
+    fps: float | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The samples behind :func:`evaluate`'s metrics: ``video`` and ``frame`` level (None when
+    nothing matched), the matching counts, the frames dropped and each matched result's
+    :class:`Truth` by id."""
+
+    matching: dict
+    video: LevelSamples | None
+    frame: LevelSamples | None
+    frames_dropped: int
+    truth: dict[str, Truth]
+
+
+def collect(
+    videos: Sequence[ScoredVideo], labels: LabelSet, label_fps: float | None = None
+) -> Evaluation:
+    """Match ``videos`` to ``labels`` and gather the samples of each level (see the module
+    docstring); :func:`evaluate` computes the metrics from them."""
+    pairs = [(v.id, v.path) for v in videos]
+    by_id = {v.id: v for v in videos}
+    video_match = match_labels(pairs, labels.videos)
+    frame_match = match_labels(pairs, labels.frames)
+    matching: dict = {
+        "results": len(videos),
+        "video_labels": len(labels.videos),
+        "frame_labels": len(labels.frames),
+        "matched_video_level": len(video_match),
+        "matched_frame_level": len(frame_match),
+        "unmatched": sorted(set(by_id) - set(video_match) - set(frame_match)),
+    }
+    truth = {vid: Truth(video=labels.videos[key]) for vid, key in video_match.items()}
+    video = None
+    if video_match:
+        ids = sorted(video_match)
+        video = LevelSamples(
+            np.asarray([labels.videos[video_match[i]] for i in ids], np.int8),
+            np.asarray([by_id[i].label for i in ids], np.int8),
+            np.asarray([by_id[i].probability for i in ids], np.float64),
+        )
+    frame = None
+    dropped = 0
+    if frame_match:
+        ys, ps, ss = [], [], []
+        skipped: list[str] = []
+        for vid in sorted(frame_match):
+            item = by_id[vid]
+            fps = label_fps or item.source_fps
+            if not fps or fps <= 0:
+                skipped.append(vid)
+                continue
+            frames = labels.frames[frame_match[vid]]
+            y, p, s, d = frame_pairs(frames, fps, item)
+            ys.append(y)
+            ps.append(p)
+            ss.append(s)
+            dropped += d
+            known = truth.get(vid, Truth()).video
+            truth[vid] = Truth(video=known, frames=np.asarray(frames, np.int8), fps=float(fps))
+        if ys and sum(len(y) for y in ys):
+            frame = LevelSamples(np.concatenate(ys), np.concatenate(ps), np.concatenate(ss))
+        matching["frame_level_skipped_no_fps"] = skipped
+    return Evaluation(matching, video, frame, dropped, truth)
+
+
 def evaluate(
     videos: Sequence[ScoredVideo], labels: LabelSet, label_fps: float | None = None
 ) -> dict:
     """Video- and frame-level BAH metrics of ``videos`` against ``labels`` (JSON-ready).
 
     ``label_fps`` is the frame rate of the annotated frames; by default each video's own."""
-    pairs = [(v.id, v.path) for v in videos]
-    by_id = {v.id: v for v in videos}
-    video_match = match_labels(pairs, labels.videos)
-    frame_match = match_labels(pairs, labels.frames)
-    report: dict = {
-        "matching": {
-            "results": len(videos),
-            "video_labels": len(labels.videos),
-            "frame_labels": len(labels.frames),
-            "matched_video_level": len(video_match),
-            "matched_frame_level": len(frame_match),
-            "unmatched": sorted(set(by_id) - set(video_match) - set(frame_match)),
-        }
-    }
-    report["video"] = None
-    if video_match:
-        ids = sorted(video_match)
-        report["video"] = binary_metrics(
-            [labels.videos[video_match[i]] for i in ids],
-            [by_id[i].label for i in ids],
-            [by_id[i].probability for i in ids],
-        ).to_dict()
-    report["frame"] = None
-    if frame_match:
-        ys, ps, ss = [], [], []
-        dropped = 0
-        skipped: list[str] = []
-        for vid in sorted(frame_match):
-            video = by_id[vid]
-            fps = label_fps or video.source_fps
-            if not fps or fps <= 0:
-                skipped.append(vid)
-                continue
-            y, p, s, d = frame_pairs(labels.frames[frame_match[vid]], fps, video)
-            ys.append(y)
-            ps.append(p)
-            ss.append(s)
-            dropped += d
-        if ys and sum(len(y) for y in ys):
-            frame = binary_metrics(np.concatenate(ys), np.concatenate(ps), np.concatenate(ss))
-            report["frame"] = {**frame.to_dict(), "frames_dropped": dropped}
-        report["matching"]["frame_level_skipped_no_fps"] = skipped
+    samples = collect(videos, labels, label_fps)
+    report: dict = {"matching": samples.matching, "video": None, "frame": None}
+    if samples.video is not None:
+        report["video"] = samples.video.metrics().to_dict()
+    if samples.frame is not None:
+        frame = samples.frame.metrics().to_dict()
+        report["frame"] = {**frame, "frames_dropped": samples.frames_dropped}
     return report

@@ -81,6 +81,25 @@ class BatchResult:
         path = self.batch.get("path")
         return None if path is None else str(path)
 
+    def scored_video(self):
+        """What the evaluation against labels reads of this result
+        (:class:`ahmer.models.evaluation.ScoredVideo`)."""
+        import numpy as np
+
+        from ahmer.models.evaluation import ScoredVideo
+
+        r, frames = self.result, self.result.frames
+        return ScoredVideo(
+            id=self.id,
+            path=self.id if self.path is None else self.path,
+            probability=float(r.clip.ah_probability),
+            label=int(r.clip.ah_label),
+            times=np.array([f.time for f in frames], float),
+            frame_probability=np.array([f.ah_probability for f in frames], float),
+            frame_label=np.array([f.ah_label for f in frames], int),
+            source_fps=float(r.media.get("video_fps") or 0.0),
+        )
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], default_id: str | None = None) -> BatchResult:
         """A result JSON object with its ``id`` (else ``default_id``) and ``batch`` keys.

@@ -40,7 +40,7 @@ from ..batch.tables import (
     write_frames_csv,
     write_frames_parquet,
 )
-from .args import add_analysis_arguments, analysis_config
+from .args import add_analysis_arguments, analysis_config, examples
 
 __all__ = ["add_score_parser", "run_score", "ProgressDisplay", "write_outputs"]
 
@@ -55,6 +55,13 @@ def add_score_parser(sub) -> None:
         description="Score many recorded answers: per-clip result JSON, clips.csv, "
         "frames.parquet, an offline HTML report and, given labels in the BAH layout, the BAH "
         "metrics. Re-running skips what is done; Ctrl-C keeps what finished.",
+        **examples(
+            "ahmer score recordings/ --out scores/",
+            "ahmer score list.csv --out scores/ --workers 4 --frames-csv",
+            "ahmer score recordings/ --out scores/ --labels train.txt video_annotation.yaml",
+            "ahmer score recordings/ --out scores/ --shard 0/4   # one of 4 machines",
+            "ahmer score --merge --out scores/                  # when the shards are done",
+        ),
     )
     p.add_argument(
         "inputs",
@@ -164,29 +171,10 @@ class ProgressDisplay:
 # -- outputs -----------------------------------------------------------------------------------
 
 
-def _scored_videos(results: list[BatchResult]):
-    import numpy as np
-
-    from ahmer.models.evaluation import ScoredVideo
-
-    for b in results:
-        r, frames = b.result, b.result.frames
-        yield ScoredVideo(
-            id=b.id,
-            path=b.id if b.path is None else b.path,
-            probability=float(r.clip.ah_probability),
-            label=int(r.clip.ah_label),
-            times=np.array([f.time for f in frames], float),
-            frame_probability=np.array([f.ah_probability for f in frames], float),
-            frame_label=np.array([f.ah_label for f in frames], int),
-            source_fps=float(r.media.get("video_fps") or 0.0),
-        )
-
-
 def compute_metrics(results: list[BatchResult], labels, label_fps: float | None) -> dict[str, Any]:
     from ahmer.models.evaluation import evaluate
 
-    report = evaluate(list(_scored_videos(results)), labels, label_fps=label_fps)
+    report = evaluate([b.scored_video() for b in results], labels, label_fps=label_fps)
     models: dict[str, str] = {}
     for b in results:
         models.update(b.result.models)
@@ -217,8 +205,11 @@ def write_outputs(
     frames_csv: bool = False,
     report: bool = True,
     metrics: dict[str, Any] | None = None,
+    labels=None,
+    label_fps: float | None = None,
 ) -> list[str]:
-    """Tables, report and metrics for ``results``; returns the names written."""
+    """Tables, report and metrics for ``results`` (the report shows ``labels``, a
+    :class:`~ahmer.models.evaluation.LabelSet`, when given); returns the names written."""
     from ..files import atomic_write_text
 
     written = []
@@ -236,9 +227,28 @@ def write_outputs(
     if report:
         from ..batch.report import render_report
 
-        atomic_write_text(out / "report.html", render_report(results, failures, metrics=metrics))
+        page = render_report(results, failures, metrics=metrics, labels=labels, label_fps=label_fps)
+        atomic_write_text(out / "report.html", page)
         written.append("report.html")
     return written
+
+
+def _metrics_and_outputs(
+    args: argparse.Namespace, results: list[BatchResult], failures: list[dict[str, Any]], labels
+) -> tuple[list[str], dict[str, Any] | None]:
+    """The metrics (with ``labels``) and every output of the run: (names written, metrics)."""
+    metrics = compute_metrics(results, labels, args.label_fps) if labels else None
+    written = write_outputs(
+        args.out,
+        results,
+        failures,
+        args.frames_csv,
+        not args.no_report,
+        metrics,
+        labels,
+        args.label_fps,
+    )
+    return written, metrics
 
 
 def _metrics_line(metrics: dict[str, Any]) -> str:
@@ -357,10 +367,7 @@ def run_score(args: argparse.Namespace) -> int:
         )
     else:
         results = load_results(args.out / RESULTS, ok_ids)
-        metrics = compute_metrics(results, labels, args.label_fps) if labels else None
-        written = write_outputs(
-            args.out, results, failures, args.frames_csv, not args.no_report, metrics
-        )
+        written, metrics = _metrics_and_outputs(args, results, failures, labels)
         print(
             f"ahmer score: {len(results)} clip(s) scored ({len(done)} from earlier runs), "
             f"{len(failures)} failed; wrote {', '.join(written)} in {args.out}"
@@ -383,10 +390,7 @@ def _merge(args: argparse.Namespace, labels) -> int:
     have = {b.id for b in results}
     sources = [args.out / "failures.csv", *sorted(args.out.glob("failures.shard-*.csv"))]
     failures = [f for f in read_failures(p for p in sources if p.exists()) if f["id"] not in have]
-    metrics = compute_metrics(results, labels, args.label_fps) if labels else None
-    written = write_outputs(
-        args.out, results, failures, args.frames_csv, not args.no_report, metrics
-    )
+    written, metrics = _metrics_and_outputs(args, results, failures, labels)
     print(
         f"ahmer score: merged {len(results)} result(s), {len(failures)} failure(s); "
         f"wrote {', '.join(written)} in {args.out}"
