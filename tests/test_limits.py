@@ -24,6 +24,7 @@ def server(model_store):
         analyzer=shared_analyzer(),
         max_message_mb=0.25,
         max_upload_mb=0.5,
+        max_buffered_mb=1.5,
         max_sessions=2,
         max_stream_seconds=MAX_STREAM_S,
         live_queue_frames=4,
@@ -130,6 +131,45 @@ def test_upload_limits(client, tmp_path, clip):
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "UploadHeader" in err.details()
     # a real clip in small chunks still works after the refusals
     assert client.upload_file(clip, chunk_size=32 * 1024, frames=False).clip.ah_label == 1
+
+
+def test_uploads_share_one_media_budget(server, client):
+    """All calls together hold at most --max-buffered-mb of media (an upload counts twice
+    while it is received: its buffer and the copy the analysis reads): a call that would go
+    over is refused at its header, and a cancelled call gives its share back."""
+    from ahmer.v1 import service_pb2
+
+    budget = server.server.state.media
+    size = 400 * 1024  # under the 0.5 MiB upload limit; twice 2 x 400 KiB is over 1.5 MiB
+    header = service_pb2.UploadRequest(header=service_pb2.UploadHeader(total_size=size))
+    half = service_pb2.UploadRequest(chunk=service_pb2.UploadChunk(data=bytes(size // 2)))
+
+    def settled(value: int) -> int:
+        deadline = time.monotonic() + 10
+        while budget.held != value and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return budget.held
+
+    go = threading.Event()
+
+    def waiting():  # a header, then nothing until the test says so
+        yield header
+        go.wait(30)
+
+    first = client.stub.UploadClip.future(waiting())
+    try:
+        assert settled(2 * size) == 2 * size
+        err = _error(lambda: client.stub.UploadClip(iter([header, half, half]), timeout=30))
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "too much clip media in memory" in err.details()
+        assert budget.held == 2 * size  # the refused call took nothing
+    finally:
+        first.cancel()
+        go.set()
+    assert settled(0) == 0
+    err = _error(lambda: client.stub.UploadClip(iter([header, half, half]), timeout=30))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a media file" in err.details()
+    assert settled(0) == 0
 
 
 def test_bad_options_are_invalid_argument(client, clip):

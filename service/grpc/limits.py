@@ -1,9 +1,12 @@
-"""Request limits and option checks: session slots, upload size, stream duration, analysis
-options. Each violation is a :class:`~ahmer.service.errors.RequestError` with its status."""
+"""Request limits and option checks: session slots, upload size, clip media held in memory,
+stream duration, analysis options. Each violation is a
+:class:`~ahmer.service.errors.RequestError` with its status."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -15,6 +18,8 @@ from .settings import CALL_FPS
 
 __all__ = [
     "SessionSlots",
+    "MediaBudget",
+    "Hold",
     "ResolvedOptions",
     "resolve_options",
     "check_id",
@@ -50,6 +55,53 @@ class SessionSlots:
 
     def release(self) -> None:
         self.active = max(0, self.active - 1)
+
+
+class MediaBudget:
+    """At most ``limit`` bytes of clip media held in memory by all calls together (uploads
+    being received, their copy for the analysis, clips being analysed), so that many
+    concurrent uploads cannot exhaust the server's memory even when each is under the
+    per-upload limit. A call holds its bytes through :meth:`hold`, which gives them all back
+    when the call ends, however it ends (event-loop confined: no lock needed)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    @contextmanager
+    def hold(self) -> Iterator[Hold]:
+        held = Hold(self)
+        try:
+            yield held
+        finally:
+            held.drop(held.size)
+
+
+class Hold:
+    """The bytes one call holds of a :class:`MediaBudget`."""
+
+    def __init__(self, budget: MediaBudget) -> None:
+        self.budget = budget
+        self.size = 0
+
+    def add(self, size: int) -> None:
+        """Reserve ``size`` more bytes, or refuse the call (RESOURCE_EXHAUSTED)."""
+        budget = self.budget
+        if size > 0 and budget.held + size > budget.limit:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too much clip media in memory: {size} more bytes would take the server "
+                f"over its limit of {budget.limit} bytes for all calls together "
+                f"({budget.held} held now); retry later",
+            )
+        budget.held += max(0, size)
+        self.size += max(0, size)
+
+    def drop(self, size: int) -> None:
+        """Give back ``size`` of the bytes held (what the call no longer keeps)."""
+        size = min(max(0, size), self.size)
+        self.size -= size
+        self.budget.held -= size
 
 
 @dataclass(frozen=True)

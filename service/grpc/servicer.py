@@ -12,6 +12,8 @@ import functools
 import logging
 import threading
 import time
+import traceback
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -24,11 +26,17 @@ from ahmer.v1 import service_pb2, service_pb2_grpc
 from ..convert import to_proto
 from ..logs import log_event
 from .errors import RequestError, status_for
-from .limits import TRANSCRIPT_FORMATS, check_id, check_upload_size, resolve_options
+from .limits import (
+    TRANSCRIPT_FORMATS,
+    MediaBudget,
+    check_id,
+    check_upload_size,
+    resolve_options,
+)
 from .prometheus import Metrics
 from .settings import ServerConfig
 
-__all__ = ["ServerState", "AnalysisServicer", "MODEL_ROLES"]
+__all__ = ["ServerState", "AnalysisServicer", "MODEL_ROLES", "answer", "release_frames"]
 
 log = logging.getLogger("ahmer.service")
 
@@ -46,7 +54,8 @@ MODEL_ROLES = {
 
 @dataclass
 class ServerState:
-    """What the handlers share: config, the analyzer once loaded, pools, metrics, flags."""
+    """What the handlers share: config, the analyzer once loaded, pools, metrics, flags, the
+    budget of clip media held in memory."""
 
     config: ServerConfig
     metrics: Metrics
@@ -56,6 +65,10 @@ class ServerState:
     clip_pool: ThreadPoolExecutor | None = None
     live_pool: ThreadPoolExecutor | None = None
     extra: dict = field(default_factory=dict)
+    media: MediaBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.media = MediaBudget(self.config.max_buffered_bytes)
 
     def require_ready(self) -> None:
         if self.stopping:
@@ -72,6 +85,42 @@ async def abort_for(context, exc: BaseException):
     if code == grpc.StatusCode.INTERNAL:
         log.error("internal error in a handler", exc_info=exc)
     await context.abort(code, message)
+
+
+def release_frames(exc: BaseException | None) -> None:
+    """Clear the local variables of the finished frames in the tracebacks of ``exc`` and of
+    the exceptions chained to it (file names and line numbers stay, for logs).
+
+    A traceback keeps every local of its frames alive (a clip's media, an upload's buffer)
+    for as long as the exception lives, and exceptions outlive calls: gRPC keeps a finished
+    call's abort exception until its next call, and a frame that holds the future or the
+    exception it failed with makes a reference cycle that only the cyclic collector frees,
+    which may not run for many calls. Frames still running are left alone."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        exc = todo.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        todo += [exc.__cause__, exc.__context__]
+
+
+async def answer(context, work: Awaitable):
+    """Await ``work`` (one call's handler): its result, or the call ended with the status of
+    what it raised. Whatever it raised, the frames it ran let go of their locals."""
+    try:
+        return await work
+    except grpc.aio.AbortError as exc:
+        release_frames(exc)
+        raise
+    except Exception as exc:
+        release_frames(exc)
+        await abort_for(context, exc)
+    except BaseException as exc:  # cancelled: the call is gone
+        release_frames(exc)
+        raise
 
 
 def _transcript(msg) -> tuple[bytes | None, str | None]:
@@ -92,64 +141,78 @@ class AnalysisServicer(service_pb2_grpc.AnalysisServiceServicer):
     # -- whole clips ---------------------------------------------------------------------
 
     async def AnalyzeClip(self, request, context):
-        try:
-            self.state.require_ready()
+        return await answer(context, self._analyze_clip(request, context))
+
+    async def _analyze_clip(self, request, context):
+        self.state.require_ready()
+        with self.state.media.hold() as held:
+            held.add(len(request.media))
             return await self._analyze(
                 context,
-                bytes(request.media),
+                request.media,
                 request.transcript,
                 request.options,
                 request.request_id,
                 request.container,
             )
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            await abort_for(context, exc)
 
     async def UploadClip(self, request_iterator, context):
-        try:
-            self.state.require_ready()
-            limit = self.state.config.max_upload_bytes
-            header = None
-            data = bytearray()
-            async for msg in request_iterator:
-                kind = msg.WhichOneof("message")
-                if header is None:
-                    if kind != "header":
+        return await answer(context, self._upload_clip(request_iterator, context))
+
+    async def _upload_clip(self, request_iterator, context):
+        """Receive the chunks into one buffer, then copy it once into the bytes the analysis
+        reads. Against the server's media budget each byte counts twice until the copy is
+        made (buffer and copy exist together for a moment): reserved as chunks come, or all
+        at once from the header's size, so a call that cannot fit fails before it sends."""
+        self.state.require_ready()
+        limit = self.state.config.max_upload_bytes
+        header = None
+        data = bytearray()
+        with self.state.media.hold() as held:
+            try:
+                async for msg in request_iterator:
+                    kind = msg.WhichOneof("message")
+                    if header is None:
+                        if kind != "header":
+                            raise RequestError(
+                                grpc.StatusCode.INVALID_ARGUMENT,
+                                "the first UploadClip message must be an UploadHeader",
+                            )
+                        header = msg.header
+                        check_upload_size(max(0, header.total_size), limit)
+                        held.add(2 * max(0, header.total_size))
+                    elif kind == "chunk":
+                        size = len(data) + len(msg.chunk.data)
+                        check_upload_size(size, limit)
+                        held.add(2 * size - held.size)
+                        data += msg.chunk.data
+                    else:
                         raise RequestError(
-                            grpc.StatusCode.INVALID_ARGUMENT,
-                            "the first UploadClip message must be an UploadHeader",
+                            grpc.StatusCode.INVALID_ARGUMENT, "only one UploadHeader is allowed"
                         )
-                    header = msg.header
-                    check_upload_size(max(0, header.total_size), limit)
-                elif kind == "chunk":
-                    check_upload_size(len(data) + len(msg.chunk.data), limit)
-                    data += msg.chunk.data
-                else:
+                msg = None  # the last chunk: not kept during the analysis
+                if header is None:
+                    raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "empty upload")
+                if header.total_size and header.total_size != len(data):
                     raise RequestError(
-                        grpc.StatusCode.INVALID_ARGUMENT, "only one UploadHeader is allowed"
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"upload incomplete: header said {header.total_size} bytes, "
+                        f"received {len(data)}",
                     )
-            if header is None:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "empty upload")
-            if header.total_size and header.total_size != len(data):
-                raise RequestError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"upload incomplete: header said {header.total_size} bytes, "
-                    f"received {len(data)}",
+                held.drop(held.size - 2 * len(data))
+                media = bytes(data)
+                data.clear()  # frees the buffer, whoever still refers to it
+                held.drop(len(media))
+                return await self._analyze(
+                    context,
+                    media,
+                    header.transcript,
+                    header.options,
+                    header.request_id,
+                    header.container,
                 )
-            return await self._analyze(
-                context,
-                bytes(data),
-                header.transcript,
-                header.options,
-                header.request_id,
-                header.container,
-            )
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            await abort_for(context, exc)
+            finally:
+                data.clear()
 
     async def _analyze(self, context, media, transcript, options, request_id, container):
         state = self.state
@@ -206,13 +269,11 @@ class AnalysisServicer(service_pb2_grpc.AnalysisServiceServicer):
     # -- models --------------------------------------------------------------------------
 
     async def GetModels(self, request, context):
-        try:
-            self.state.require_ready()
-            return models_info(self.state)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            await abort_for(context, exc)
+        return await answer(context, self._models())
+
+    async def _models(self):
+        self.state.require_ready()
+        return models_info(self.state)
 
 
 def models_info(state: ServerState) -> service_pb2.ModelsInfo:

@@ -88,6 +88,7 @@ class ServerConfig:
     tokens: str = ""
     max_message_mb: float = 64.0
     max_upload_mb: float = 1024.0
+    max_buffered_mb: float = 2048.0
     max_sessions: int = 8
     max_stream_seconds: float = 600.0
     max_concurrent_rpcs: int = 64
@@ -112,6 +113,7 @@ class ServerConfig:
             (self.client_ca is None or self.tls_cert is not None, "client_ca", "needs TLS"),
             (0.001 <= self.max_message_mb <= 2047, "max_message_mb", "must be in 0.001..2047"),
             (self.max_upload_mb > 0, "max_upload_mb", "must be positive"),
+            (self.max_buffered_mb > 0, "max_buffered_mb", "must be positive"),
             (1 <= self.max_sessions <= 10000, "max_sessions", "must be 1..10000"),
             (self.max_stream_seconds > 0, "max_stream_seconds", "must be positive"),
             (self.max_concurrent_rpcs >= 1, "max_concurrent_rpcs", "must be at least 1"),
@@ -139,6 +141,10 @@ class ServerConfig:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_buffered_bytes(self) -> int:
+        return int(self.max_buffered_mb * 1024 * 1024)
 
     @property
     def worker_threads(self) -> int:
@@ -189,6 +195,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("tokens", "AHMER_TOKENS", str, "bearer tokens, comma-separated"),
     Option("max_message_mb", "AHMER_MAX_MESSAGE_MB", float, "largest gRPC message, MiB"),
     Option("max_upload_mb", "AHMER_MAX_UPLOAD_MB", float, "largest UploadClip media, MiB"),
+    Option("max_buffered_mb", "AHMER_MAX_BUFFERED_MB", float, "media held by all clip calls, MiB"),
     Option("max_sessions", "AHMER_MAX_SESSIONS", int, "concurrent live sessions"),
     Option("max_stream_seconds", "AHMER_MAX_STREAM_SECONDS", float, "longest live session, s"),
     Option("max_concurrent_rpcs", "AHMER_MAX_CONCURRENT_RPCS", int, "concurrent calls"),

@@ -1,0 +1,152 @@
+"""Server memory after failed uploads: rounds of parallel ``UploadClip`` calls of random bytes.
+
+Starts ``ahmer serve`` (unless ``--server``/``--pid`` are given), waits until it serves,
+then runs ``--rounds`` rounds of ``--parallel`` concurrent uploads of ``--mb`` MiB of random
+bytes each (1 MiB chunks). Random bytes are not media, so every call should end
+INVALID_ARGUMENT (or RESOURCE_EXHAUSTED where the server's buffer bound refuses it). After
+each round the server is left idle for ``--idle`` seconds and its resident memory (VmRSS of
+/proc/<pid>/status) is read: a server that releases its upload buffers comes back to about
+the same RSS after every round.
+
+    python bench/upload_memory.py                           # 4 x 200 MiB, 3 rounds
+    python bench/upload_memory.py --mb 100 --rounds 5 --json out.json
+    python bench/upload_memory.py -- --max-buffered-mb 300  # extra ahmer serve flags
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+from stream import free_port, rss_mb  # bench/stream.py
+
+__all__ = ["free_port", "rss_mb", "start_server", "wait_serving", "upload", "run_round"]
+
+CHUNK = 1024 * 1024
+
+
+def start_server(extra: list[str], log_path: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "ahmer.service.cli", "serve", "--host", "127.0.0.1",
+           "--port", str(port), "--metrics-port", "off", *extra]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    target = f"127.0.0.1:{port}"
+    wait_serving(target, proc)
+    return proc, target
+
+
+def wait_serving(target: str, proc: subprocess.Popen | None = None, timeout: float = 300) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {proc.returncode}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise TimeoutError("the server did not become SERVING")
+
+
+def upload(target: str, payload: bytes, metadata=()) -> str:
+    """One UploadClip of ``payload`` in 1 MiB chunks; the status code's name."""
+    from ahmer.v1 import service_pb2, service_pb2_grpc
+
+    def messages():
+        yield service_pb2.UploadRequest(header=service_pb2.UploadHeader(total_size=len(payload)))
+        view = memoryview(payload)
+        for start in range(0, len(payload), CHUNK):
+            yield service_pb2.UploadRequest(
+                chunk=service_pb2.UploadChunk(data=bytes(view[start : start + CHUNK]))
+            )
+
+    with grpc.insecure_channel(target) as channel:
+        stub = service_pb2_grpc.AnalysisServiceStub(channel)
+        try:
+            stub.UploadClip(messages(), timeout=600, metadata=metadata)
+        except grpc.RpcError as exc:
+            return exc.code().name
+    return "OK"
+
+
+def run_round(target: str, parallel: int, size: int, metadata=()) -> list[str]:
+    """``parallel`` concurrent uploads of distinct random payloads; their status codes."""
+    payloads = [os.urandom(size) for _ in range(parallel)]
+    codes: list[str] = [""] * parallel
+
+    def one(i: int) -> None:
+        codes[i] = upload(target, payloads[i], metadata)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(parallel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return codes
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mb", type=float, default=200, help="MiB per upload (default 200)")
+    p.add_argument("--parallel", type=int, default=4, help="concurrent uploads per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--idle", type=float, default=3.0, help="idle seconds before reading RSS")
+    p.add_argument("--server", help="target of a running server (needs --pid)")
+    p.add_argument("--pid", type=int, help="pid of that server, to read its RSS")
+    p.add_argument("--json", type=Path, help="write the figures here")
+    p.add_argument("serve_args", nargs="*", help="extra ahmer serve flags (after --)")
+    args = p.parse_args(argv)
+    size = int(args.mb * 1024 * 1024)
+    proc = None
+    if args.server:
+        if args.pid is None:
+            p.error("--server needs --pid")
+        target, pid = args.server, args.pid
+        wait_serving(target)
+    else:
+        log_path = Path(tempfile.mkdtemp(prefix="ahmer-upload-mem-")) / "serve.log"
+        proc, target = start_server(args.serve_args, log_path)
+        pid = proc.pid
+    try:
+        time.sleep(args.idle)
+        doc = {
+            "mb": args.mb,
+            "parallel": args.parallel,
+            "rounds": [],
+            "serve_args": args.serve_args,
+        }
+        doc["rss_ready_mb"] = round(rss_mb(pid))
+        print(f"ready: RSS {doc['rss_ready_mb']} MB")
+        for r in range(args.rounds):
+            t = time.perf_counter()
+            codes = run_round(target, args.parallel, size)
+            seconds = time.perf_counter() - t
+            time.sleep(args.idle)
+            rss = round(rss_mb(pid))
+            doc["rounds"].append({"codes": codes, "rss_idle_mb": rss, "seconds": round(seconds, 1)})
+            print(f"round {r + 1}: {', '.join(codes)} in {seconds:.1f} s; idle RSS {rss} MB")
+        if args.json:
+            args.json.write_text(json.dumps(doc, indent=2))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(60)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
