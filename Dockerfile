@@ -42,6 +42,8 @@ USER 10001
 WORKDIR /tmp
 EXPOSE 50051 9464
 ENTRYPOINT ["ahmer"]
+# on 0.0.0.0 `serve` needs bearer tokens (AHMER_TOKENS, --tokens or AHMER_TOKEN_FILE), or
+# --insecure-no-auth behind an authenticating proxy: it refuses to start open to the network
 CMD ["serve"]
 
 # -- gpu runtime: onnxruntime-gpu replaces onnxruntime (both own the same package dir) --------

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import BACKENDS as BACKEND_KINDS
 from .contract import TensorSpec
 
 __all__ = [
@@ -33,8 +34,6 @@ __all__ = [
     "check_outputs",
     "make_backend",
 ]
-
-BACKEND_KINDS = ("onnxruntime", "triton")
 
 
 class BackendError(Exception):

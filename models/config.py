@@ -18,10 +18,17 @@ from typing import Any
 from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
 from ahmer.preprocessing.options import RULES, Rule
 
-__all__ = ["ANALYSIS_OPTIONS", "AnalysisOption", "AnalyzerConfig", "DEVICES"]
+__all__ = ["ANALYSIS_OPTIONS", "AnalysisOption", "AnalyzerConfig", "BACKENDS", "DEVICES"]
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "tensorrt", "auto")
 """Where the models run (see :mod:`ahmer.models.onnx_backend`)."""
+
+BACKENDS: tuple[str, ...] = ("onnxruntime", "triton")
+"""What runs the models (see :func:`ahmer.models.backend.make_backend`)."""
+
+
+def _one_of(values: tuple[str, ...]) -> Rule:
+    return Rule(lambda v: v in values, "must be " + ", ".join(values[:-1]) + " or " + values[-1])
 
 
 @dataclass
@@ -94,16 +101,17 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
     AnalysisOption(
         "backend",
         str,
-        None,
-        "onnxruntime (default) or triton",
-        "inference backend: onnxruntime or triton",
+        _one_of(BACKENDS),
+        "what runs the models (onnxruntime: in this process, the default)",
+        "inference backend",
+        choices=BACKENDS,
     ),
     AnalysisOption(
         "device",
         str,
-        Rule(lambda v: v in DEVICES, "must be " + ", ".join(DEVICES[:-1]) + " or " + DEVICES[-1]),
-        "cpu, cuda, tensorrt or auto (cpu)",
-        "cpu, cuda, tensorrt or auto",
+        _one_of(DEVICES),
+        "where the models run (cpu, the default; auto: the best available)",
+        "where the models run",
         choices=DEVICES,
     ),
     AnalysisOption(
@@ -125,9 +133,9 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
         "face_engine",
         str,
         RULES["face_engine"],
-        "how MediaPipe's face models run: litert (direct, the default) or tasks "
+        "how MediaPipe's face models run: litert (directly, the default) or tasks "
         "(MediaPipe Tasks, the reference; slower)",
-        "face models on litert or tasks",
+        "how MediaPipe's face models run",
         choices=ENGINES,
     ),
 )

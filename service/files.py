@@ -13,6 +13,7 @@ __all__ = [
     "check_output_path",
     "fail_if_unreadable",
     "read_input_bytes",
+    "write_output_bytes",
     "write_output_text",
 ]
 
@@ -103,7 +104,12 @@ def check_output_path(path: Path, inputs: tuple[Path, ...] = ()) -> None:
 def write_output_text(path: Path, text: str) -> None:
     """:func:`atomic_write_text` for a file the user named: a failure is a ``ValueError``
     naming ``path`` (not the temporary file)."""
+    write_output_bytes(path, text.encode("utf-8"))
+
+
+def write_output_bytes(path: Path, data: bytes) -> None:
+    """:func:`atomic_write_bytes` for a file the user named (see :func:`write_output_text`)."""
     try:
-        atomic_write_text(path, text)
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise ValueError(f"{path}: cannot write ({exc.strerror or exc})") from exc

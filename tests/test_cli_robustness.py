@@ -26,6 +26,7 @@ import wave
 from pathlib import Path
 
 import pytest
+from cli_checks import one_error_line as _one_error_line
 from media import HEDGING, canvas, make_clip, portrait, read_wav, speak
 
 CLI = [sys.executable, "-m", "ahmer.service.cli"]
@@ -37,17 +38,6 @@ def _run(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=full
     )
-
-
-def _one_error_line(proc: subprocess.CompletedProcess, code: int, *needles: str) -> str:
-    """The command failed with ``code`` and said why in one ``error:`` line."""
-    assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(lines) == 1, proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

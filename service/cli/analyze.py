@@ -6,9 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..files import check_output_path, fail_if_unreadable, read_input_bytes, write_output_text
+from ..files import fail_if_unreadable, read_input_bytes
 from ..logs import native_stderr_silenced
-from .args import add_analysis_arguments, add_media_arguments, analysis_config, stderr_progress
+from .args import (
+    add_analysis_arguments,
+    add_media_arguments,
+    analysis_config,
+    check_outputs,
+    examples,
+    stderr_progress,
+    write_output,
+)
 
 __all__ = ["add_analyze_parser", "human_summary"]
 
@@ -18,11 +26,23 @@ def add_analyze_parser(sub) -> None:
         "analyze",
         help="emotion and ambivalence/hesitancy of one clip, with explanations",
         description="Analyse one recorded answer on this machine (embedded ONNX Runtime) and "
-        "print a short summary; optionally write the full result as JSON and frames as CSV.",
+        "print a short summary; optionally write the full result as JSON and frames as CSV. "
+        "With --json - (or --csv -) stdout carries only that output and the summary goes to "
+        "stderr.",
+        **examples(
+            "ahmer sample answer.mp4 && ahmer analyze answer.mp4",
+            "ahmer analyze answer.mp4 --json result.json --csv frames.csv",
+            "ahmer analyze answer.mp4 --json - --quiet | jq .clip",
+            "ahmer analyze answer.mp4 --transcript answer.vtt --fps 10 --device cuda",
+        ),
     )
     add_media_arguments(p)
-    p.add_argument("--json", type=Path, dest="json_out", help="write the result JSON here")
-    p.add_argument("--csv", type=Path, dest="csv_out", help="write per-frame results as CSV")
+    p.add_argument(
+        "--json", type=Path, dest="json_out", help="write the result JSON here (-: stdout)"
+    )
+    p.add_argument(
+        "--csv", type=Path, dest="csv_out", help="write per-frame results as CSV (-: stdout)"
+    )
     add_analysis_arguments(p, ("threshold", "device"))
     p.set_defaults(func=run_analyze)
 
@@ -35,9 +55,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     transcript = None
     if args.transcript is not None:
         transcript = read_input_bytes(args.transcript, MAX_BYTES, "transcript")
-    for out in (args.json_out, args.csv_out):  # before any work, not after it
-        if out is not None:
-            check_output_path(out, (args.media, args.transcript))
+    outputs = {"--json": args.json_out, "--csv": args.csv_out}
+    to_stdout = check_outputs(outputs, (args.media, args.transcript))  # before any work
     with native_stderr_silenced(not args.verbose):
         analyzer = Analyzer(analysis_config(args)).load()
     progress = None if args.quiet else stderr_progress(args.media.name)
@@ -47,12 +66,12 @@ def run_analyze(args: argparse.Namespace) -> int:
         with native_stderr_silenced(not args.verbose):
             analyzer.close()
     if args.json_out:
-        write_output_text(args.json_out, result.to_json(indent=1))
+        write_output(args.json_out, result.to_json(indent=1))
     if args.csv_out:
         from ..batch.tables import frames_csv
 
-        write_output_text(args.csv_out, frames_csv([result]))
-    print(human_summary(result, args.media.name))
+        write_output(args.csv_out, frames_csv([result]))
+    print(human_summary(result, args.media.name), file=sys.stderr if to_stdout else sys.stdout)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -13,11 +13,65 @@ from pathlib import Path
 from ahmer.models.config import ANALYSIS_OPTIONS, AnalysisOption, AnalyzerConfig
 
 __all__ = [
+    "ExamplesFormatter",
     "add_analysis_arguments",
     "add_media_arguments",
     "analysis_config",
+    "check_outputs",
+    "examples",
+    "is_stdout",
     "stderr_progress",
+    "write_output",
 ]
+
+_EXAMPLES = "examples:\n"
+
+
+class ExamplesFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help with an ``examples:`` epilog kept line by line (commands must not be re-wrapped),
+    while descriptions are wrapped to the terminal as usual."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(_EXAMPLES):
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
+def examples(*lines: str) -> dict:
+    """``add_parser`` keywords for an ``examples:`` section under a command's help."""
+    body = "".join(f"  {line}\n" for line in lines)
+    return {"epilog": _EXAMPLES + body, "formatter_class": ExamplesFormatter}
+
+
+def is_stdout(path: Path | None) -> bool:
+    """``-`` as an output path means standard output."""
+    return path is not None and str(path) == "-"
+
+
+def check_outputs(outputs: dict[str, Path | None], inputs: tuple[Path | None, ...] = ()) -> bool:
+    """Before any work: every output file of ``outputs`` (flag -> path) can be written, and at
+    most one is ``-`` (stdout). Returns whether one is: then stdout carries only that output
+    and the human summary goes to stderr."""
+    from ..files import check_output_path
+
+    to_stdout = [flag for flag, path in outputs.items() if is_stdout(path)]
+    if len(to_stdout) > 1:
+        raise ValueError(f"only one output can go to stdout (-), not {' and '.join(to_stdout)}")
+    for path in outputs.values():
+        if path is not None and not is_stdout(path):
+            check_output_path(path, inputs)
+    return bool(to_stdout)
+
+
+def write_output(path: Path, text: str) -> None:
+    """``text`` into the file ``path`` (atomically), or onto stdout when ``path`` is ``-``."""
+    from ..files import write_output_text
+
+    if is_stdout(path):
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    else:
+        write_output_text(path, text)
 
 
 def stderr_progress(label: str, min_interval: float = 0.5):

@@ -8,18 +8,31 @@ import os
 import sys
 from pathlib import Path
 
-from ..files import atomic_write_text, fail_if_unreadable
+from ..files import fail_if_unreadable
+from .args import check_outputs, examples, write_output
 
 __all__ = ["add_client_parser"]
+
+_EXAMPLES = {
+    "analyze": (
+        "ahmer client analyze answer.mp4 --server 127.0.0.1:50051 --wait",
+        "AHMER_TOKEN=... ahmer client analyze answer.mp4 --server HOST:PORT --json -",
+    ),
+    "upload": ("ahmer client upload long.mkv --server HOST:PORT --transcript answer.vtt",),
+    "stream": ("ahmer client stream answer.mp4 --server HOST:PORT --realtime --frames",),
+    "models": ("ahmer client models --server HOST:PORT --wait --wait-timeout 300",),
+}
 
 
 def add_client_parser(sub) -> None:
     p = sub.add_parser(
         "client",
         help="call a running ahmer server",
-        description="Send media to an ahmer gRPC server and print the results.",
+        description="Send media to an ahmer gRPC server and print the results. The token is "
+        "read from $AHMER_TOKEN (--token-env names another variable).",
+        **examples(*(line for lines in _EXAMPLES.values() for line in lines)),
     )
-    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions = p.add_subparsers(dest="action")  # the usage lists the actions
     actions.required = True
     for name, help_text in (
         ("analyze", "analyse a clip sent in one message (AnalyzeClip)"),
@@ -27,11 +40,18 @@ def add_client_parser(sub) -> None:
         ("stream", "replay a clip as a live session and print rolling results"),
         ("models", "list the server's models"),
     ):
-        a = actions.add_parser(name, help=help_text, description=help_text)
+        a = actions.add_parser(
+            name, help=help_text, description=help_text, **examples(*_EXAMPLES[name])
+        )
         if name != "models":
             a.add_argument("media", type=Path, help="video or audio file")
             a.add_argument("--fps", type=float, default=0.0, help="analysis fps (server's)")
-            a.add_argument("--json", type=Path, dest="json_out", help="write the result here")
+            a.add_argument(
+                "--json",
+                type=Path,
+                dest="json_out",
+                help="write the result JSON here (-: stdout, the summary then on stderr)",
+            )
         if name in ("analyze", "upload"):
             a.add_argument("--transcript", type=Path, help="transcript file instead of ASR")
         if name == "stream":
@@ -58,9 +78,23 @@ def _connection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cert", type=Path, help="client certificate for mTLS (PEM)")
     p.add_argument("--key", type=Path, help="client key for mTLS (PEM)")
     p.add_argument("--timeout", type=float, default=None, help="call deadline, seconds")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="first wait until the server is ready (health SERVING: models loaded)",
+    )
+    p.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="with --wait: give up after this long (120)",
+    )
 
 
 def run_client(args: argparse.Namespace) -> int:
+    import grpc
+
     from ahmer.client import AhmerClient, AhmerError, ClientOptions, result_to_dict
 
     options = ClientOptions(
@@ -70,14 +104,28 @@ def run_client(args: argparse.Namespace) -> int:
         cert=args.cert,
         key=args.key,
     )
+    to_stdout = False
     if getattr(args, "media", None) is not None:
         fail_if_unreadable(args.media)
+        to_stdout = check_outputs({"--json": args.json_out}, (args.media,))  # before any work
+    out = sys.stderr if to_stdout else sys.stdout  # stdout: the JSON alone
+    hint = f" (is `ahmer serve` running at {args.server}?)"
     try:
         with AhmerClient(args.server, options) as client:
+            if args.wait:
+                try:
+                    client.wait_ready(args.wait_timeout)
+                except TimeoutError:
+                    print(
+                        f"ahmer client: error: the server at {args.server} was not ready "
+                        f"within {args.wait_timeout:g} s{hint}",
+                        file=sys.stderr,
+                    )
+                    return 1
             if args.action == "models":
                 return _print_models(client.get_models(timeout=args.timeout))
             if args.action == "stream":
-                result = _stream(client, args)
+                result = _stream(client, args, out)
             else:
                 call = client.analyze_file if args.action == "analyze" else client.upload_file
                 kwargs = {"fps": args.fps}
@@ -86,23 +134,27 @@ def run_client(args: argparse.Namespace) -> int:
                     kwargs["transcript"] = Path(args.transcript)  # a Path: the file, not text
                 result = call(args.media, timeout=args.timeout, **kwargs)
     except AhmerError as exc:
-        print(f"ahmer client: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        unreachable = exc.code() == grpc.StatusCode.UNAVAILABLE
+        print(
+            f"ahmer client: error: {exc.code().name}: {exc.details()}{hint if unreachable else ''}",
+            file=sys.stderr,
+        )
         return 1
     if result is None:
         return 1
     data = result_to_dict(result)
     if args.json_out:
-        atomic_write_text(args.json_out, json.dumps(data, indent=1))
+        write_output(args.json_out, json.dumps(data, indent=1))
     from ..convert import from_proto
     from .analyze import human_summary
 
-    print(human_summary(from_proto(result), args.media.name))
+    print(human_summary(from_proto(result), args.media.name), file=out)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
-def _stream(client, args):
+def _stream(client, args, out):
     result = None
     for msg in client.stream_file(
         args.media, realtime=args.realtime, speed=args.speed, fps=args.fps, timeout=args.timeout
@@ -110,19 +162,24 @@ def _stream(client, args):
         kind = msg.WhichOneof("message")
         if kind == "started":
             s = msg.started
-            print(f"session {s.session_id}: {s.fps:g} fps, results {s.final_lag:g} s behind")
+            print(
+                f"session {s.session_id}: {s.fps:g} fps, results {s.final_lag:g} s behind",
+                file=out,
+            )
         elif kind == "frame" and args.frames and msg.frame.final:
             f = msg.frame.frame
             print(
                 f"  frame {f.time:7.2f}s  A/H {f.ah_probability:.2f}  "
-                f"{f.emotion_label or '-':8s} valence {f.valence:+.2f}"
+                f"{f.emotion_label or '-':8s} valence {f.valence:+.2f}",
+                file=out,
             )
         elif kind == "update":
             u = msg.update
             cues = "; ".join(c.text for c in u.cues) or "no strong cue"
             print(
                 f"[{u.window_start:6.1f}-{u.time:6.1f}s] A/H {u.ah_probability:.2f} "
-                f"({'A/H' if u.ah_label else 'no A/H'}) {cues}"
+                f"({'A/H' if u.ah_label else 'no A/H'}) {cues}",
+                file=out,
             )
         elif kind == "notice":
             print(f"notice: {msg.notice.code}: {msg.notice.message}", file=sys.stderr)

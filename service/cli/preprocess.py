@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..files import check_output_path, fail_if_unreadable, read_input_bytes, write_output_text
 from ..logs import native_stderr_silenced
-from .args import add_media_arguments, stderr_progress
+from .args import add_media_arguments, examples, stderr_progress
 
 __all__ = ["add_preprocess_parser"]
 
@@ -19,6 +19,11 @@ def add_preprocess_parser(sub) -> None:
         help="decode media into the time-aligned timeline (faces, voice, words) as JSON",
         description="Decode MEDIA, track faces, detect speech, transcribe (or align the given "
         "transcript) and write the time-aligned timeline as JSON.",
+        **examples(
+            "ahmer preprocess answer.mp4 --out timeline.json",
+            "ahmer preprocess answer.mp4 --out timeline.json --transcript answer.vtt --fps 10",
+            "ahmer preprocess answer.mp4 --out timeline.json --face-engine tasks",
+        ),
     )
     add_media_arguments(p)
     p.add_argument("--out", type=Path, required=True, help="where to write timeline.json")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from ..grpc.settings import ConfigError, ServerConfig, add_server_arguments
+from .args import examples
 
 __all__ = ["add_serve_parser", "run_serve"]
 
@@ -16,7 +17,15 @@ def add_serve_parser(sub) -> None:
         help="run the gRPC service",
         description="Serve ahmer.v1.AnalysisService over gRPC with standard health checks, "
         "server reflection and Prometheus metrics. Every option can also be set by the "
-        "environment variable shown; flags win over the environment.",
+        "environment variable shown; flags win over the environment. Without bearer tokens "
+        "(or client certificates) it serves on a loopback address only, unless "
+        "--insecure-no-auth.",
+        **examples(
+            "ahmer serve --host 127.0.0.1                 # local trial: no tokens needed",
+            'AHMER_TOKENS="$(openssl rand -hex 24)" ahmer serve --port 50051',
+            "ahmer serve --token-file tokens.txt --tls-cert server.pem --tls-key server.key",
+            "ahmer serve --insecure-no-auth --log-format text   # behind an auth proxy",
+        ),
     )
     add_server_arguments(p)
     p.set_defaults(func=run_serve)

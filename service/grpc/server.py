@@ -60,6 +60,9 @@ class AhmerServer:
     async def start(self) -> int:
         cfg = self.config
         auth = TokenAuth(load_tokens(cfg.token_file, cfg.tokens))
+        warning = cfg.auth_warning(auth.enabled)  # ConfigError: no tokens, open address
+        if warning:
+            log_event(log, warning, logging.WARNING, host=cfg.host, auth=False)
         options = [
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
             ("grpc.max_send_message_length", cfg.max_message_bytes),

@@ -12,6 +12,7 @@ are checked by that table's rules, except ``--fps``, which the server caps lower
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -29,6 +30,7 @@ __all__ = [
     "ServerConfig",
     "ConfigError",
     "add_server_arguments",
+    "is_loopback",
 ]
 
 MAX_CALL_FPS = 30.0
@@ -45,12 +47,29 @@ class ConfigError(ValueError):
     """An option has a value the server cannot use (the message names the flag and env)."""
 
 
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` listens on this machine only: ``localhost``, 127.0.0.0/8 or ``::1``
+    (the wildcards ``0.0.0.0`` and ``::`` listen everywhere; a host name is not trusted)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Option:
     name: str  # ServerConfig field, or AnalyzerConfig field (of ServerConfig.analysis)
     env: str
     type: Callable[[str], Any]
     help: str
+    choices: tuple[str, ...] | None = None  # the values allowed, shown in the usage
 
     @property
     def flag(self) -> str:
@@ -86,6 +105,7 @@ class ServerConfig:
     client_ca: Path | None = None
     token_file: Path | None = None
     tokens: str = ""
+    insecure_no_auth: bool = False  # serve without tokens on a non-loopback address
     max_message_mb: float = 64.0
     max_upload_mb: float = 1024.0
     max_buffered_mb: float = 2048.0
@@ -122,7 +142,8 @@ class ServerConfig:
             (self.shutdown_grace >= 0, "shutdown_grace", "must not be negative"),
             (2 <= self.live_window <= 60, "live_window", "must be 2..60 seconds"),
             (2 <= self.live_queue_frames <= 1000, "live_queue_frames", "must be 2..1000"),
-            (self.log_format in ("json", "text"), "log_format", "must be json or text"),
+            (self.log_format in LOG_FORMATS, "log_format", "must be json or text"),
+            (self.log_level in LOG_LEVELS, "log_level", "must be debug, info, warning or error"),
         ]
         for ok, name, why in checks:
             if not ok:
@@ -133,6 +154,26 @@ class ServerConfig:
             if path is not None and not Path(path).is_file():
                 option = _BY_NAME[name]
                 raise ConfigError(f"{option.flag} / {option.env}: no such file: {path}")
+
+    def auth_warning(self, has_tokens: bool) -> str | None:
+        """Without bearer tokens or client certificates anyone who reaches the port may call
+        the service: on a loopback address that is a warning (returned, for the log);
+        elsewhere a :class:`ConfigError`, unless ``insecure_no_auth`` says it is meant (a
+        warning again). ``None`` when callers must authenticate."""
+        if has_tokens or self.client_ca is not None:
+            return None
+        if not self.insecure_no_auth and not is_loopback(self.host):
+            raise ConfigError(
+                f"no bearer tokens are configured and --host {self.host} is not a loopback "
+                "address: anyone who can reach the port could use the service. Set tokens "
+                "(--tokens / AHMER_TOKENS or --token-file / AHMER_TOKEN_FILE), or serve "
+                "without authentication on purpose with --insecure-no-auth "
+                "(AHMER_INSECURE_NO_AUTH=true), e.g. behind an authenticating proxy"
+            )
+        return (
+            "no bearer tokens configured: every caller is allowed (set --tokens / "
+            "AHMER_TOKENS or --token-file / AHMER_TOKEN_FILE)"
+        )
 
     @property
     def max_message_bytes(self) -> int:
@@ -193,6 +234,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("client_ca", "AHMER_CLIENT_CA", _optional_path, "CA for client certificates (mTLS)"),
     Option("token_file", "AHMER_TOKEN_FILE", _optional_path, "bearer tokens, one per line"),
     Option("tokens", "AHMER_TOKENS", str, "bearer tokens, comma-separated"),
+    Option(
+        "insecure_no_auth",
+        "AHMER_INSECURE_NO_AUTH",
+        _bool,
+        "allow serving without tokens on a non-loopback address",
+    ),
     Option("max_message_mb", "AHMER_MAX_MESSAGE_MB", float, "largest gRPC message, MiB"),
     Option("max_upload_mb", "AHMER_MAX_UPLOAD_MB", float, "largest UploadClip media, MiB"),
     Option("max_buffered_mb", "AHMER_MAX_BUFFERED_MB", float, "media held by all clip calls, MiB"),
@@ -200,26 +247,35 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_stream_seconds", "AHMER_MAX_STREAM_SECONDS", float, "longest live session, s"),
     Option("max_concurrent_rpcs", "AHMER_MAX_CONCURRENT_RPCS", int, "concurrent calls"),
     Option("workers", "AHMER_WORKERS", int, "analysis threads (0: CPU count, at least 2)"),
-    *(Option(o.name, o.env, o.parse, o.serve_help) for o in ANALYSIS_OPTIONS),
+    *(Option(o.name, o.env, o.parse, o.serve_help, o.choices) for o in ANALYSIS_OPTIONS),
     Option("shutdown_grace", "AHMER_SHUTDOWN_GRACE", float, "seconds in-flight calls may finish"),
     Option("live_window", "AHMER_LIVE_WINDOW", float, "live analysis window, seconds"),
     Option("live_queue_frames", "AHMER_LIVE_QUEUE_FRAMES", int, "analysis frames queued/session"),
     Option("reflection", "AHMER_REFLECTION", _bool, "serve gRPC server reflection"),
-    Option("log_format", "AHMER_LOG_FORMAT", str, "json or text"),
-    Option("log_level", "AHMER_LOG_LEVEL", str, "debug, info, warning or error"),
+    Option("log_format", "AHMER_LOG_FORMAT", str.lower, "log line format", LOG_FORMATS),
+    Option("log_level", "AHMER_LOG_LEVEL", str.lower, "least severe level logged", LOG_LEVELS),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per option; defaults stay None so the environment can fill them."""
+    """One flag per option; defaults stay None so the environment can fill them. Options with
+    a fixed set of values show it (``--log-level {debug,info,warning,error}``); a boolean
+    flag alone means true (``--insecure-no-auth``)."""
     for option in OPTIONS:
         default = _DEFAULTS[option.name]
         shown = "off" if default is None else (default if default != "" else "none")
+        if isinstance(default, bool):
+            shown = str(default).lower()
+        kwargs: dict[str, Any] = {"metavar": option.name.split("_")[-1].upper()}
+        if option.choices:  # argparse checks them, and lists them in the usage
+            kwargs = {"choices": option.choices, "type": option.type}
+        elif option.type is _bool:
+            kwargs = {"nargs": "?", "const": "true", "metavar": "{true,false}"}
         parser.add_argument(
             option.flag,
             dest=option.name,
             default=None,
-            metavar=option.name.split("_")[-1].upper(),
             help=f"{option.help} [{option.env}, default {shown}]",
+            **kwargs,
         )
