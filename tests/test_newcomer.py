@@ -253,6 +253,12 @@ def test_sample_options_and_errors(sample_clip, tmp_path):
     assert not out.exists()
 
 
+def test_only_one_output_can_take_stdout(sample_clip):
+    proc = _run("analyze", sample_clip, "--json", "-", "--csv", "-", timeout=60)
+    one_error_line(proc, 1, "only one output can go to stdout (-), not --json and --csv")
+    assert proc.stdout == ""
+
+
 # -- ahmer client --------------------------------------------------------------------------------
 
 
