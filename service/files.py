@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = [
+    "PathError",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_output_path",
@@ -49,23 +50,29 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+class PathError(ValueError):
+    """A path the user named cannot be used as given: an input that is missing, not a regular
+    file or unreadable, or an output that cannot be written. Found before any work; the CLI
+    reports it as a usage error (exit code 2)."""
+
+
 def fail_if_unreadable(path: Path) -> None:
-    """Raise ``FileNotFoundError`` with a plain message for a missing or unreadable input, or
+    """Raise :class:`PathError` with a plain message for a missing or unreadable input, or
     one that is not a regular file (a FIFO or a device would block or never end)."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise PathError(f"{path}: no such file")
     if path.is_dir():
-        raise FileNotFoundError(f"{path}: is a directory, expected a file")
+        raise PathError(f"{path}: is a directory, expected a file")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a regular file")
+        raise PathError(f"{path}: not a regular file")
     if not os.access(path, os.R_OK):
-        raise FileNotFoundError(f"{path}: not readable")
+        raise PathError(f"{path}: not readable")
 
 
 def read_input_bytes(path: Path, limit: int, what: str = "file") -> bytes:
     """The content of a small input file (a transcript): a readable regular file of at most
-    ``limit`` bytes, else ``ValueError``/``FileNotFoundError`` with a plain message. Never
-    blocks on a FIFO nor reads an endless device into memory."""
+    ``limit`` bytes, else ``ValueError`` (:class:`PathError` for the path itself) with a plain
+    message. Never blocks on a FIFO nor reads an endless device into memory."""
     path = Path(path)
     fail_if_unreadable(path)
     size = path.stat().st_size
@@ -82,23 +89,23 @@ def read_input_bytes(path: Path, limit: int, what: str = "file") -> bytes:
 
 
 def check_output_path(path: Path, inputs: tuple[Path, ...] = ()) -> None:
-    """Before any work, raise ``ValueError`` when ``path`` cannot be written as an output file:
-    it is a folder, it is one of ``inputs``, or its folder (made when missing) cannot be made
-    or written. Nothing is created here."""
+    """Before any work, raise :class:`PathError` when ``path`` cannot be written as an output
+    file: it is a folder, it is one of ``inputs``, or its folder (made when missing) cannot be
+    made or written. Nothing is created here."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path}: is a directory, expected a file name")
+        raise PathError(f"{path}: is a directory, expected a file name")
     if path.exists():
         for source in inputs:
             if source is not None and source.exists() and os.path.samefile(path, source):
-                raise ValueError(f"{path}: is an input of this command; choose another name")
+                raise PathError(f"{path}: is an input of this command; choose another name")
     parent = path.absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise ValueError(f"{path}: cannot be created ({parent} is not a directory)")
+        raise PathError(f"{path}: cannot be created ({parent} is not a directory)")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{path}: cannot write in {parent} (read-only or no permission)")
+        raise PathError(f"{path}: cannot write in {parent} (read-only or no permission)")
 
 
 def write_output_text(path: Path, text: str) -> None:

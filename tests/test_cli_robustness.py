@@ -1,7 +1,8 @@
 """The CLI as its users meet it, with bad input: every case ends with one clear line on stderr
-and a non-zero exit (2 for usage, 1 for errors), never a traceback, never a hang, and nothing
-of the user's lost. Subprocesses on media made at test time; cases that fail before the models
-load come first (they cost a fraction of a second each).
+and a non-zero exit (2 for usage: a bad option, or a path on the command line that cannot be
+used, the same code in every command; 1 for errors), never a traceback, never a hang, and
+nothing of the user's lost. Subprocesses on media made at test time; cases that fail before
+the models load come first (they cost a fraction of a second each).
 
 Regressions from trying to break ahmer: a FIFO or ``/dev/zero`` as transcript (a hang, an
 endless read), an output path that is the input media (overwritten) or cannot be written
@@ -9,7 +10,8 @@ endless read), an output path that is the input media (overwritten) or cannot be
 without a ``path`` column (scored as a clip), a manifest.json of the wrong shape, a WAV without
 samples (a made-up result), transcript times past the media (dropped without a word), spans
 past the end of the clip at a low analysis rate, Ctrl-C during ASR of a long file (a minute and
-a half to exit, and no progress while it ran), LiteRT chatter on the batch's stderr.
+a half to exit, and no progress while it ran), LiteRT chatter on the batch's stderr, a missing
+input exiting with 1 in ``analyze`` but 2 in ``score``.
 """
 
 from __future__ import annotations
@@ -66,10 +68,31 @@ def test_special_files_as_input_fail_at_once(media, tmp_path):
         ("analyze", tmp_path, "--quiet"),
     ):
         proc = _run(*args, timeout=60)
-        line = _one_error_line(proc, 1)
+        line = _one_error_line(proc, 2)  # a path that cannot be used: a usage error
         assert "not a regular file" in line or "is a directory" in line
     assert time.monotonic() - t < 30
     assert not (tmp_path / "t.json").exists()
+
+
+def test_a_missing_path_is_the_same_usage_error_in_every_command(tmp_path):
+    """A missing input named on the command line: exit code 2 and one ``error:`` line naming
+    it, whichever command reads it (analyze used to say 1 where score said 2)."""
+    missing = tmp_path / "missing.mp4"
+    server = "127.0.0.1:9"  # never reached: the path is checked first
+    for args in (
+        ("analyze", missing),
+        ("analyze", missing, "--json", tmp_path / "r.json"),
+        ("preprocess", missing, "--out", tmp_path / "t.json"),
+        ("score", missing, "--out", tmp_path / "out"),
+        ("client", "analyze", missing, "--server", server),
+        ("client", "upload", missing, "--server", server),
+        ("client", "stream", missing, "--server", server),
+    ):
+        proc = _run(*args, *(() if args[0] == "client" else ("--quiet",)), timeout=60)
+        line = _one_error_line(proc, 2, str(missing))
+        assert line.startswith(f"ahmer {args[0]}: error:"), (args, line)
+        assert "no such file" in line and "usage:" not in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written, no --out made
 
 
 @pytest.mark.parametrize(
@@ -101,7 +124,7 @@ def test_unwritable_outputs_are_refused_before_any_work(media, tmp_path):
     for args in cases:
         t = time.monotonic()
         proc = _run(*args, "--quiet", timeout=60)
-        _one_error_line(proc, 1, str(args[-1]))
+        _one_error_line(proc, 2, str(args[-1]))
         assert time.monotonic() - t < 20  # no analysis ran first
     assert clip.read_bytes() == before
 

@@ -246,8 +246,8 @@ def test_sample_options_and_errors(sample_clip, tmp_path):
         proc, 1, "espeak-ng is not installed", "install espeak-ng (apt-get install espeak-ng)"
     )
     assert not out.exists()
-    one_error_line(_run("sample", tmp_path), 1, str(tmp_path), "is a directory")
-    one_error_line(_run("sample", sample_clip / "x.mp4"), 1, "cannot be created")
+    one_error_line(_run("sample", tmp_path), 2, str(tmp_path), "is a directory")
+    one_error_line(_run("sample", sample_clip / "x.mp4"), 2, "cannot be created")
     one_error_line(_run("sample", out, "--text", "  "), 1, "--text is empty")
     one_error_line(_run("sample", out, "--lead", "-1"), 2, "argument --lead")
     assert not out.exists()

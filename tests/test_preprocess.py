@@ -181,16 +181,17 @@ def test_truncated_file_gives_partial_timeline_or_clear_error(frontal, config):
             assert len(tl) > 0 and tl.warnings
 
 
-def test_cli_bad_inputs_exit_1_with_one_line(tmp_path, model_store):
+def test_cli_bad_inputs_exit_with_one_line(tmp_path, model_store):
+    """Not media: 1 (the work failed); a missing file: 2 (a usage error, as in every command)."""
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
-    for path in (text, tmp_path / "missing.mp4"):
+    for path, code in ((text, 1), (tmp_path / "missing.mp4", 2)):
         proc = subprocess.run(
             [sys.executable, "-m", "ahmer.service.cli", "preprocess", str(path), "--out",
              str(tmp_path / "t.json")],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
-        assert proc.returncode == 1
+        assert proc.returncode == code
         assert "Traceback" not in proc.stderr and "error:" in proc.stderr
         assert not (tmp_path / "t.json").exists()
 

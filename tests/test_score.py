@@ -71,6 +71,34 @@ def test_discover_folders_files_and_ids(tmp_path):
         discover([tmp_path / "nope"])
 
 
+def test_symlink_loops_and_dangling_links_are_failed_items(tmp_path):
+    """A symlink loop in a folder used to end the whole batch (``RuntimeError: Symlink
+    loop``); like a dangling link, it is one item with an error, named as found."""
+    data = tmp_path / "data"
+    _touch(data / "good.mp4")
+    (data / "loop_a.mp4").symlink_to("loop_b.mp4")
+    (data / "loop_b.mp4").symlink_to("loop_a.mp4")
+    (data / "self.mp4").symlink_to("self.mp4")
+    (data / "dangling.mp4").symlink_to("gone.mp4")
+    (data / "sub").mkdir()
+    (data / "sub" / "link.mp4").symlink_to("../good.mp4")  # the same file twice: once
+    manifest = _touch(tmp_path / "list.csv", b"path,transcript\ndata/good.mp4,data/self.mp4\n")
+    items = {i.id: i for i in discover([data])}
+    assert {k: i.error for k, i in items.items()} == {
+        "good": None,
+        "loop_a": "symlink loop",
+        "loop_b": "symlink loop",
+        "self": "symlink loop",
+        "dangling": "no such file",
+    }
+    assert items["dangling"].path == data / "dangling.mp4"  # not its target
+    assert items["loop_a"].path == data / "loop_a.mp4"
+    (item,) = discover([manifest])
+    assert item.error == "transcript self.mp4: symlink loop"
+    with pytest.raises(BatchError, match="self.mp4: symlink loop"):
+        discover([data / "self.mp4"])  # named on the command line: a usage error
+
+
 def test_manifest_relative_paths_transcripts_ids(tmp_path):
     folder = tmp_path / "set"
     _touch(folder / "clips" / "a.mp4")

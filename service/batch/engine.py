@@ -11,11 +11,16 @@ Their hash is the ``key``; a result whose key matches is not computed again.
 Interruption: workers ignore SIGINT (a terminal sends it to the whole process group); the
 main process catches it (and SIGTERM), terminates the workers and returns what finished.
 A worker that dies (a native crash on a hostile file) fails only its item and is replaced.
+A main process that dies without stopping them (SIGKILL, a crash, the OOM killer) takes its
+workers with it: each asks Linux for SIGKILL on its parent's death and also watches the
+parent itself (see :func:`_die_with_parent`), so no worker outlives it holding its models'
+memory; multiprocessing's resource tracker then sees its pipe close and exits too.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import multiprocessing as mp
@@ -23,6 +28,9 @@ import os
 import queue
 import re
 import signal
+import stat
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -144,17 +152,43 @@ def _walk(folder: Path, exclude: Path | None) -> Iterable[Path]:
                 yield here / name
 
 
+def _resolved(path: Path) -> Path:
+    """``path`` resolved, or made absolute when it cannot be (a symlink loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: "Symlink loop from ..." before Python 3.13
+        return Path(os.path.abspath(path))
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be scored as a file (``"no such file"``, ``"symlink loop"``,
+    ``"not a regular file"``, the system's reason), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "no such file"  # a dangling symlink too
+        return (exc.strerror or type(exc).__name__).lower()
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 def discover(inputs: Sequence[Path], exclude: Path | None = None) -> list[BatchItem]:
     """Items from files, folders (searched recursively for media extensions) and manifest
     CSVs, deduplicated by resolved path, sorted by id. Ids are the sanitised file stem (or the
     manifest's id); stems that collide (case-insensitively) get a hash of the path appended.
-    Raises :class:`BatchError` for a missing input or when nothing is found."""
+    An entry that cannot be read (missing, a dangling link or a symlink loop in a folder or
+    manifest, not a regular file) becomes an item with ``error`` set, named by its own path
+    (not a link's target): one failure, not the end of the batch. Raises :class:`BatchError`
+    for a missing INPUT or when nothing is found."""
     exclude = exclude.resolve() if exclude is not None else None
     entries: list[tuple[Path, Path | None, str | None]] = []
     for raw in inputs:
         p = Path(raw)
         if not p.exists():
-            raise BatchError(f"{p}: no such file or directory")
+            looped = _file_problem(p) == "symlink loop"
+            raise BatchError(f"{p}: {'symlink loop' if looped else 'no such file or directory'}")
         if p.is_dir():
             entries.extend((f, None, None) for f in _walk(p.resolve(), exclude))
         elif p.suffix.lower() == ".csv":
@@ -163,12 +197,16 @@ def discover(inputs: Sequence[Path], exclude: Path | None = None) -> list[BatchI
             entries.append((p, None, None))
     seen: dict[Path, tuple[Path, Path | None, str | None]] = {}
     for media, transcript, given in entries:
-        seen.setdefault(media.resolve(), (media, transcript, given))
+        seen.setdefault(_resolved(media), (media, transcript, given))
     if not seen:
         raise BatchError(
             "no inputs found (media extensions: " + " ".join(sorted(MEDIA_EXTENSIONS)) + ")"
         )
-    named = [(p, t, _safe_id(g) if g else _safe_id(p.stem), g) for p, (_, t, g) in seen.items()]
+    named = []
+    for p, (media, t, g) in seen.items():
+        if _file_problem(p):  # named as found: a broken link's target is nowhere to be seen
+            p = Path(os.path.abspath(media))
+        named.append((p, t, _safe_id(g) if g else _safe_id(p.stem), g))
     counts: dict[str, int] = {}
     for _, _, base, _ in named:
         counts[base.lower()] = counts.get(base.lower(), 0) + 1
@@ -182,14 +220,10 @@ def discover(inputs: Sequence[Path], exclude: Path | None = None) -> list[BatchI
         if vid.lower() in used:
             raise BatchError(f"duplicate id {vid!r}")
         used.add(vid.lower())
-        error = None
-        if not p.is_file():
-            error = "not a regular file" if p.exists() else "no such file"
-        elif t is not None and not t.is_file():
-            error = f"transcript {t.name}: " + (
-                "not a regular file" if t.exists() else "no such file"
-            )
-        items.append(BatchItem(vid, p, t.resolve() if t else None, error))
+        error = _file_problem(p)
+        if error is None and t is not None and (problem := _file_problem(t)):
+            error = f"transcript {t.name}: {problem}"
+        items.append(BatchItem(vid, p, _resolved(t) if t else None, error))
     return sorted(items, key=lambda i: i.id)
 
 
@@ -317,7 +351,7 @@ class _Context:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    known = ("MediaError", "TranscriptError", "FileNotFoundError", "ValueError")
+    known = ("MediaError", "TranscriptError", "FileNotFoundError", "PathError", "ValueError")
     prefix = "" if type(exc).__name__ in known else f"{type(exc).__name__}: "
     return (prefix + text)[:300]
 
@@ -415,6 +449,8 @@ def run_batch(
     """Analyse ``items`` (1 worker: in this process; more: spawned processes)."""
     ctx = _Context(Path(out), options, models)
     (ctx.out / RESULTS).mkdir(parents=True, exist_ok=True)
+    for item in items:  # what a killed run was writing when it died
+        _remove_partial(ctx.out, item.id)
     emit = on_event or (lambda kind, info: None)
     outcome = BatchOutcome()
     previous = signal.getsignal(signal.SIGTERM)
@@ -465,7 +501,58 @@ def _thread_lock_for_tqdm() -> None:
     tqdm.tqdm.set_lock(threading.RLock())
 
 
-def _worker_main(wid: int, threads: int, ctx: _Context, tasks, results) -> None:
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when the process that started it (``parent_pid``) dies, whatever
+    killed it: a worker only ever serves the parent that feeds it, and what it was writing
+    is a temporary file. Linux kills it at once (:func:`_parent_death_signal`); everywhere,
+    :func:`_watch_parent` also notices. A parent that died before either was set up is
+    caught by the ``os.getppid()`` check in between."""
+    _parent_death_signal()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    _watch_parent(parent_pid)
+
+
+def _parent_death_signal() -> None:
+    """On Linux, ask the kernel for SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``,
+    through libc). Elsewhere, or without prctl, nothing: :func:`_watch_parent` remains."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        pass
+
+
+def _watch_parent(parent_pid: int, interval: float = 1.0) -> threading.Thread:
+    """A daemon thread that exits this process (``os._exit``) when the parent is gone: it
+    waits on multiprocessing's parent sentinel (a pipe whose other end only the parent holds,
+    so it reads EOF the moment the parent dies) and checks every ``interval`` seconds that
+    ``os.getppid()`` is still ``parent_pid`` (a process not started by multiprocessing has no
+    sentinel)."""
+    parent = mp.parent_process()
+
+    def watch() -> None:
+        while True:
+            if parent is not None:
+                parent.join(timeout=interval)  # returns at once when the parent's pipe closes
+            else:
+                time.sleep(interval)
+            if os.getppid() != parent_pid or (parent is not None and not parent.is_alive()):
+                os._exit(1)
+
+    thread = threading.Thread(target=watch, name="ahmer-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _worker_main(wid: int, threads: int, ctx: _Context, tasks, results, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _thread_lock_for_tqdm()
     try:
@@ -508,7 +595,7 @@ class _Pool:
         tasks = self.mp.Queue()
         proc = self.mp.Process(
             target=_worker_main,
-            args=(wid, self.threads, self.ctx, tasks, self.results),
+            args=(wid, self.threads, self.ctx, tasks, self.results, os.getpid()),
             name=f"ahmer-score-{wid}",
             daemon=True,
         )

@@ -1,7 +1,12 @@
 """The ``ahmer`` command line: one entry point, a subcommand per task.
 
 Every subcommand returns an exit code; known errors become one clear line on stderr and a
-non-zero exit, never a traceback (set ``AHMER_DEBUG=1`` to see one).
+non-zero exit, never a traceback (set ``AHMER_DEBUG=1`` to see one). The codes are the same in
+every command: 0 done; 2 a usage error, found before any work: an option the parser rejects,
+or a path on the command line that cannot be used (an input that is missing, not a regular
+file or unreadable, an output that cannot be written: :class:`~ahmer.service.files.PathError`);
+1 any other error (bad media, no models, a server's error; ``ahmer score``: some clips
+failed); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import logging
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
+
+from ..files import PathError
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("AHMER_DEBUG"):
             raise
         print(f"ahmer {args.command}: error: {_describe(exc)}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, PathError) else EXIT_FAILED
 
 
 def _describe(exc: Exception) -> str:
