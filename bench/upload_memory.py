@@ -1,6 +1,6 @@
 """Server memory after failed uploads: rounds of parallel ``UploadClip`` calls of random bytes.
 
-Starts ``ahmer serve`` (unless ``--server``/``--pid`` are given), waits until it serves,
+Starts ``ahmer serve`` (unless ``--server``/``--pid`` name a running one), waits until it serves,
 then runs ``--rounds`` rounds of ``--parallel`` concurrent uploads of ``--mb`` MiB of random
 bytes each (1 MiB chunks). Random bytes are not media, so every call should end
 INVALID_ARGUMENT (or RESOURCE_EXHAUSTED where the server's buffer bound refuses it). After
@@ -16,9 +16,9 @@ the same RSS after every round.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,40 +26,14 @@ import time
 from pathlib import Path
 
 import grpc
-from stream import free_port, rss_mb  # bench/stream.py
 
-__all__ = ["free_port", "rss_mb", "start_server", "wait_serving", "upload", "run_round"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from serving import serve_process  # noqa: E402 (tests/serving.py)
+from stream import rss_mb  # noqa: E402 (bench/stream.py)
+
+__all__ = ["rss_mb", "upload", "run_round"]
 
 CHUNK = 1024 * 1024
-
-
-def start_server(extra: list[str], log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "ahmer.service.cli", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--metrics-port", "off", *extra]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
-    target = f"127.0.0.1:{port}"
-    wait_serving(target, proc)
-    return proc, target
-
-
-def wait_serving(target: str, proc: subprocess.Popen | None = None, timeout: float = 300) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {proc.returncode}")
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise TimeoutError("the server did not become SERVING")
 
 
 def upload(target: str, payload: bytes, metadata=()) -> str:
@@ -111,17 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("serve_args", nargs="*", help="extra ahmer serve flags (after --)")
     args = p.parse_args(argv)
     size = int(args.mb * 1024 * 1024)
-    proc = None
-    if args.server:
-        if args.pid is None:
-            p.error("--server needs --pid")
-        target, pid = args.server, args.pid
-        wait_serving(target)
-    else:
-        log_path = Path(tempfile.mkdtemp(prefix="ahmer-upload-mem-")) / "serve.log"
-        proc, target = start_server(args.serve_args, log_path)
-        pid = proc.pid
-    try:
+    if args.server and args.pid is None:
+        p.error("--server needs --pid")
+    with contextlib.ExitStack() as stack:
+        if args.server:
+            target, pid = args.server, args.pid
+        else:
+            log = Path(tempfile.mkdtemp(prefix="ahmer-upload-mem-")) / "serve.log"
+            proc, target = stack.enter_context(
+                serve_process(stderr=log, args=tuple(args.serve_args), timeout=300)
+            )
+            pid = proc.pid
         time.sleep(args.idle)
         doc = {
             "mb": args.mb,
@@ -141,10 +115,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {r + 1}: {', '.join(codes)} in {seconds:.1f} s; idle RSS {rss} MB")
         if args.json:
             args.json.write_text(json.dumps(doc, indent=2))
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(60)
     return 0
 
 

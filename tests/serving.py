@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
 import numpy as np
 
 __all__ = [
     "ServerThread",
+    "serve_process",
     "shared_analyzer",
     "free_port",
     "speech_clip",
@@ -76,6 +83,52 @@ class ServerThread:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+
+
+@contextmanager
+def serve_process(
+    env: dict[str, str | None] | None = None,
+    stderr: Path | None = None,
+    args: tuple[str, ...] = (),
+    timeout: float = 240,
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``ahmer serve [args]`` in its own process on 127.0.0.1 (metrics off), ``env`` added
+    to the environment (None: removed), stderr to the file ``stderr`` (else discarded):
+    ``(process, target)`` once health says SERVING; SIGTERM at the end (then SIGKILL)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    port = free_port()
+    env = {**os.environ, "AHMER_HOST": "127.0.0.1", "AHMER_PORT": str(port),
+           "AHMER_METRICS_PORT": "off", **(env or {})}  # fmt: skip
+    env = {key: value for key, value in env.items() if value is not None}
+    with open(stderr or os.devnull, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ahmer.service.cli", "serve", *args],
+            env=env, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    target = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                assert proc.poll() is None, f"ahmer serve exited with {proc.returncode}"
+                assert time.monotonic() < deadline, "ahmer serve did not become SERVING"
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.2)
+        yield proc, target
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def metric_value(url: str, name: str, labels: dict[str, str] | None = None) -> float:

@@ -6,17 +6,16 @@ The uploads and RSS readings are those of ``bench/upload_memory.py``."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import grpc
 import pytest
+from serving import serve_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from upload_memory import free_port, rss_mb, run_round, wait_serving  # noqa: E402
+from upload_memory import rss_mb, run_round  # noqa: E402
 
 MIB = 1024 * 1024
 UPLOAD_MB = 100
@@ -26,28 +25,10 @@ BUDGET_MB = 1000  # 4 uploads of 100 MiB, counted twice while received: 800 MiB 
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory, model_store):
+def serve(model_store):
     """``ahmer serve`` in its own process, so that its RSS is its own."""
-    port = free_port()
-    env = {**os.environ, "AHMER_HOST": "127.0.0.1", "AHMER_PORT": str(port),
-           "AHMER_METRICS_PORT": "off", "AHMER_MAX_BUFFERED_MB": str(BUDGET_MB)}  # fmt: skip
-    log = tmp_path_factory.mktemp("memory") / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ahmer.service.cli", "serve"],
-            env=env, stdout=subprocess.DEVNULL, stderr=out,
-        )  # fmt: skip
-    target = f"127.0.0.1:{port}"
-    try:
-        wait_serving(target, proc, timeout=240)
-        yield proc, target
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with serve_process({"AHMER_MAX_BUFFERED_MB": str(BUDGET_MB)}) as served:
+        yield served
 
 
 def _idle_rss(pid: int) -> float:

@@ -36,12 +36,15 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from ..grpc.auth import AuthError
     from ..grpc.server import AhmerServer
-    from ..logs import configure_logging
+    from ..logs import configure_logging, native_stderr_logged
 
     try:
         config = ServerConfig.from_sources(args)
-        configure_logging(config.log_format, "debug" if args.verbose else config.log_level)
-        asyncio.run(AhmerServer(config).serve_forever())
+        level = "debug" if args.verbose else config.log_level
+        # JSON logs: what native libraries print to stderr becomes JSON records too
+        with native_stderr_logged(config.log_format == "json") as stream:
+            configure_logging(config.log_format, level, stream)
+            asyncio.run(AhmerServer(config).serve_forever())
     except (ConfigError, AuthError) as exc:
         print(f"ahmer serve: error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from .prometheus import Metrics
 from .servicer import AnalysisServicer, ServerState
 from .settings import ServerConfig
 
-__all__ = ["AhmerServer", "SERVICE_NAME", "build_analyzer"]
+__all__ = ["AhmerServer", "SERVICE_NAME", "build_analyzer", "onnx_telemetry_off"]
 
 log = logging.getLogger("ahmer.service")
 
@@ -39,6 +40,30 @@ def build_analyzer(config: ServerConfig):
     from ahmer.models.analyzer import Analyzer
 
     return Analyzer(config.analysis)
+
+
+def onnx_telemetry_off() -> bool:
+    """Turn ONNX Runtime's usage telemetry off, unless ``ORT_DISABLE_TELEMETRY=0`` asks to
+    keep it; whether it is off.
+
+    Its Linux wheels record usage events (the machine, OS and container; model file, graph
+    and producer names; error messages; timings) under a device id, queue them under
+    ``~/.cache/Microsoft/DeveloperTools/.onnxruntime`` and send them to Microsoft when they
+    can. ``ORT_DISABLE_TELEMETRY=1`` set before ONNX Runtime loads stops all of it (nothing
+    is written); ``disable_telemetry_events()`` stops the events of an ONNX Runtime that
+    loaded before (an embedding process), after its start-up event. ONNX Runtime is given
+    tensors only, never media or text."""
+    if os.environ.get("ORT_DISABLE_TELEMETRY", "").strip() == "0":
+        return False
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    try:
+        import onnxruntime
+    except ImportError:  # pragma: no cover - a backend without ONNX Runtime
+        return True
+    disable = getattr(onnxruntime, "disable_telemetry_events", None)
+    if disable is not None:
+        disable()
+    return True
 
 
 class AhmerServer:
@@ -59,6 +84,7 @@ class AhmerServer:
 
     async def start(self) -> int:
         cfg = self.config
+        telemetry_off = onnx_telemetry_off()  # before the models load ONNX Runtime
         auth = TokenAuth(load_tokens(cfg.token_file, cfg.tokens))
         warning = cfg.auth_warning(auth.enabled)  # ConfigError: no tokens, open address
         if warning:
@@ -106,6 +132,7 @@ class AhmerServer:
             mtls=cfg.client_ca is not None,
             auth=auth.enabled,
             workers=cfg.worker_threads,
+            onnx_telemetry=not telemetry_off,
         )
         self._load_task = asyncio.create_task(self._load())
         return self.port

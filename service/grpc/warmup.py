@@ -60,8 +60,8 @@ def warm_up(analyzer) -> float:
         return 0.0
     t = time.perf_counter()
     analyzer.analyze(tiny_clip())
-    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE  # one second
-    tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    times = np.arange(SAMPLE_RATE) / SAMPLE_RATE  # one second
+    tone = (0.1 * np.sin(2 * np.pi * 220 * times)).astype(np.float32)
     try:
         analyzer.transcriber.transcribe(tone, vad_segments=[Segment(0.0, 1.0)])
     except Exception as exc:  # ASR warm-up is best effort; real requests report errors
