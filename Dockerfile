@@ -37,6 +37,7 @@ COPY proto proto
 RUN pip install --no-cache-dir . && rm -rf /src
 COPY --from=models /opt/ahmer /opt/ahmer
 ENV AHMER_HOME=/opt/ahmer \
+    ORT_DISABLE_TELEMETRY=1 \
     PYTHONUNBUFFERED=1
 USER 10001
 WORKDIR /tmp
@@ -67,6 +68,7 @@ RUN pip install --no-cache-dir ".[triton]" \
 COPY --from=models /opt/ahmer /opt/ahmer
 ENV AHMER_HOME=/opt/ahmer \
     AHMER_DEVICE=cuda \
+    ORT_DISABLE_TELEMETRY=1 \
     PYTHONUNBUFFERED=1
 USER 10001
 WORKDIR /tmp

@@ -87,6 +87,9 @@ def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ahmer.models.telemetry import onnx_telemetry_off
+
+    onnx_telemetry_off(loaded=False)  # before any command loads ONNX Runtime
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ahmer.models.telemetry import onnx_telemetry_off
 from ahmer.v1 import service_pb2, service_pb2_grpc
 
 from ..logs import log_event
@@ -28,7 +28,7 @@ from .prometheus import Metrics
 from .servicer import AnalysisServicer, ServerState
 from .settings import ServerConfig
 
-__all__ = ["AhmerServer", "SERVICE_NAME", "build_analyzer", "onnx_telemetry_off"]
+__all__ = ["AhmerServer", "SERVICE_NAME", "build_analyzer"]
 
 log = logging.getLogger("ahmer.service")
 
@@ -40,30 +40,6 @@ def build_analyzer(config: ServerConfig):
     from ahmer.models.analyzer import Analyzer
 
     return Analyzer(config.analysis)
-
-
-def onnx_telemetry_off() -> bool:
-    """Turn ONNX Runtime's usage telemetry off, unless ``ORT_DISABLE_TELEMETRY=0`` asks to
-    keep it; whether it is off.
-
-    Its Linux wheels record usage events (the machine, OS and container; model file, graph
-    and producer names; error messages; timings) under a device id, queue them under
-    ``~/.cache/Microsoft/DeveloperTools/.onnxruntime`` and send them to Microsoft when they
-    can. ``ORT_DISABLE_TELEMETRY=1`` set before ONNX Runtime loads stops all of it (nothing
-    is written); ``disable_telemetry_events()`` stops the events of an ONNX Runtime that
-    loaded before (an embedding process), after its start-up event. ONNX Runtime is given
-    tensors only, never media or text."""
-    if os.environ.get("ORT_DISABLE_TELEMETRY", "").strip() == "0":
-        return False
-    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
-    try:
-        import onnxruntime
-    except ImportError:  # pragma: no cover - a backend without ONNX Runtime
-        return True
-    disable = getattr(onnxruntime, "disable_telemetry_events", None)
-    if disable is not None:
-        disable()
-    return True
 
 
 class AhmerServer:
