@@ -22,6 +22,8 @@ from typing import Any
 from ahmer.models.config import ANALYSIS_OPTIONS, AnalyzerConfig
 from ahmer.preprocessing.options import Rule
 
+from ..live import LiveConfig
+
 __all__ = [
     "CALL_FPS",
     "MAX_CALL_FPS",
@@ -115,7 +117,7 @@ class ServerConfig:
     workers: int = 0
     analysis: AnalyzerConfig = field(default_factory=AnalyzerConfig)  # --fps ... --face-engine
     shutdown_grace: float = 30.0
-    live_window: float = 8.0
+    live_window: float = LiveConfig.window
     live_queue_frames: int = 30
     reflection: bool = True
     log_format: str = "json"

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ahmer.models.analyzer import frame_results
+from ahmer.models.config import AnalyzerConfig
 from ahmer.models.contract import SAMPLE_RATE
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
 from ahmer.preprocessing.pipeline import set_words
@@ -60,7 +61,7 @@ class LiveError(Exception):
 
 @dataclass(frozen=True)
 class LiveConfig:
-    fps: float = 5.0
+    fps: float = AnalyzerConfig.fps  # the handler passes the call's rate
     window: float = 8.0
     final_lag: float = 1.5
     audio_step: float = 2.0
