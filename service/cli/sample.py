@@ -18,6 +18,8 @@ import tempfile
 import wave
 from pathlib import Path
 
+from ahmer.models.contract import SAMPLE_RATE
+
 from ..files import check_output_path, write_output_bytes
 from .args import examples
 
@@ -25,7 +27,6 @@ __all__ = ["DEFAULT_TEXT", "SampleError", "add_sample_parser", "make_sample", "r
 
 DEFAULT_TEXT = "I guess maybe I could try, but I'm not sure, um, I don't know."
 MAX_TEXT = 1000  # characters: an answer, not a book
-SAMPLE_RATE = 16000
 FRAME_SIZE = (640, 360)  # width, height
 FPS = 15
 TAIL_SECONDS = 0.5
