@@ -143,3 +143,50 @@ def test_the_client_is_importable_one_way_only():
     assert ahmer.client.AhmerClient.__module__ == "ahmer.client.sync"
     with pytest.raises(ImportError, match="as ahmer.client"):
         importlib.import_module("ahmer.service.client")
+
+
+# a contract fact -> the one library file allowed to write it as a literal
+CONTRACT_LITERALS = {
+    "'surprise'": "models/contract.py",  # the emotion names
+    "'ah_fusion_zeroshot'": "models/contract.py",  # the fusion artifact's name
+    "'ahmer.result/1'": "models/contract.py",
+    "'ahmer.fusion/1'": "models/contract.py",
+    "16000": "preprocessing/timeline.py",  # the sample rate
+}
+
+
+def _literals(path: Path) -> set[str]:
+    """String and number tokens of ``path`` (docstrings and comments aside), normalised."""
+    import io
+    import tokenize
+
+    found: set[str] = set()
+    tokens = list(tokenize.generate_tokens(io.StringIO(path.read_text()).readline))
+    for i, tok in enumerate(tokens):
+        if tok.type == tokenize.NUMBER:
+            found.add(tok.string.replace("_", ""))
+        elif tok.type == tokenize.STRING:
+            before = tokens[i - 1].type if i else tokenize.NEWLINE
+            if before in (tokenize.NEWLINE, tokenize.INDENT, tokenize.NL, tokenize.DEDENT):
+                continue  # a docstring or a bare string statement
+            try:
+                found.add(repr(ast.literal_eval(tok.string)))
+            except (ValueError, SyntaxError):  # f-strings
+                continue
+    return found
+
+
+def test_contract_facts_are_written_once():
+    """The emotion names, artifact and schema names and the sample rate stand as literals in
+    their one home; everything else imports them (``models/contract.py``)."""
+    where: dict[str, list[str]] = {}
+    for path in _library_files():
+        for literal in _literals(path) & set(CONTRACT_LITERALS):
+            where.setdefault(literal, []).append(str(path.relative_to(ROOT)))
+    assert where == {k: [v] for k, v in CONTRACT_LITERALS.items()}
+
+
+def test_the_literal_finder_ignores_docstrings(tmp_path):
+    code = tmp_path / "x.py"
+    code.write_text('"""16000 \'surprise\'."""\nRATE = 16_000  # 16000\nX = f"{RATE}"\n')
+    assert _literals(code) & set(CONTRACT_LITERALS) == {"16000"}
