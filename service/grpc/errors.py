@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-__all__ = ["RequestError", "status_for"]
+__all__ = ["RequestError", "Undecodable", "status_for"]
 
 
 class RequestError(Exception):
@@ -15,6 +15,19 @@ class RequestError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class Undecodable(RequestError):
+    """A request message that protobuf could not parse (INVALID_ARGUMENT). The call's
+    deserializer returns one instead of raising, so that the call ends with this status
+    rather than the ``UNKNOWN``/``INTERNAL`` a raising deserializer gets from grpc.aio; it is
+    raised (or its status sent) where the handler would have read the message."""
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request is not a valid {type_name} message (protobuf cannot parse it)",
+        )
 
 
 # Exceptions whose message describes bad input (by class name, so this module needs no

@@ -1,8 +1,18 @@
 """One server interceptor for every call: bearer-token check, metrics and a log line.
 
-The handler's behaviour is wrapped (same kind, same serializers), so the wrapper sees the
-call's real end: the status code set by ``context.abort``/``set_code``, an exception, or a
-cancellation. The log line carries the method, code, duration and peer, never content.
+The handler's behaviour is wrapped (same kind, same response serializer), so the wrapper
+sees the call's real end: the status code set by ``context.abort``/``set_code``, an
+exception, or a cancellation. The log line carries the method, code, duration and peer,
+never content.
+
+Order: grpc.aio asks the interceptor for the handler when the call starts, before any
+request message is read, and parses each message with the handler's deserializer before
+the handler sees it. So the token is checked here, from the call's metadata, and a call
+without a valid one gets a handler that parses nothing (no deserializer: raw bytes, never
+read) and ends with UNAUTHENTICATED. An accepted call gets a deserializer that does not
+raise: a message protobuf cannot parse becomes an :class:`~.errors.Undecodable`, which the
+wrapper turns into INVALID_ARGUMENT (grpc.aio answers a raising deserializer with UNKNOWN
+on unary requests, and the handler's own error path answers INTERNAL on streams).
 """
 
 from __future__ import annotations
@@ -16,9 +26,10 @@ import grpc
 
 from ..logs import log_event
 from .auth import EXEMPT_PREFIXES, TokenAuth
+from .errors import Undecodable
 from .prometheus import Metrics
 
-__all__ = ["CallInterceptor"]
+__all__ = ["CallInterceptor", "tolerant"]
 
 log = logging.getLogger("ahmer.service.calls")
 
@@ -41,6 +52,32 @@ def _code_name(code) -> str:
     return str(code)
 
 
+def tolerant(deserializer):
+    """``deserializer``, returning an :class:`Undecodable` where it would raise (``None``,
+    raw bytes, stays ``None``)."""
+    if deserializer is None:
+        return None
+    owner = getattr(deserializer, "__self__", None)
+    name = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "request")
+
+    def parse(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception:  # DecodeError, and whatever else a parser may raise on garbage
+            return Undecodable(name)
+
+    return parse
+
+
+async def _checked(requests):
+    """The request stream, raising the first :class:`Undecodable` where the handler reads
+    it (handlers map it to its status like any other request error)."""
+    async for message in requests:
+        if isinstance(message, Undecodable):
+            raise message
+        yield message
+
+
 class CallInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, auth: TokenAuth, metrics: Metrics) -> None:
         self.auth = auth
@@ -52,24 +89,29 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             return None
         method = details.method
         exempt = method.startswith(EXEMPT_PREFIXES)
+        refused = None if exempt else self.auth.check(details.invocation_metadata)
         kind, factory = _KINDS[(handler.request_streaming, handler.response_streaming)]
         behavior = getattr(handler, kind)
-        wrapped = self._wrap(behavior, method, exempt)
+        wrapped = self._wrap(behavior, method, exempt, refused, handler.request_streaming)
         return factory(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            # a refused call's messages are never parsed
+            request_deserializer=None if refused else tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap(self, behavior, method: str, exempt: bool):
+    def _wrap(self, behavior, method: str, exempt: bool, refused: str | None, streaming: bool):
         short = method.rsplit("/", 1)[-1]
 
-        async def check(context) -> None:
-            if exempt:
-                return
-            reason = self.auth.check(context.invocation_metadata())
-            if reason is not None:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
+        async def begin(request, context):
+            """The request the handler gets, once the call may go on."""
+            if refused is not None:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, refused)
+            if streaming:
+                return _checked(request)
+            if isinstance(request, Undecodable):
+                await context.abort(request.code, request.message)
+            return request
 
         def finish(context, start: float, error: BaseException | None, peer: str) -> None:
             # the context is not touched once the client is gone (cancelled, or the stream
@@ -101,9 +143,11 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             async def stream_wrapper(request, context):
                 start, error, peer = time.perf_counter(), None, context.peer()
                 try:
-                    await check(context)
+                    request = await begin(request, context)
                     async for response in behavior(request, context):
                         yield response
+                except Undecodable as exc:  # a handler that does not map request errors
+                    await context.abort(exc.code, exc.message)
                 except BaseException as exc:
                     error = exc
                     raise
@@ -115,11 +159,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def wrapper(request, context):
             start, error, peer = time.perf_counter(), None, context.peer()
             try:
-                await check(context)
+                request = await begin(request, context)
                 result = behavior(request, context)
                 if inspect.isawaitable(result):
                     result = await result
                 return result
+            except Undecodable as exc:  # a handler that does not map request errors
+                await context.abort(exc.code, exc.message)
             except BaseException as exc:
                 error = exc
                 raise

@@ -64,6 +64,10 @@ class AnalysisServiceServicer:
     def AnalyzeClip(self, request, context):
         """Analyse one recorded clip sent in a single message (up to the server's max message size,
         64 MiB by default).
+        INVALID_ARGUMENT: media that cannot be decoded (the decoder's message says why), a
+        transcript that cannot be parsed or has an unknown format, options out of range (fps,
+        language, explanation), a bad request_id, a container hint over 64 characters.
+        RESOURCE_EXHAUSTED: the clip would take the media all calls hold over the server's limit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,20 +76,26 @@ class AnalysisServiceServicer:
     def UploadClip(self, request_iterator, context):
         """Analyse one recorded clip too large for one message: an UploadHeader first, then the
         media in UploadChunk messages, in order. The result is the same as AnalyzeClip's.
+        INVALID_ARGUMENT: as AnalyzeClip; also a first message that is not an UploadHeader, a
+        second header, no message at all, or fewer or more bytes than the header's total_size.
+        RESOURCE_EXHAUSTED: total_size or the bytes received over the server's upload limit, or
+        the upload would take the media all calls hold over the server's limit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamSession(self, request_iterator, context):
-        """A live session: see live.proto for the protocol, limits and backpressure policy.
+        """A live session: see live.proto for the protocol, limits, backpressure policy and the
+        status of each protocol error (FAILED_PRECONDITION, INVALID_ARGUMENT, OUT_OF_RANGE,
+        DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetModels(self, request, context):
-        """The models the server runs.
+        """The models the server runs. Adds no code of its own (UNAVAILABLE while they load).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
