@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from ahmer.preprocessing.media import MediaSource
-from ahmer.preprocessing.pipeline import PreprocessConfig, Progress, preprocess
+from ahmer.preprocessing.pipeline import (
+    Cancelled,
+    PreprocessConfig,
+    Progress,
+    preprocess,
+    raise_if_cancelled,
+)
 from ahmer.preprocessing.timeline import Timeline
 
 from .backend import InferenceBackend, make_backend
@@ -42,10 +48,6 @@ __all__ = ["AnalyzerConfig", "Analyzer", "Cancelled", "Prediction", "frame_resul
 log = logging.getLogger(__name__)
 
 EMOTION_SUPPORT = 0.3  # a frame has an emotion label when this much face evidence backs it
-
-
-class Cancelled(Exception):
-    """:meth:`Analyzer.analyze` stopped because its ``cancel`` said so."""
 
 
 @dataclass
@@ -156,9 +158,11 @@ class Analyzer:
         progress: Progress | None = None,
         language: str | None = None,
         transcript_format: str | None = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> Timeline:
         """Decode ``media`` into a timeline. ``language`` is passed to ASR (None: detected or
-        the model's only one); ``transcript_format`` skips sniffing the transcript."""
+        the model's only one); ``transcript_format`` skips sniffing the transcript;
+        ``cancel``: see :meth:`analyze`."""
         self._require_ready()
         config = self._preprocess_config
         changes = {}
@@ -177,6 +181,7 @@ class Analyzer:
                 progress=progress,
                 transcriber=self.transcriber,
                 face_analyzer=fa,
+                cancel=cancel,
             )
 
     def predict(
@@ -184,14 +189,17 @@ class Analyzer:
         tl: Timeline,
         emotion: np.ndarray | None = None,
         embed: Callable[[list[str]], np.ndarray] | None = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> Prediction:
         """Encoders and the fusion graph over ``tl``. ``emotion`` ([T, 7], NaN rows without a
         face) replaces the face-emotion encoder when the caller ran it already (live
         sessions, frame by frame); ``embed`` replaces the text encoder (e.g. a session's
-        cache)."""
+        cache). ``cancel`` is asked before each stage (emotion, text, cues, fusion); once it
+        returns true, :class:`Cancelled` is raised."""
         self._require_ready()
         timings: dict[str, float] = {}
         n = len(tl)
+        raise_if_cancelled(cancel)
         t = time.perf_counter()
         if emotion is None and tl.crops is not None and tl.masks["face"].any():
             emotion = self.face_encoder.encode(tl.crops, valid=tl.masks["face"])
@@ -200,6 +208,7 @@ class Analyzer:
             emotion = None  # no frame has a face
         timings.setdefault("emotion", time.perf_counter() - t)
 
+        raise_if_cancelled(cancel)
         t = time.perf_counter()
         text_emb = np.zeros((n, EMBED_DIM), np.float32)
         if tl.words:
@@ -210,10 +219,12 @@ class Analyzer:
                 text_emb[present] = encode([texts[i] for i in present])
         timings["text"] = time.perf_counter() - t
 
+        raise_if_cancelled(cancel)
         t = time.perf_counter()
         cues = compute_cues(tl, emotion)
         timings["cues"] = time.perf_counter() - t
 
+        raise_if_cancelled(cancel)
         t = time.perf_counter()
         emo_in = np.zeros((n, len(EMOTIONS)), np.float32)
         if emotion is not None:
@@ -292,13 +303,13 @@ class Analyzer:
     ) -> AnalysisResult:
         """The whole pipeline on one clip.
 
-        ``cancel`` (e.g. a :class:`threading.Event`'s ``is_set``) is asked between frames
-        (through ``progress``) and after preprocessing; once it returns True the analysis
-        raises :class:`Cancelled`, so a caller that has gone away stops the work within a few
-        frames instead of holding a worker until the clip is done."""
+        ``cancel`` (e.g. a :class:`threading.Event`'s ``is_set``) is asked before every
+        analysis frame, between the stages and inside the long audio ones (see
+        :mod:`ahmer.preprocessing.pipeline`), before each stage of :meth:`predict` and before
+        :meth:`postprocess`; once it returns True the analysis raises :class:`Cancelled`, so
+        a caller that has gone away stops the work, audio branch included, instead of
+        holding a worker until the clip is done."""
         t = time.perf_counter()
-        if cancel is not None:
-            progress = _cancellable(progress, cancel)
         tl = self.preprocess(
             media,
             transcript=transcript,
@@ -306,10 +317,11 @@ class Analyzer:
             progress=progress,
             language=language,
             transcript_format=transcript_format,
+            cancel=cancel,
         )
-        if cancel is not None and cancel():
-            raise Cancelled("the analysis was cancelled")
-        result = self.postprocess(tl, self.predict(tl))
+        prediction = self.predict(tl, cancel=cancel)
+        raise_if_cancelled(cancel)
+        result = self.postprocess(tl, prediction)
         result.timings["total"] = round(time.perf_counter() - t, 4)
         return result
 
@@ -320,18 +332,6 @@ class Analyzer:
         if self.backend is not None:
             self.backend.close()
         self.ready = False
-
-
-def _cancellable(progress: Progress | None, cancel: Callable[[], bool]) -> Progress:
-    """``progress`` that first raises :class:`Cancelled` once ``cancel()`` is true."""
-
-    def checked(stage: str, fraction: float) -> None:
-        if cancel():
-            raise Cancelled("the analysis was cancelled")
-        if progress is not None:
-            progress(stage, fraction)
-
-    return checked
 
 
 def _emotion_of_frames(pred: Prediction) -> tuple[np.ndarray, np.ndarray]:

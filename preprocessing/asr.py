@@ -191,9 +191,10 @@ class Transcriber:
         (``preprocessing.vad``); ``None`` runs the VAD here. Only speech is decoded, and no
         speech gives an empty transcript. ``initial_prompt``: text shown to the decoder
         before every window (the default keeps filled pauses; ``None`` or ``""`` for none).
-        ``on_progress(fraction)`` is called after each decoded segment with the fraction of
-        the audio covered so far; an exception it raises stops decoding and propagates (a
-        caller's way to cancel a long transcription between segments).
+        ``on_progress(fraction)`` is called before the first window is decoded (with 0.0)
+        and after each decoded segment with the fraction of the audio covered so far; an
+        exception it raises stops decoding and propagates (a caller's way to cancel a long
+        transcription between segments).
         """
         audio = _check_audio(audio, sample_rate)
         duration = len(audio) / SAMPLE_RATE
@@ -257,15 +258,21 @@ class _Interrupted(Exception):
 
 def _decode(pieces, duration: float, on_progress) -> list:
     """Iterate faster-whisper's lazy segments (decoding happens while iterating), reporting
-    progress after each one."""
-    out = []
-    for piece in pieces:
-        out.append(piece)
+    progress before the first (faster-whisper computes the whole audio's features before
+    it) and after each one."""
+
+    def report(fraction: float) -> None:
         if on_progress is not None:
             try:
-                on_progress(min(1.0, max(0.0, float(piece.end) / max(duration, 1e-6))))
+                on_progress(min(1.0, max(0.0, fraction)))
             except BaseException as exc:  # noqa: BLE001 - the caller's stop, passed on as is
                 raise _Interrupted(exc) from None
+
+    out = []
+    report(0.0)
+    for piece in pieces:
+        out.append(piece)
+        report(float(piece.end) / max(duration, 1e-6))
     return out
 
 

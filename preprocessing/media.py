@@ -13,9 +13,11 @@ on that same clock: audio time ``t`` and video time ``t`` are the same instant.
 Safety. Only a fixed list of ordinary audio/video demuxers is allowed (``_FORMATS``): text
 files (FFmpeg's ``tty`` demuxer), playlists (``hls``, ``concat``) and image sequences are
 refused, so a file can never make FFmpeg open other files or URLs. Paths are opened with
-the ``file`` protocol only. Corrupt packets are skipped and counted; a broken container raises
-:class:`MediaError`; nothing hangs on garbage (FFmpeg's probe is bounded and every loop
-consumes the input).
+the ``file`` protocol only. Still images (JPEG, PNG, GIF, WebP, BMP, TIFF, HEIF/AVIF) are
+recognised by their first bytes and refused with a message that says to send a video or
+audio clip instead: the analysis needs speech and movement over time. Corrupt packets are
+skipped and counted; a broken container raises :class:`MediaError`; nothing hangs on
+garbage (FFmpeg's probe is bounded and every loop consumes the input).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import io
 import logging
 import math
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -56,6 +58,18 @@ _FORMATS = (
 )
 # Packets read at most while looking for the first frame (probe) or for a duration.
 _PROBE_PACKETS = 500
+# ISO-BMFF brands (bytes 8-12 of an 'ftyp' box) of still images: HEIF/HEIC and AVIF
+_IMAGE_BRANDS = {
+    b"heic": "HEIC",
+    b"heix": "HEIC",
+    b"heif": "HEIF",
+    b"mif1": "HEIF",
+    b"avif": "AVIF",
+}
+_STILL_IMAGE = (
+    "still images are not supported (this is a {} image): send a video or audio clip of "
+    "the answer instead, e.g. MP4, MOV, WebM, WAV or MP3"
+)
 
 
 class MediaError(Exception):
@@ -137,6 +151,9 @@ def _open(source: MediaSource) -> Iterator[av.container.InputContainer]:
         target = file_obj
     else:
         raise MediaError(f"unsupported source type {type(source).__name__}")
+    image = _image_kind(head)
+    if image is not None:
+        raise MediaError(_STILL_IMAGE.format(image))
     try:
         try:
             container = av.open(target, "r", container_options=options)
@@ -158,6 +175,25 @@ def _open(source: MediaSource) -> Iterator[av.container.InputContainer]:
                 file_obj.seek(rewind)
             except (OSError, ValueError):
                 pass
+
+
+def _image_kind(head: bytes) -> str | None:
+    """The kind of still image a file starting with ``head`` (16 bytes) is, or None."""
+    if head[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[:2] == b"BM" and head[6:10] == b"\0\0\0\0" and len(head) >= 14:
+        return "BMP"  # 'BM', file size, 4 reserved zero bytes, pixel offset
+    if head[:4] in (b"II*\0", b"MM\0*"):
+        return "TIFF"
+    if head[4:8] == b"ftyp":
+        return _IMAGE_BRANDS.get(head[8:12])
+    return None
 
 
 def _unreadable(head: bytes) -> str:
@@ -603,11 +639,21 @@ def _audio_end(audio, origin: float, sample_rate: int) -> int | None:
 
 
 def load_audio(
-    source: MediaSource, sample_rate: int = SAMPLE_RATE, report: DecodeReport | None = None
+    source: MediaSource,
+    sample_rate: int = SAMPLE_RATE,
+    report: DecodeReport | None = None,
+    check: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """The whole audio track as mono float32 ``(samples,)`` at ``sample_rate``, aligned to
-    the media origin (see :func:`iter_audio`)."""
-    chunks = list(iter_audio(source, sample_rate, chunk_seconds=60.0, report=report))
+    the media origin (see :func:`iter_audio`). ``check()`` is called after each 10 s
+    decoded; an exception it raises stops decoding and propagates (a caller's way to cancel
+    the decoding of a long recording)."""
+    chunks = []
+    with closing(iter_audio(source, sample_rate, chunk_seconds=10.0, report=report)) as pieces:
+        for chunk in pieces:
+            chunks.append(chunk)
+            if check is not None:
+                check()
     if not chunks:
         return np.zeros(0, np.float32)
     return np.concatenate(chunks).astype(np.float32, copy=False)

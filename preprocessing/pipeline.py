@@ -3,6 +3,12 @@
 The audio branch (decode, voice activity, ASR) runs in a worker thread while the main thread
 decodes frames and tracks faces: CTranslate2, MediaPipe and FFmpeg release the GIL, so on two
 cores the two branches overlap. Then prosody and words are sampled at the frame times.
+
+Cancelling. ``preprocess(cancel=...)`` asks ``cancel()`` before every analysis frame, between
+the stages (probe, audio decode, voice activity, ASR, prosody) and inside the long ones of the
+audio branch (every 10 s of audio decoded, every 32 s of audio scored for voice activity,
+every ASR segment), and raises :class:`Cancelled` once it is true: both branches stop, so a
+caller that has gone away leaves little work behind (the figures: ``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ from .transcript import align_transcript, parse_transcript
 from .vad import VadError, run_vad
 
 __all__ = [
+    "Cancelled",
     "PreprocessConfig",
     "Progress",
     "audio_features",
     "preprocess",
+    "raise_if_cancelled",
     "set_words",
     "speech_at",
     "word_index_at",
@@ -39,6 +47,16 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
 """``progress(stage, fraction_done)``; called from the main thread."""
+
+
+class Cancelled(Exception):
+    """The work stopped because its ``cancel`` said so."""
+
+
+def raise_if_cancelled(cancel: Callable[[], bool] | None) -> None:
+    """Raise :class:`Cancelled` when ``cancel`` is given and returns true."""
+    if cancel is not None and cancel():
+        raise Cancelled("the analysis was cancelled")
 
 
 @dataclass
@@ -110,15 +128,21 @@ class _Stopped(Exception):
 
 @dataclass
 class _AudioState:
-    """Shared between the main thread and the audio branch: how far ASR got, and whether the
-    main thread has given up (then the audio branch stops at its next segment)."""
+    """Shared between the main thread and the audio branch: how far ASR got, whether the
+    main thread has given up, and the caller's ``cancel``; :meth:`check` (asked between the
+    audio stages and inside them) raises when either says stop."""
 
     asr_fraction: float = 0.0
     stop: threading.Event = field(default_factory=threading.Event)
+    cancel: Callable[[], bool] | None = None
 
-    def asr_progress(self, fraction: float) -> None:
+    def check(self) -> None:
         if self.stop.is_set():
             raise _Stopped("preprocessing was stopped")
+        raise_if_cancelled(self.cancel)
+
+    def asr_progress(self, fraction: float) -> None:
+        self.check()
         self.asr_fraction = fraction
 
 
@@ -141,6 +165,7 @@ def preprocess(
     progress: Progress | None = None,
     transcriber=None,
     face_analyzer=None,
+    cancel: Callable[[], bool] | None = None,
 ) -> Timeline:
     """Decode ``source`` and fill a :class:`Timeline` at ``config.fps``.
 
@@ -149,6 +174,8 @@ def preprocess(
     (reused across calls by servers); otherwise one is made from ``config.whisper_model``.
     ``face_analyzer`` is a :class:`~ahmer.preprocessing.faces.FaceAnalyzer` to reuse (it is
     reset, not closed; one clip at a time); otherwise one is made and closed here.
+    ``cancel`` (e.g. a :class:`threading.Event`'s ``is_set``) is asked as the module
+    docstring says; once it returns true, :class:`Cancelled` is raised.
     Raises :class:`MediaError` when the input has neither usable video nor audio.
     """
     config = config or PreprocessConfig()
@@ -159,14 +186,15 @@ def preprocess(
     timings = {"probe": time.perf_counter() - t0}
     if not info.has_video and not info.has_audio:
         raise MediaError("the input has neither a video nor an audio stream")
+    raise_if_cancelled(cancel)
 
     client = parse_transcript(transcript, transcript_format) if transcript is not None else None
-    state = _AudioState()
+    state = _AudioState(cancel=cancel)
     with ThreadPoolExecutor(1, thread_name_prefix="ahmer-audio") as pool:
         audio_job = pool.submit(_audio_branch, source, info, config, client, transcriber, state)
         try:
             times, faces, names, video_warnings = _video_branch(
-                source, info, config, timings, progress, face_analyzer
+                source, info, config, timings, progress, face_analyzer, cancel
             )
             audio_result = _wait_for_audio(audio_job, state, progress)
         except BaseException:  # Ctrl-C, a cancelled call, a bad video: stop ASR too, now
@@ -194,6 +222,7 @@ def preprocess(
     tl.transcript_source = audio_result.source
     timings.update(audio_result.timings)
     if tl.audio is not None and len(tl.audio):
+        raise_if_cancelled(cancel)
         t = time.perf_counter()
         _fill_audio(tl, config)
         timings["prosody"] = time.perf_counter() - t
@@ -219,7 +248,7 @@ def _wait_for_audio(job, state: _AudioState, progress: Progress | None) -> _Audi
 
 
 def _video_branch(
-    source, info: MediaInfo, config: PreprocessConfig, timings, progress, shared=None
+    source, info: MediaInfo, config: PreprocessConfig, timings, progress, shared=None, cancel=None
 ):
     """Decode frames at the analysis rate and track faces. Returns times, per-frame faces
     (primary first, or an empty list), blendshape names and warnings."""
@@ -245,6 +274,7 @@ def _video_branch(
         frames = iter_frames(source, fps=config.fps, max_side=config.max_side)
         t = time.perf_counter()
         for frame in frames:
+            raise_if_cancelled(cancel)
             now = time.perf_counter()
             decode_s += now - t
             found = []
@@ -318,8 +348,9 @@ def _audio_branch(
             result.source = "client"
         return result
     t = time.perf_counter()
+    state.check()
     try:
-        audio = load_audio(source, sample_rate=config.sample_rate)
+        audio = load_audio(source, sample_rate=config.sample_rate, check=state.check)
     except MediaError as exc:
         result.warnings.append(f"audio could not be decoded: {exc}")
         return result
@@ -329,9 +360,10 @@ def _audio_branch(
         return result
     result.audio = audio
     duration = len(audio) / config.sample_rate
+    state.check()
     t = time.perf_counter()
     try:
-        result.speech = run_vad(audio, config.sample_rate).segments
+        result.speech = run_vad(audio, config.sample_rate, check=state.check).segments
     except VadError as exc:
         result.warnings.append(f"voice activity could not be detected: {exc}")
     result.timings["vad"] = time.perf_counter() - t
@@ -351,6 +383,7 @@ def _audio_branch(
             return result
         from .asr import AsrError
 
+        state.check()
         t = time.perf_counter()
         try:
             transcript = transcriber.transcribe(

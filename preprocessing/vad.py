@@ -27,7 +27,7 @@ are refused rather than silently misread, because the graph only knows 16 kHz.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +46,11 @@ __all__ = [
 
 WINDOW_SAMPLES = 512  # Silero's analysis window at 16 kHz (32 ms)
 WINDOW_S = WINDOW_SAMPLES / SAMPLE_RATE
+_CONTEXT_SAMPLES = 64  # each window is scored with the previous window's last samples
+# windows per ONNX run (32 s of audio): ``check`` is asked between runs. The graph carries
+# its recurrent state from run to run, so the probabilities do not depend on this size
+# (tests/test_cancel.py compares them with faster-whisper's single run)
+_BATCH_WINDOWS = 1000
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_SILENCE_MS = 300
@@ -88,15 +93,19 @@ def run_vad(
     min_silence_ms: int = DEFAULT_MIN_SILENCE_MS,
     speech_pad_ms: int = DEFAULT_SPEECH_PAD_MS,
     min_speech_ms: int = DEFAULT_MIN_SPEECH_MS,
+    check: Callable[[], None] | None = None,
 ) -> VadResult:
     """Run Silero VAD once over ``audio`` (16 kHz mono float) and return segments and, when
-    ``times`` (seconds) are given, the speech probability at each of those times."""
+    ``times`` (seconds) are given, the speech probability at each of those times.
+
+    ``check()`` is called before each 32 s of audio is scored; an exception it raises stops
+    the pass and propagates (a caller's way to cancel VAD over a long recording)."""
     audio = check_audio(audio, sample_rate)
     if not 0.0 < threshold < 1.0:
         raise VadError(f"threshold must lie in (0, 1), got {threshold}")
     if min(min_silence_ms, speech_pad_ms, min_speech_ms) < 0:
         raise VadError("min_silence_ms, speech_pad_ms and min_speech_ms must be >= 0")
-    probs = _window_probabilities(audio)
+    probs = _window_probabilities(audio, check)
     samples = _segments_from_probabilities(
         probs,
         len(audio),
@@ -165,13 +174,31 @@ def check_audio(
     return audio
 
 
-def _window_probabilities(audio: np.ndarray) -> np.ndarray:
-    """Silero probability per 512-sample window (padded as faster-whisper pads)."""
+def _window_probabilities(audio: np.ndarray, check: Callable[[], None] | None = None):
+    """Silero probability per 512-sample window: ``faster_whisper.vad.SileroVADModel``'s
+    call (the same padding, context and graph), run :data:`_BATCH_WINDOWS` windows at a time
+    with the recurrent state handed on, and ``check()`` asked before each run."""
     from faster_whisper.vad import get_vad_model
 
     padded = np.pad(audio, (0, WINDOW_SAMPLES - audio.shape[0] % WINDOW_SAMPLES))
-    probs = get_vad_model()(padded)
-    return np.asarray(probs, np.float32).reshape(-1)
+    windows = padded.reshape(-1, WINDOW_SAMPLES)
+    # faster-whisper zeroes the last window's context through a view of the audio, which
+    # also zeroes that window's own last samples: done here too, for the same probabilities
+    windows[-1, -_CONTEXT_SAMPLES:] = 0
+    context = np.roll(windows[:, -_CONTEXT_SAMPLES:], 1, axis=0)
+    batch = np.concatenate([context, windows], axis=1)
+    session = get_vad_model().session
+    h = np.zeros((1, 1, 128), np.float32)
+    c = np.zeros((1, 1, 128), np.float32)
+    probs = []
+    for start in range(0, len(batch), _BATCH_WINDOWS):
+        if check is not None:
+            check()
+        out, h, c = session.run(
+            None, {"input": batch[start : start + _BATCH_WINDOWS], "h": h, "c": c}
+        )
+        probs.append(out)
+    return np.asarray(np.concatenate(probs), np.float32).reshape(-1)
 
 
 def _segments_from_probabilities(

@@ -223,7 +223,7 @@ def test_same_clip_same_result_whatever_ran_before(analyzer, clips, results):
 
 
 def test_cancel_stops_the_analysis(analyzer, clips):
-    """``cancel`` is asked between frames and after preprocessing: once it says so, the
+    """``cancel`` is asked before every frame and between the stages: once it says so, the
     analysis raises Cancelled (and gives its face analyzer back for the next clip)."""
     from ahmer.models.analyzer import Cancelled
 
@@ -235,5 +235,6 @@ def test_cancel_stops_the_analysis(analyzer, clips):
         progress=lambda stage, fraction: stages.append(stage),
         cancel=lambda: asked.append(1) and False,
     )
-    assert len(asked) == len(stages) + 1 and stages[-1] == "done"  # + once after preprocessing
-    assert result.frames and result.timings["total"] > 0
+    # after the probe, before each of the 15 frames, before predict's 4 stages and postprocess
+    assert len(asked) == 1 + len(result.frames) + 4 + 1 and stages[-1] == "done"
+    assert len(result.frames) == 15 and result.timings["total"] > 0

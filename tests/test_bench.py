@@ -60,3 +60,15 @@ def test_analyze_bench_without_peer(tmp_path, model_store):
     assert ahmer["face_emotion_alone"]["frames_with_face"] == 25
     assert doc["targets"]["rtf"]["target"] == 5 and not doc["peers"]
     assert "default: tiered" in done.stdout
+
+
+def test_cancel_bench(tmp_path, model_store):
+    out = tmp_path / "cancel.json"
+    done = _run(
+        "bench/cancel.py",
+        *("--duration", "30", "--cancels", "1", "--after", "0.5", "--json", str(out)),
+    )
+    doc = json.loads(out.read_text())
+    assert doc["long_clip_cpu_s"] > doc["short_clip_cpu_s"] > 0
+    assert len(doc["leftover"]) == 1 and doc["leftover"][0]["cpu_s"] >= 0
+    assert doc["short_after_burst_wall_s"] > 0 and "CPU-s" in done.stdout

@@ -17,6 +17,7 @@ from media import (
     face_photo,
     have_espeak,
     make_clip,
+    portrait,
     read_wav,
     speak,
 )
@@ -401,6 +402,21 @@ def test_random_bytes_and_text_are_not_media(tmp_path):
         errors = _run_bounded(_every_call, source)
         assert len(errors) == 3
         assert all(e.startswith("not a media file") for e in errors), errors
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"])
+def test_still_images_are_refused_with_what_to_send_instead(tmp_path, fmt):
+    from PIL import Image
+
+    path = tmp_path / f"photo.{fmt.lower()}"
+    Image.fromarray(portrait()).save(path, fmt)
+    data = path.read_bytes()
+    for source in (path, data, io.BytesIO(data)):
+        errors = _every_call(source)
+        assert len(errors) == 3
+        for error in errors:
+            assert error.startswith("still images are not supported"), error
+            assert "send a video or audio clip" in error
 
 
 def test_missing_file(tmp_path):
