@@ -190,7 +190,8 @@ def preprocess(
 
     client = parse_transcript(transcript, transcript_format) if transcript is not None else None
     state = _AudioState(cancel=cancel)
-    with ThreadPoolExecutor(1, thread_name_prefix="ahmer-audio") as pool:
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ahmer-audio")
+    try:
         audio_job = pool.submit(_audio_branch, source, info, config, client, transcriber, state)
         try:
             times, faces, names, video_warnings = _video_branch(
@@ -200,6 +201,11 @@ def preprocess(
         except BaseException:  # Ctrl-C, a cancelled call, a bad video: stop ASR too, now
             state.stop.set()
             raise
+    finally:
+        # after a stop the audio branch ends at its next check, but an ASR window already
+        # being decoded runs to its end: the caller does not wait for it (a Ctrl-C or a
+        # cancelled call returns at once); after success the branch is already done
+        pool.shutdown(wait=False)
 
     if times is None and audio_result.audio is None:  # e.g. a WAV with no samples
         why = "; ".join(video_warnings + audio_result.warnings) or "no frames, no samples"

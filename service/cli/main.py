@@ -100,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("ahmer: interrupted", file=sys.stderr)
-        return 130
+        # at once: a speech-recognition window still being decoded in a worker thread would
+        # hold the interpreter's exit until it ends; outputs are written atomically, so
+        # nothing partial is left behind
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except Exception as exc:  # the last line of defence: a message, not a traceback
         if os.environ.get("AHMER_DEBUG"):
             raise
