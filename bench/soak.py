@@ -41,7 +41,6 @@ What it reports (a short table, and every number in ``--json``):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -378,22 +377,21 @@ def main(argv: list[str] | None = None) -> int:
         args.warmup = min(60.0, args.seconds / 4)
     if args.clips < 0 or args.streams < 0 or args.clips + args.streams == 0:
         p.error("give at least one clip caller or stream")
-    folder = Path(tempfile.mkdtemp(prefix="ahmer-soak-"))
-    clips = make_clips(folder)
-    log = folder / "serve.log"
-    serve_args = (
-        "--max-sessions",
-        str(max(8, args.streams)),
-        "--log-level",
-        "warning",
-        *args.serve_args,
-    )
-    with contextlib.ExitStack() as stack:
-        proc, target = stack.enter_context(serve_process(stderr=log, args=serve_args, timeout=300))
-        doc = run(args, target, proc.pid, clips)
-        doc["server_alive"] = proc.poll() is None
-    doc["serve_args"] = list(serve_args)
-    doc["server_errors"] = server_errors(log)
+    with tempfile.TemporaryDirectory(prefix="ahmer-soak-") as tmp:  # clips, server log
+        clips = make_clips(Path(tmp))
+        log = Path(tmp) / "serve.log"
+        serve_args = (
+            "--max-sessions",
+            str(max(8, args.streams)),
+            "--log-level",
+            "warning",
+            *args.serve_args,
+        )
+        with serve_process(stderr=log, args=serve_args, timeout=300) as (proc, target):
+            doc = run(args, target, proc.pid, clips)
+            doc["server_alive"] = proc.poll() is None
+        doc["serve_args"] = list(serve_args)
+        doc["server_errors"] = server_errors(log)
     print_table(doc)
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1))
