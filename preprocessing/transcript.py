@@ -56,8 +56,9 @@ _ALIASES = {
 }
 _SUFFIXES = {".txt": "text", ".vtt": "vtt", ".srt": "srt", ".json": "json"}
 
-# [hh:]mm:ss[.,]fff -- both formats' separators are accepted in both (players do too)
-_TIME = r"(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?"
+# [hh:]mm:ss[.,]fff -- both formats' separators are accepted in both (players do too); hours
+# have at most 9 digits (a longer number is no time, and int() refuses 4300+ digits anyway)
+_TIME = r"(?:(\d{1,9}):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?"
 _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s.*)?$")
 _TIMING_LIKE = re.compile(r"^\s*[\d:.,]+\s*-->", re.MULTILINE)
 _TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")
@@ -112,7 +113,15 @@ def parse_transcript(data: str | bytes, fmt: str | None = None) -> ClientTranscr
         raise TranscriptError("the transcript is empty")
     fmt = fmt or _sniff(text)
     if fmt == "json":
-        return _parse_json(text)
+        parsed = _parse_json(text)
+        try:  # JSON's \ud800 escapes can make lone surrogates, which no UTF-8 output holds
+            parsed.text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise TranscriptError(
+                f"the JSON transcript holds an invalid \\u escape (a lone surrogate) at "
+                f"word character {exc.start}"
+            ) from None
+        return parsed
     if fmt in ("vtt", "srt"):
         return _parse_cues(text, fmt)
     words = text.split()
@@ -279,6 +288,10 @@ def _parse_json(text: str) -> ClientTranscript:
         ) from exc
     except RecursionError as exc:
         raise TranscriptError("unparseable JSON: nested too deeply") from exc
+    except TranscriptError:  # NaN or Infinity (see _reject_constant)
+        raise
+    except ValueError as exc:  # a number of 4300+ digits (int()'s limit), not a time
+        raise TranscriptError("unparseable JSON: a number is too long") from exc
     if isinstance(data, list):
         return _json_words(data, "words")
     if not isinstance(data, dict):

@@ -45,6 +45,8 @@ def decode_image(data: bytes, encoding: str, width: int = 0, height: int = 0) ->
             return np.asarray(img.convert("RGB"))
     except FrameError:
         raise
+    except Image.DecompressionBombError:  # a header claiming over 2x PIL's pixel limit
+        raise FrameError("frame size is out of range (16x16 .. 4096x4096)") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise FrameError(f"cannot decode the {encoding.upper()} frame: {exc}") from exc
 
