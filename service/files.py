@@ -9,6 +9,7 @@ from pathlib import Path
 
 __all__ = [
     "PathError",
+    "WriteError",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_output_path",
@@ -32,9 +33,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            raise WriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
+
+
+class WriteError(OSError):
+    """An output could not be written (a full disk, a file-size limit, a read-only or
+    vanished folder): the message names the file and the system's reason; nothing partial is
+    left (see :func:`atomic_write_bytes`)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def _read_umask() -> int:

@@ -2,6 +2,12 @@
 
 Life cycle: :meth:`AhmerServer.start` binds the port and answers health checks at once with
 NOT_SERVING; the models load and warm up in a worker thread, then health turns SERVING.
+While serving, :meth:`AhmerServer.check_store` hashes the loaded models' store files again
+every :data:`STORE_CHECK_SECONDS` (``AHMER_STORE_CHECK_SECONDS``; 0: never): a file changed
+or gone under a running server (a bad deploy, a failing disk) turns health NOT_SERVING for
+good, with a critical log line naming the model and the fix, so that an orchestrator stops
+routing to it and restarts it, instead of the server answering from a store no restart
+could load.
 :meth:`AhmerServer.stop` turns health NOT_SERVING, refuses new calls (UNAVAILABLE) and gives
 in-flight calls up to ``shutdown_grace`` seconds to finish before cancelling them.
 """
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,11 +35,12 @@ from .prometheus import Metrics
 from .servicer import AnalysisServicer, ServerState
 from .settings import ServerConfig
 
-__all__ = ["AhmerServer", "SERVICE_NAME", "build_analyzer"]
+__all__ = ["AhmerServer", "SERVICE_NAME", "STORE_CHECK_SECONDS", "build_analyzer"]
 
 log = logging.getLogger("ahmer.service")
 
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["AnalysisService"].full_name
+STORE_CHECK_SECONDS = 600.0  # hashing the whole store costs well under a second of one core
 
 
 def build_analyzer(config: ServerConfig):
@@ -54,6 +62,7 @@ class AhmerServer:
         self.metrics_port: int | None = None
         self._server: grpc.aio.Server | None = None
         self._load_task: asyncio.Task | None = None
+        self._check_task: asyncio.Task | None = None
         self._stopped = asyncio.Event()
 
     # -- start ---------------------------------------------------------------------------
@@ -145,6 +154,46 @@ class AhmerServer:
             seconds=round(time.perf_counter() - t, 2),
             versions=dict(self.state.analyzer.versions),
         )
+        interval = float(os.environ.get("AHMER_STORE_CHECK_SECONDS", STORE_CHECK_SECONDS))
+        if interval > 0:
+            self._check_task = asyncio.create_task(self._check_store_every(interval))
+
+    async def _check_store_every(self, interval: float) -> None:
+        await asyncio.sleep(interval)  # the load has just verified it
+        while await self.check_store():
+            await asyncio.sleep(interval)
+
+    async def check_store(self) -> bool:
+        """Hash the store files of the loaded models again (in a worker thread); when one no
+        longer matches its manifest: health NOT_SERVING, ``ahmer_models_ready`` 0, new calls
+        UNAVAILABLE, and a critical log line. True while the store is sound."""
+        analyzer = self.state.analyzer
+        store = getattr(analyzer, "store", None)
+        if not self.state.ready or store is None:
+            return self.state.ready
+        from ahmer.models.sources import ARTIFACTS
+
+        names = [  # the models it loaded from the store (a user's Whisper folder is not)
+            name
+            for name, version in analyzer.versions.items()
+            if name in ARTIFACTS and not str(version).startswith("user:")
+        ]
+
+        def problems() -> list[str]:
+            return [m for m in map(store.recheck, names) if m]
+
+        found = await asyncio.get_running_loop().run_in_executor(None, problems)
+        if not found or self.state.stopping:
+            return True
+        self.state.ready = False
+        self.metrics.ready.set(0)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.critical(
+            "model store check failed: %s; the server stops serving (health NOT_SERVING) "
+            "until it is restarted on a sound store",
+            "; ".join(found),
+        )
+        return False
 
     async def wait_ready(self, timeout: float = 300.0) -> None:
         """Wait until the models are loaded (raises on a failed load or timeout)."""
@@ -170,8 +219,9 @@ class AhmerServer:
             active_streams=self.state.extra.get("active_streams", 0),
         )
         await self._server.stop(grace)
-        if self._load_task is not None and not self._load_task.done():
-            self._load_task.cancel()
+        for task in (self._load_task, self._check_task):
+            if task is not None and not task.done():
+                task.cancel()
         for pool in (self.state.clip_pool, self.state.live_pool):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
