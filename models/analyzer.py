@@ -109,6 +109,7 @@ class Analyzer:
             face_engine=cfg.face_engine,
             whisper_model=whisper,
             asr_threads=cfg.asr_threads,
+            strict=cfg.strict,
         )
         self._faces: queue.SimpleQueue = queue.SimpleQueue()
         # warm: the first one pays the model load
@@ -159,10 +160,11 @@ class Analyzer:
         language: str | None = None,
         transcript_format: str | None = None,
         cancel: Callable[[], bool] | None = None,
+        strict: bool | None = None,
     ) -> Timeline:
         """Decode ``media`` into a timeline. ``language`` is passed to ASR (None: detected or
         the model's only one); ``transcript_format`` skips sniffing the transcript;
-        ``cancel``: see :meth:`analyze`."""
+        ``cancel``, ``strict``: see :meth:`analyze`."""
         self._require_ready()
         config = self._preprocess_config
         changes = {}
@@ -170,6 +172,8 @@ class Analyzer:
             changes["fps"] = fps
         if language and language != config.language:
             changes["language"] = language
+        if strict is not None and strict != config.strict:
+            changes["strict"] = strict
         if changes:
             config = PreprocessConfig(**{**config.__dict__, **changes})
         with self._face_analyzer() as fa:
@@ -300,8 +304,14 @@ class Analyzer:
         language: str | None = None,
         transcript_format: str | None = None,
         cancel: Callable[[], bool] | None = None,
+        strict: bool | None = None,
     ) -> AnalysisResult:
         """The whole pipeline on one clip.
+
+        Partial media (a stream decoded short of its declared duration) gives a ``truncated
+        media: ...`` warning in the result; ``strict`` (None: ``config.strict``) makes it an
+        error instead: :class:`~ahmer.preprocessing.media.TruncatedMedia`, a ``MediaError``
+        (see :func:`ahmer.preprocessing.pipeline.check_complete`).
 
         ``cancel`` (e.g. a :class:`threading.Event`'s ``is_set``) is asked before every
         analysis frame, between the stages and inside the long audio ones (see
@@ -318,6 +328,7 @@ class Analyzer:
             language=language,
             transcript_format=transcript_format,
             cancel=cancel,
+            strict=strict,
         )
         prediction = self.predict(tl, cancel=cancel)
         raise_if_cancelled(cancel)

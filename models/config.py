@@ -18,7 +18,14 @@ from typing import Any
 from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
 from ahmer.preprocessing.options import RULES, Rule
 
-__all__ = ["ANALYSIS_OPTIONS", "AnalysisOption", "AnalyzerConfig", "BACKENDS", "DEVICES"]
+__all__ = [
+    "ANALYSIS_OPTIONS",
+    "AnalysisOption",
+    "AnalyzerConfig",
+    "BACKENDS",
+    "DEVICES",
+    "parse_bool",
+]
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "tensorrt", "auto")
 """Where the models run (see :mod:`ahmer.models.onnx_backend`)."""
@@ -47,6 +54,9 @@ class AnalyzerConfig:
     landmark_fps: float = DEFAULT_LANDMARK_FPS
     face_engine: str = DEFAULT_ENGINE  # or "tasks" (MediaPipe Tasks, the reference; slower)
     max_cues: int = 8
+    # partial media (a stream decoded short of its declared duration) is an error instead
+    # of a warning (ahmer.preprocessing.truncation)
+    strict: bool = False
     backend_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -62,10 +72,22 @@ def _number(text: str) -> float:
         raise ValueError(f"not a number: {text!r}") from None
 
 
+def parse_bool(text: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (and empty: false), any case."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
 @dataclass(frozen=True)
 class AnalysisOption:
     """One field of :class:`AnalyzerConfig` as users set it: the flag ``--landmark-fps`` on
-    every command line, the variable ``AHMER_LANDMARK_FPS`` for the server."""
+    every command line, the variable ``AHMER_LANDMARK_FPS`` for the server. A boolean
+    option (parsed by :func:`parse_bool`) is a flag alone on the command lines
+    (``--strict``)."""
 
     name: str  # the AnalyzerConfig field
     parse: Callable[[str], Any]  # text -> value; ValueError when the text is not one
@@ -137,5 +159,13 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
         "(MediaPipe Tasks, the reference; slower)",
         "how MediaPipe's face models run",
         choices=ENGINES,
+    ),
+    AnalysisOption(
+        "strict",
+        parse_bool,
+        None,
+        "refuse partial media: a clip whose video or audio decodes short of its declared "
+        "duration (cut or damaged) is an error instead of a result with a warning",
+        "refuse partial media (each call's options.strict overrides)",
     ),
 )

@@ -35,10 +35,12 @@ import av
 import numpy as np
 
 from .timeline import SAMPLE_RATE, MediaInfo
+from .truncation import truncation_warning
 
 __all__ = [
     "MediaSource",
     "MediaError",
+    "TruncatedMedia",
     "DecodeReport",
     "VideoFrame",
     "probe",
@@ -77,6 +79,11 @@ class MediaError(Exception):
     stream that was asked for, ...). The message says which, in plain words."""
 
 
+class TruncatedMedia(MediaError):
+    """Strict analysis only: a stream decoded to less than its declared duration (see
+    :mod:`.truncation`); without strictness that is a warning in the result instead."""
+
+
 @dataclass
 class DecodeReport:
     """Counters filled while decoding (pass one in to read them afterwards).
@@ -84,19 +91,32 @@ class DecodeReport:
     ``corrupt_packets``: packets the decoder rejected and that were skipped.
     ``dropped_frames``: decoded frames dropped because their timestamp was missing or not
     after the previous frame's (out-of-order or duplicate pts from the demuxer).
-    ``truncated``: the stream ended early: a read error, or it stopped more than 1 s before
-    the duration the container declares (the output stops there).
+    ``truncated``: the stream ended early: a read error, or it stopped short of the
+    duration the container declares by more than :func:`.truncation.tolerance` (the output
+    stops there).
+    ``declared``, ``decoded``: seconds from the media origin where the stream should end (its
+    own declared duration, else the container's; None when neither is declared) and where its
+    last decoded frame or sample ends (set once the stream is read to its end);
+    ``frame_rate``: the video's nominal rate (None for audio).
     ``messages``: the first few reasons, for logs (no media content).
     """
 
     corrupt_packets: int = 0
     dropped_frames: int = 0
     truncated: bool = False
+    declared: float | None = None
+    decoded: float | None = None
+    frame_rate: float | None = None
     messages: list[str] = field(default_factory=list)
 
     def note(self, message: str) -> None:
         if len(self.messages) < 20:
             self.messages.append(message)
+
+    def shortfall(self, stream: str) -> str | None:
+        """The truncation warning of this stream ("video" or "audio"), or None when it
+        decoded to its declared duration (within the tolerance) or was not read to the end."""
+        return truncation_warning(stream, self.decoded, self.declared, self.frame_rate)
 
 
 @dataclass(frozen=True)
@@ -450,13 +470,19 @@ def iter_frames(
         if best is not None and (index == 0 or cell / fps < last_t + last_span - 1e-6):
             yield convert(best[2], best[1], index)
             index += 1
+        rate = float(nominal) if nominal else None
+        end = last_t + last_span if decoded else 0.0
+        _check_end(container, video, origin, end, "video", report, rate)
         if decoded == 0:
             raise MediaError(
                 "the video stream yielded no decodable frames (corrupt or truncated video)"
             )
-        _check_end(container, origin, last_t, "video", report)
         if report.corrupt_packets or report.dropped_frames or report.truncated:
-            log.warning(
+            log.log(
+                # truncation alone reaches the user as the result's warning (pipeline.py)
+                logging.WARNING
+                if report.corrupt_packets or report.dropped_frames
+                else logging.INFO,
                 "video decode: %d corrupt packets skipped, %d frames dropped, truncated=%s",
                 report.corrupt_packets,
                 report.dropped_frames,
@@ -471,17 +497,84 @@ def _span(frame, nominal) -> float:
     return 1.0 / float(nominal) if nominal else 0.0
 
 
-def _check_end(container, origin: float, end: float, what: str, report: DecodeReport) -> None:
-    """Flag a stream that stopped well before the container's declared duration (a damaged
-    or cut file whose demuxer ended quietly)."""
-    if container.duration is None or container.duration <= 0:
-        return
-    declared = container.duration / av.time_base
-    start = container.start_time / av.time_base if container.start_time is not None else 0.0
-    if end + origin - start < declared - 1.0:
+def _check_end(
+    container,
+    stream,
+    origin: float,
+    end: float,
+    what: str,
+    report: DecodeReport,
+    rate: float | None = None,
+    declared: float | None = None,
+) -> None:
+    """Record where ``stream`` ended (``end``, seconds from the origin) against where it
+    should (``declared`` when the caller read it from the file, else
+    :func:`_declared_end`), and flag one that stopped short by more than the tolerance (a
+    damaged or cut file whose demuxer ended quietly)."""
+    if declared is None:
+        declared = _declared_end(container, stream, origin)
+    report.declared = declared
+    report.decoded, report.frame_rate = end, rate
+    if report.shortfall(what) is not None:
         report.truncated = True
-        report.note(f"{what} ends at {end:.2f} s of a declared {declared:.2f} s")
-        log.warning("%s ends at %.2f s of a declared %.2f s", what, end, declared)
+        report.note(f"{what} ends at {end:.2f} s of a declared {report.declared:.2f} s")
+        log.info("%s ends at %.2f s of a declared %.2f s", what, end, report.declared)
+
+
+def _wav_declared(source: MediaSource) -> float | None:
+    """Seconds of audio a WAV header declares (its ``data`` chunk size over the ``fmt``
+    chunk's byte rate), or None. FFmpeg's demuxer ignores a ``data`` size larger than the
+    file and estimates the duration from the file size instead, so a cut WAV would look
+    whole: the header says what was recorded. Streaming writers' placeholder sizes (0 and
+    0xFFFFFFFF) declare nothing."""
+    head = _read_head(source, 1 << 16)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, byte_rate = 12, 0
+    while pos + 8 <= len(head):
+        kind, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if kind == b"fmt " and pos + 20 <= len(head):
+            byte_rate = int.from_bytes(head[pos + 16 : pos + 20], "little")
+        elif kind == b"data":
+            if byte_rate <= 0 or size in (0, 0xFFFFFFFF):
+                return None
+            return size / byte_rate
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _read_head(source: MediaSource, size: int) -> bytes:
+    """The first ``size`` bytes of ``source`` (a file object: from where it is now, and put
+    back there; b"" when they cannot be read)."""
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return bytes(source[:size])
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as f:
+                return f.read(size)
+        if _seekable(source):
+            at = source.tell()
+            try:
+                return source.read(size)
+            finally:
+                source.seek(at)
+    except (OSError, ValueError):
+        pass
+    return b""
+
+
+def _declared_end(container, stream, origin: float) -> float | None:
+    """Where ``stream`` should end, in seconds from the origin: its own declared duration
+    from its start (MP4, WAV, MP3 with a Xing header), else the container's (Matroska),
+    else None."""
+    if stream.duration and stream.duration > 0 and stream.time_base is not None:
+        start = _start_seconds(stream)
+        offset = 0.0 if start is None else start - origin
+        return offset + float(stream.duration * stream.time_base)
+    if container.duration is not None and container.duration > 0:
+        start = container.start_time / av.time_base if container.start_time is not None else 0.0
+        return start - origin + container.duration / av.time_base
+    return None
 
 
 def _decoded(container, video, origin: float, report: DecodeReport):
@@ -576,6 +669,7 @@ def iter_audio(
         raise MediaError(f"chunk_seconds must be positive, got {chunk_seconds!r}")
     report = report if report is not None else DecodeReport()
     chunk = max(1, int(round(chunk_seconds * sample_rate)))
+    wav_declared = _wav_declared(source)  # before FFmpeg moves a file object on
     with _open(source) as container:
         audio = _audio_stream(container)
         if audio is None:
@@ -621,11 +715,12 @@ def iter_audio(
                 yield joined[:chunk]
                 rest = joined[chunk:]
                 pending, held = ([rest] if len(rest) else []), len(rest)
+        declared = wav_declared if container.format.name == "wav" else None
+        _check_end(container, audio, origin, emitted / sample_rate, "audio", report, None, declared)
         if not started:
             raise MediaError("the audio track yielded no decodable samples")
         if held:
             yield np.concatenate(pending)
-        _check_end(container, origin, emitted / sample_rate, "audio", report)
 
 
 def _audio_end(audio, origin: float, sample_rate: int) -> int | None:

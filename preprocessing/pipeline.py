@@ -9,6 +9,12 @@ the stages (probe, audio decode, voice activity, ASR, prosody) and inside the lo
 audio branch (every 10 s of audio decoded, every 32 s of audio scored for voice activity,
 every ASR segment), and raises :class:`Cancelled` once it is true: both branches stop, so a
 caller that has gone away leaves little work behind (the figures: ``bench/README.md``).
+
+Partial media. A stream that decodes to less than its declared duration (a cut or damaged
+file; the tolerance: :mod:`.truncation`) gives a ``truncated media: ...`` warning in the
+timeline, naming the decoded and declared seconds. With ``PreprocessConfig.strict`` it is an
+error instead: :func:`check_complete`, the one place strictness is applied, raises
+:class:`~.media.TruncatedMedia` as soon as either branch knows (the other one stops).
 """
 
 from __future__ import annotations
@@ -24,11 +30,20 @@ from pathlib import Path
 import numpy as np
 
 from .face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS
-from .media import MediaError, MediaSource, iter_frames, load_audio, probe
+from .media import (
+    DecodeReport,
+    MediaError,
+    MediaSource,
+    TruncatedMedia,
+    iter_frames,
+    load_audio,
+    probe,
+)
 from .options import RULES
 from .prosody import compute_prosody
 from .timeline import SAMPLE_RATE, MediaInfo, Segment, Timeline, Word
 from .transcript import align_transcript, parse_transcript
+from .truncation import is_incomplete
 from .vad import VadError, run_vad
 
 __all__ = [
@@ -36,6 +51,7 @@ __all__ = [
     "PreprocessConfig",
     "Progress",
     "audio_features",
+    "check_complete",
     "preprocess",
     "raise_if_cancelled",
     "set_words",
@@ -57,6 +73,16 @@ def raise_if_cancelled(cancel: Callable[[], bool] | None) -> None:
     """Raise :class:`Cancelled` when ``cancel`` is given and returns true."""
     if cancel is not None and cancel():
         raise Cancelled("the analysis was cancelled")
+
+
+def check_complete(warnings: list[str], strict: bool) -> None:
+    """Strict analysis refuses partial media: raise :class:`~.media.TruncatedMedia` when
+    ``strict`` and ``warnings`` hold a truncation (or live audio/video drift) warning
+    (:func:`.truncation.is_incomplete`). Clips, batches, the server and live sessions all
+    apply strictness here."""
+    found = [w for w in warnings if is_incomplete(w)]
+    if strict and found:
+        raise TruncatedMedia("; ".join(found) + "; strict analysis refuses partial media")
 
 
 @dataclass
@@ -85,6 +111,8 @@ class PreprocessConfig:
     max_side: int = 1280
     asr_threads: int = 1
     sample_rate: int = SAMPLE_RATE
+    # partial media (a stream short of its declared duration) is an error, not a warning
+    strict: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -130,11 +158,17 @@ class _Stopped(Exception):
 class _AudioState:
     """Shared between the main thread and the audio branch: how far ASR got, whether the
     main thread has given up, and the caller's ``cancel``; :meth:`check` (asked between the
-    audio stages and inside them) raises when either says stop."""
+    audio stages and inside them) raises when either says stop. ``refused``: the audio
+    branch's :class:`TruncatedMedia` (strict), which stops the video branch too."""
 
     asr_fraction: float = 0.0
     stop: threading.Event = field(default_factory=threading.Event)
     cancel: Callable[[], bool] | None = None
+    refused: TruncatedMedia | None = None
+
+    def video_cancel(self) -> bool:
+        """The video branch's ``cancel``: the caller's, or the audio branch refused."""
+        return self.refused is not None or (self.cancel is not None and bool(self.cancel()))
 
     def check(self) -> None:
         if self.stop.is_set():
@@ -195,11 +229,13 @@ def preprocess(
         audio_job = pool.submit(_audio_branch, source, info, config, client, transcriber, state)
         try:
             times, faces, names, video_warnings = _video_branch(
-                source, info, config, timings, progress, face_analyzer, cancel
+                source, info, config, timings, progress, face_analyzer, state.video_cancel
             )
             audio_result = _wait_for_audio(audio_job, state, progress)
-        except BaseException:  # Ctrl-C, a cancelled call, a bad video: stop ASR too, now
+        except BaseException as exc:  # Ctrl-C, a cancelled call, a bad video: stop ASR too
             state.stop.set()
+            if isinstance(exc, Cancelled) and state.refused is not None:
+                raise state.refused from None  # the audio branch refused the media
             raise
     finally:
         # after a stop the audio branch ends at its next check, but an ASR window already
@@ -276,8 +312,9 @@ def _video_branch(
     face_errors = 0
     decode_s = faces_s = 0.0
     expected = max(1, int(info.duration * config.fps)) if info.duration else 0
+    report = DecodeReport()
     try:
-        frames = iter_frames(source, fps=config.fps, max_side=config.max_side)
+        frames = iter_frames(source, fps=config.fps, max_side=config.max_side, report=report)
         t = time.perf_counter()
         for frame in frames:
             raise_if_cancelled(cancel)
@@ -299,6 +336,7 @@ def _video_branch(
         if not times:
             if info.has_audio:  # keep the audio-only analysis, say why video is missing
                 warnings.append(f"video could not be decoded: {exc}")
+                _add_shortfall(warnings, report, "video", config.strict)
                 return None, None, [], warnings
             raise
         warnings.append(f"video decoding stopped early at {times[-1]:.2f}s: {exc}")
@@ -306,6 +344,7 @@ def _video_branch(
         names = list(analyzer.blendshape_names) if analyzer is not None else []
         if analyzer is not None and shared is None:
             analyzer.close()
+    _add_shortfall(warnings, report, "video", config.strict)
     if face_errors:
         warnings.append(f"{face_errors} frame(s) could not be analysed for faces")
     timings["decode"] = decode_s
@@ -355,10 +394,18 @@ def _audio_branch(
         return result
     t = time.perf_counter()
     state.check()
+    report = DecodeReport()
     try:
-        audio = load_audio(source, sample_rate=config.sample_rate, check=state.check)
+        audio = load_audio(source, sample_rate=config.sample_rate, report=report, check=state.check)
     except MediaError as exc:
         result.warnings.append(f"audio could not be decoded: {exc}")
+        audio = None
+    try:
+        _add_shortfall(result.warnings, report, "audio", config.strict)
+    except TruncatedMedia as exc:
+        state.refused = exc  # the video branch stops at its next frame
+        raise
+    if audio is None:
         return result
     result.timings["audio_decode"] = time.perf_counter() - t
     if len(audio) < config.sample_rate // 100:  # under 10 ms: nothing to listen to
@@ -406,6 +453,14 @@ def _audio_branch(
         result.language = transcript.language
         result.source = "asr"
     return result
+
+
+def _add_shortfall(warnings: list[str], report: DecodeReport, stream: str, strict: bool) -> None:
+    """Add the ``stream``'s truncation warning, if any, to ``warnings``; strict: raise it."""
+    warning = report.shortfall(stream)
+    if warning is not None:
+        warnings.append(warning)
+        check_complete([warning], strict)
 
 
 def _client_words(client, speech: list[Segment], duration: float, warnings: list[str]):

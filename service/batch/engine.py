@@ -304,11 +304,20 @@ def result_path(out: Path, item_id: str) -> Path:
     return Path(out) / RESULTS / f"{item_id}.json"
 
 
-def _existing_key(path: Path) -> dict | None:
+def _existing_key(path: Path, strict: bool = False) -> dict | None:
+    """The ``batch`` block of the result at ``path``; None when there is none, or when
+    ``strict`` and the result was made of partial media (a strict run must fail it, not
+    keep it: ``strict`` is not part of the key, so switching it re-runs only those)."""
+    from ahmer.preprocessing.truncation import is_incomplete
+
     try:
         with open(path, encoding="utf-8") as f:
-            batch = json.load(f).get("batch")
-    except (OSError, ValueError, AttributeError):
+            data = json.load(f)
+        batch = data.get("batch")
+        partial = any(is_incomplete(str(w)) for w in data.get("warnings") or ())
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    if strict and partial:
         return None
     return batch if isinstance(batch, dict) else None
 
@@ -321,7 +330,8 @@ def plan(
     or mtime changed since the result was written."""
     todo, done = [], []
     for item in items:
-        recorded = _existing_key(result_path(out, item.id)) if item.error is None else None
+        path = result_path(out, item.id)
+        recorded = _existing_key(path, options.strict) if item.error is None else None
         if not recorded:
             todo.append(item)
             continue
@@ -352,7 +362,8 @@ class _Context:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     known = ("MediaError", "TranscriptError", "FileNotFoundError", "PathError", "ValueError")
-    prefix = "" if type(exc).__name__ in known else f"{type(exc).__name__}: "
+    ours = any(cls.__name__ in known for cls in type(exc).__mro__)  # TruncatedMedia too
+    prefix = "" if ours else f"{type(exc).__name__}: "
     return (prefix + text)[:300]
 
 
@@ -396,7 +407,11 @@ def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dic
         atomic_write_text(result_path(ctx.out, item.id), json.dumps(data, allow_nan=False))
         summary["duration"] = float(result.media.get("duration") or 0.0)
     except Exception as exc:  # a bad item fails alone
+        from ahmer.preprocessing.media import TruncatedMedia
+
         summary["error"] = _one_line(exc)
+        if isinstance(exc, TruncatedMedia):  # strict: an earlier run's result of it is void
+            result_path(ctx.out, item.id).unlink(missing_ok=True)
     summary["wall"] = time.perf_counter() - t
     return summary
 

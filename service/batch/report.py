@@ -24,6 +24,7 @@ from typing import Any
 from ahmer.models import evaluation
 from ahmer.models.contract import ATTRIBUTION_NAMES, EMOTIONS
 from ahmer.models.results import json_ready
+from ahmer.preprocessing.truncation import is_incomplete
 
 from .tables import BatchResult, top_cues
 
@@ -71,6 +72,8 @@ table.sortable th{cursor:pointer;user-select:none}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ah{color:#b71c1c;font-weight:600}.wrong{color:#b71c1c}.right{color:#2e7d32}
+.truncated{color:#fff;background:#b71c1c;border-radius:3px;padding:0 4px;font-size:12px;
+font-weight:600}p.partial{background:#fdecea;border-left:3px solid #b71c1c;padding:4px 10px}
 table.confusion td{text-align:right;min-width:70px;font-variant-numeric:tabular-nums}
 table.confusion caption{text-align:left;font-weight:600;padding-bottom:4px}
 details{margin:10px 0;border-top:1px solid #eee;padding-top:6px}
@@ -715,6 +718,19 @@ def _truth_cell(truth: evaluation.Truth | None) -> str:
     return _cell("-", -1)
 
 
+def _partial(result) -> list[str]:
+    """The result's partial-media warnings (:mod:`ahmer.preprocessing.truncation`)."""
+    return [w for w in result.warnings if is_incomplete(w)]
+
+
+def _partial_badge(result) -> str:
+    """A red ``truncated`` mark (its warnings as the tooltip), or "" for a whole clip."""
+    partial = _partial(result)
+    if not partial:
+        return ""
+    return f' <span class="truncated" title="{_e("; ".join(partial))}">truncated</span>'
+
+
 def _clips_table(results: Sequence[BatchResult], truth: dict[str, evaluation.Truth] | None) -> str:
     head = [
         "id",
@@ -736,7 +752,8 @@ def _clips_table(results: Sequence[BatchResult], truth: dict[str, evaluation.Tru
         labelled = _truth_cell(truth.get(b.id)) if truth is not None else ""
         rows.append(
             "<tr>"
-            f'<td data-v="{_e(b.id)}"><a href="#clip-{_e(b.id)}">{_e(b.id)}</a></td>'
+            f'<td data-v="{_e(b.id)}"><a href="#clip-{_e(b.id)}">{_e(b.id)}</a>'
+            f"{_partial_badge(r)}</td>"
             + _cell(f"{duration:.1f}", duration, "num")
             + _cell(f"{p:.3f}", p, "num")
             + _cell(
@@ -796,15 +813,18 @@ def _clip_section(
         for c in r.explanation.cues
     )
     warnings = "".join(f"<li>{_e(w)}</li>" for w in r.warnings)
+    partial = "; ".join(_partial(r))
     note = _segment_note(b)
     svg = timeline_svg(b, (truth or evaluation.Truth()) if labelled else None)
     summary = f"{_e(b.id)}: {label} (p={clip.ah_probability:.2f})"
     if labelled:
         summary += _truth_summary(truth, int(clip.ah_label))
+    summary += _partial_badge(r)
     return (
         f'<details id="clip-{_e(b.id)}"{" open" if open_ else ""}>'
         f"<summary>{summary}</summary>"
         f"<p>{_e(r.explanation.summary)}</p>"
+        + (f'<p class="partial">Partial media: {_e(partial)}</p>' if partial else "")
         + (f'<p class="note seg-note">{_e(note)}</p>' if note else "")
         + svg
         + (f'<ul class="cues">{cues}</ul>' if cues else "")
@@ -933,6 +953,7 @@ def render_report(
     )
     dist, with_face = _mean_distribution(results)
     positives = sum(int(b.result.clip.ah_label) for b in results)
+    partial = sum(1 for b in results if _partial(b.result))
     seconds = sum(float(b.result.media.get("duration") or 0.0) for b in results)
     models = {}
     for b in results:
@@ -956,6 +977,13 @@ def render_report(
         f"{positives} with A/H (threshold {_e(threshold_text)}), {len(failures)} failure(s). "
         "Models: " + _e(", ".join(f"{k} {v}" for k, v in sorted(models.items()))) + "</p>",
         f'<p class="notice">{_e(notice)}</p>' if notice else "",
+        (
+            f'<p class="partial">{partial} clip(s) are partial media (marked '
+            '<span class="truncated">truncated</span>): cut or damaged files whose results '
+            "cover only what decoded.</p>"
+            if partial
+            else ""
+        ),
         metric_html,
         "<h2>Summary</h2>",
         f'<div class="plots">{histogram_svg(probs, threshold)}'

@@ -3,6 +3,10 @@
 (every analysis frame of every clip) and ``failures.csv``. The frame table is also what
 ``ahmer analyze --csv`` writes for one clip (:func:`frames_csv`), the same columns less ``id``.
 
+``clips.csv`` counts each clip's ``warnings`` and flags partial media apart: ``truncated`` is 1
+when a stream decoded short of its declared duration (or, for a live session's result, audio
+and video ended apart; :mod:`ahmer.preprocessing.truncation`), the text being in the JSON.
+
 Everything is written atomically. Transcript text never enters these tables (only cue names
 and times); it stays in the per-clip JSON and the report.
 """
@@ -22,6 +26,7 @@ from ahmer.models.contract import ATTRIBUTION_NAMES as ATTRIBUTION
 from ahmer.models.contract import EMOTIONS, MASK_NAMES
 from ahmer.models.contract import FUSION_MODEL as FUSION
 from ahmer.models.results import AnalysisResult, FrameResult, json_ready
+from ahmer.preprocessing.truncation import is_incomplete
 
 from ..files import atomic_write_bytes, atomic_write_text
 
@@ -60,6 +65,7 @@ CLIP_COLUMNS = (
     "fps",
     "transcript_source",
     "warnings",
+    "truncated",
     "ah_model",
     "models",
 )
@@ -159,6 +165,7 @@ def clip_rows(results: Sequence[BatchResult]) -> list[dict[str, Any]]:
                 "fps": json_ready(r.fps),
                 "transcript_source": r.transcript_source,
                 "warnings": len(r.warnings),
+                "truncated": int(any(is_incomplete(w) for w in r.warnings)),
                 "ah_model": models.get(FUSION, ""),
                 "models": "; ".join(f"{k}={v}" for k, v in sorted(models.items())),
             }

@@ -43,7 +43,7 @@ def add_analyze_parser(sub) -> None:
     p.add_argument(
         "--csv", type=Path, dest="csv_out", help="write per-frame results as CSV (-: stdout)"
     )
-    add_analysis_arguments(p, ("threshold", "device"))
+    add_analysis_arguments(p, ("threshold", "device", "strict"))
     p.set_defaults(func=run_analyze)
 
 

@@ -117,14 +117,17 @@ def _checked(option: AnalysisOption):
 def add_analysis_arguments(p, names: Iterable[str] | None = None) -> None:
     """The flags of the analysis options ``names`` (default: all), in the table's order, with
     :class:`AnalyzerConfig`'s defaults: ``--fps``, ``--threshold``, ``--backend``,
-    ``--device``, ``--whisper-model``, ``--landmark-fps``, ``--face-engine``."""
+    ``--device``, ``--whisper-model``, ``--landmark-fps``, ``--face-engine``, ``--strict``
+    (a boolean option is a flag alone)."""
     wanted = None if names is None else set(names)
     defaults = AnalyzerConfig()
     for option in ANALYSIS_OPTIONS:
         if wanted is not None and option.name not in wanted:
             continue
         kwargs = {"default": getattr(defaults, option.name), "help": option.help}
-        if option.choices:  # argparse checks them, and lists them in the usage
+        if isinstance(kwargs["default"], bool):
+            kwargs["action"] = "store_true"
+        elif option.choices:  # argparse checks them, and lists them in the usage
             kwargs.update(type=option.parse, choices=option.choices)
         else:
             kwargs["type"] = _checked(option)

@@ -52,6 +52,12 @@ def add_client_parser(sub) -> None:
                 dest="json_out",
                 help="write the result JSON here (-: stdout, the summary then on stderr)",
             )
+            a.add_argument(
+                "--strict",
+                action="store_true",
+                help="ask the server to refuse partial media (a cut or damaged file; a "
+                "session whose audio and video end apart) instead of warning",
+            )
         if name in ("analyze", "upload"):
             a.add_argument("--transcript", type=Path, help="transcript file instead of ASR")
         if name == "stream":
@@ -128,7 +134,7 @@ def run_client(args: argparse.Namespace) -> int:
                 result = _stream(client, args, out)
             else:
                 call = client.analyze_file if args.action == "analyze" else client.upload_file
-                kwargs = {"fps": args.fps}
+                kwargs = {"fps": args.fps, "strict": True if args.strict else None}
                 if args.transcript is not None:
                     fail_if_unreadable(args.transcript)
                     kwargs["transcript"] = Path(args.transcript)  # a Path: the file, not text
@@ -157,7 +163,12 @@ def run_client(args: argparse.Namespace) -> int:
 def _stream(client, args, out):
     result = None
     for msg in client.stream_file(
-        args.media, realtime=args.realtime, speed=args.speed, fps=args.fps, timeout=args.timeout
+        args.media,
+        realtime=args.realtime,
+        speed=args.speed,
+        fps=args.fps,
+        strict=True if args.strict else None,
+        timeout=args.timeout,
     ):
         kind = msg.WhichOneof("message")
         if kind == "started":

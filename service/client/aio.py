@@ -128,6 +128,7 @@ class AsyncAhmerClient:
         fps: float = 0.0,
         session_id: str = "",
         provisional: bool = False,
+        strict: bool | None = None,
         timeout: float | None = None,
         sent: dict | None = None,
         **replay,
@@ -135,7 +136,7 @@ class AsyncAhmerClient:
         """Replay ``path`` as a live session (see :meth:`AhmerClient.stream_file`)."""
         from .replay import replay_config, replay_requests
 
-        config = await asyncio.to_thread(replay_config, path, fps, session_id, provisional)
+        config = await asyncio.to_thread(replay_config, path, fps, session_id, provisional, strict)
         items = await asyncio.to_thread(lambda: list(replay_requests(path, **replay)))
 
         async def requests():

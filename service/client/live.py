@@ -62,7 +62,7 @@ def stream_config(
 def session_config(config=None, **kwargs) -> live_pb2.StreamRequest:
     """``config`` (a ``StreamConfig`` or its ``StreamRequest``) as the first request, or one
     made from keyword arguments: those of :func:`stream_config` and the analysis options
-    ``fps``, ``language``, ``frames``, ``explanation`` (as for whole clips)."""
+    ``fps``, ``language``, ``frames``, ``explanation``, ``strict`` (as for whole clips)."""
     if config is not None:
         if kwargs:
             raise TypeError("give either a config or keyword arguments, not both")

@@ -25,14 +25,21 @@ __all__ = ["replay_requests", "replay_config"]
 
 
 def replay_config(
-    path: str | Path, fps: float = 0.0, session_id: str = "", provisional: bool = False
+    path: str | Path,
+    fps: float = 0.0,
+    session_id: str = "",
+    provisional: bool = False,
+    strict: bool | None = None,
 ) -> live_pb2.StreamRequest:
     """The config a replay of ``path`` starts with: the streams the file has, JPEG and
-    PCM16, analysed at ``fps`` (0: the server's rate)."""
+    PCM16, analysed at ``fps`` (0: the server's rate); ``strict`` as in the options (None:
+    the server's default)."""
     from ahmer.preprocessing.media import probe
 
     info = probe(Path(path))
     options = options_pb2.AnalysisOptions(fps=fps)
+    if strict is not None:
+        options.strict = strict
     return stream_config(
         session_id, info.has_video, info.has_audio, options, provisional=provisional
     )

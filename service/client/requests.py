@@ -31,12 +31,19 @@ _FORMATS = {
     "srt": options_pb2.Transcript.SRT,
     "json": options_pb2.Transcript.JSON,
 }
-_OPTION_KEYS = ("fps", "language", "frames", "explanation")
+_OPTION_KEYS = ("fps", "language", "frames", "explanation", "strict")
 
 
 def make_options(
-    fps: float = 0.0, language: str = "", frames: bool | None = None, explanation: str | None = None
+    fps: float = 0.0,
+    language: str = "",
+    frames: bool | None = None,
+    explanation: str | None = None,
+    strict: bool | None = None,
 ) -> options_pb2.AnalysisOptions:
+    """The request options; ``None`` leaves an option to the server's default. ``strict``:
+    partial media (cut or damaged, or live audio and video ending apart) fails the call
+    with INVALID_ARGUMENT instead of returning a result with a warning."""
     if explanation not in _DETAIL:
         raise ValueError(f"explanation must be one of none, summary, full; got {explanation!r}")
     opts = options_pb2.AnalysisOptions(
@@ -44,6 +51,8 @@ def make_options(
     )
     if frames is not None:
         opts.frames = frames
+    if strict is not None:
+        opts.strict = strict
     return opts
 
 
@@ -78,8 +87,8 @@ def transcript(data, fmt: str | None = None) -> options_pb2.Transcript | None:
 
 
 def split_options(kwargs: dict) -> tuple[options_pb2.AnalysisOptions, dict]:
-    """``(AnalysisOptions, the other keyword arguments)``: ``fps``, ``language``, ``frames``
-    and ``explanation`` go into the options (see :func:`make_options`)."""
+    """``(AnalysisOptions, the other keyword arguments)``: ``fps``, ``language``, ``frames``,
+    ``explanation`` and ``strict`` go into the options (see :func:`make_options`)."""
     rest = dict(kwargs)
     opts = {k: rest.pop(k) for k in _OPTION_KEYS if k in rest}
     return make_options(**opts), rest

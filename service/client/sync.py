@@ -102,7 +102,7 @@ class AhmerClient:
         ``transcript`` (a ``Path``: a file to read; a ``str``: the text itself; or bytes),
         ``transcript_format`` (text, vtt, srt, json; default: the file's suffix, else
         guessed), ``fps``, ``language``, ``frames``, ``explanation`` ("none", "summary",
-        "full"), ``request_id``."""
+        "full"), ``strict`` (refuse partial media: INVALID_ARGUMENT), ``request_id``."""
         path = Path(path)
         kwargs.setdefault("container", path.name)
         return self.analyze_bytes(path.read_bytes(), timeout=timeout, **kwargs)
@@ -134,7 +134,7 @@ class AhmerClient:
         ``config`` (a ``StreamConfig``) or keyword arguments: ``session_id``, ``video``,
         ``audio`` (True: JPEG frames, 16 kHz mono PCM16), ``sample_rate``, ``channels``,
         ``provisional``, ``client_transcript``, ``fps``, ``language``, ``frames``,
-        ``explanation``. Starts on ``with`` (or ``start()``, or the first send)."""
+        ``explanation``, ``strict``. Starts on ``with`` (or ``start()``, or the first send)."""
         return Session(self.stub, session_config(config, **kwargs), self._md(), timeout)
 
     def stream_file(
@@ -145,6 +145,7 @@ class AhmerClient:
         fps: float = 0.0,
         session_id: str = "",
         provisional: bool = False,
+        strict: bool | None = None,
         timeout: float | None = None,
         sent: dict | None = None,
         **replay,
@@ -154,7 +155,7 @@ class AhmerClient:
         ``pts -> monotonic send time`` of each video frame (for latency measurements)."""
         from .replay import replay_config, replay_requests
 
-        config = replay_config(path, fps, session_id, provisional)
+        config = replay_config(path, fps, session_id, provisional, strict)
         stop = threading.Event()
 
         def requests():

@@ -110,10 +110,15 @@ class ResolvedOptions:
     language: str | None
     frames: bool
     explanation: int  # options_pb2.ExplanationDetail, never UNSPECIFIED
+    strict: bool = False  # partial media is an error (INVALID_ARGUMENT), not a warning
 
 
-def resolve_options(options: options_pb2.AnalysisOptions, default_fps: float) -> ResolvedOptions:
-    """Check the request's options and fill in the server defaults."""
+def resolve_options(
+    options: options_pb2.AnalysisOptions, default_fps: float, default_strict: bool = False
+) -> ResolvedOptions:
+    """Check the request's options and fill in the server defaults (``default_strict``: the
+    server's ``--strict`` / ``AHMER_STRICT``, used when the request leaves ``strict``
+    unset)."""
     fps = options.fps or default_fps
     if CALL_FPS.problem(fps):
         raise RequestError(
@@ -129,7 +134,10 @@ def resolve_options(options: options_pb2.AnalysisOptions, default_fps: float) ->
     if detail not in options_pb2.ExplanationDetail.values():
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "unknown options.explanation")
     frames = options.frames if options.HasField("frames") else True
-    return ResolvedOptions(fps=float(fps), language=language, frames=frames, explanation=detail)
+    strict = options.strict if options.HasField("strict") else default_strict
+    return ResolvedOptions(
+        fps=float(fps), language=language, frames=frames, explanation=detail, strict=strict
+    )
 
 
 def check_id(value: str, what: str) -> str:

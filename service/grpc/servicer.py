@@ -216,7 +216,7 @@ class AnalysisServicer(service_pb2_grpc.AnalysisServiceServicer):
 
     async def _analyze(self, context, media, transcript, options, request_id, container):
         state = self.state
-        opts = resolve_options(options, state.config.analysis.fps)
+        opts = resolve_options(options, state.config.analysis.fps, state.config.analysis.strict)
         check_id(request_id, "request_id")
         if len(container) > 64:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "container hint too long")
@@ -230,6 +230,7 @@ class AnalysisServicer(service_pb2_grpc.AnalysisServiceServicer):
             fps=opts.fps,
             language=opts.language,
             cancel=cancel.is_set,
+            strict=opts.strict,
         )
         loop = asyncio.get_running_loop()
         t = time.perf_counter()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ahmer.models.config import ANALYSIS_OPTIONS, AnalyzerConfig
+from ahmer.models.config import parse_bool as _bool
 from ahmer.preprocessing.options import Rule
 
 from ..live import LiveConfig
@@ -80,15 +81,6 @@ class Option:
 
 def _optional_path(text: str) -> Path | None:
     return Path(text) if text else None
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
 
 
 def _metrics_port(text: str) -> int | None:

@@ -409,7 +409,7 @@ class LiveHandler:
     def _config(self, c: live_pb2.StreamConfig, call: _Call) -> LiveConfig:
         cfg = self.state.config
         call.session_id = check_id(c.session_id, "session_id") or uuid.uuid4().hex[:16]
-        opts = resolve_options(c.options, cfg.analysis.fps)
+        opts = resolve_options(c.options, cfg.analysis.fps, cfg.analysis.strict)
         call.fps, call.options = opts.fps, opts
         video = ""
         if c.video.encoding:
@@ -452,6 +452,7 @@ class LiveHandler:
             audio_channels=channels or 1,
             max_cues=0 if opts.explanation == options_pb2.EXPLANATION_NONE else 3,
             provisional=c.provisional_frames and opts.frames,
+            strict=opts.strict,
         )
 
     def _started(self, call: _Call, config: LiveConfig) -> live_pb2.SessionStarted:

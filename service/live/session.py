@@ -19,6 +19,12 @@ half-close, :meth:`LiveSession.finish` analyses the whole session like ``Analyze
 sessions of at most ``full_audio`` seconds (default 30 s, one Whisper window, so the extra
 pass costs about one speech step) VAD, ASR and prosody are redone over the whole audio,
 exactly as offline; longer sessions use the committed incremental results.
+
+Clock drift. When the audio and the video a client sends drift apart by more than
+``max_skew`` the session says so once, as it happens (notice ``clock_skew``); when they end
+further apart than the partial-media tolerance (:mod:`ahmer.preprocessing.truncation`), the
+whole-session result carries an ``audio/video drift: ...`` warning, and a strict session
+(``LiveConfig.strict``) fails instead (:func:`~ahmer.preprocessing.pipeline.check_complete`).
 """
 
 from __future__ import annotations
@@ -35,9 +41,10 @@ from ahmer.models.analyzer import frame_results
 from ahmer.models.config import AnalyzerConfig
 from ahmer.models.contract import SAMPLE_RATE
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
-from ahmer.preprocessing.pipeline import set_words
+from ahmer.preprocessing.pipeline import check_complete, set_words
 from ahmer.preprocessing.timeline import MediaInfo, Word
 from ahmer.preprocessing.transcript import spread_text
+from ahmer.preprocessing.truncation import drift_warning
 
 from .audio import AudioRing, PcmResampler
 from .frames import FrameStore, decode_image
@@ -81,6 +88,7 @@ class LiveConfig:
     audio_rate: int = 0  # 0: no audio
     audio_channels: int = 1
     max_cues: int = 3
+    strict: bool = False  # audio and video ending apart is an error, not a warning
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,7 @@ class LiveSession:
         self.threshold = analyzer.config.threshold
         self.closed = False
         self._finishing = False
+        self._skew_noticed = False
 
     # -- input ---------------------------------------------------------------------------
 
@@ -331,6 +340,34 @@ class LiveSession:
         low, high = min(ends), max(ends)
         return low if high - low <= self.cfg.max_skew else high - self.cfg.max_skew
 
+    def _ends(self) -> tuple[float, float] | None:
+        """(audio end, video end) in seconds when the session has both (lock held)."""
+        if self.resampler is None or not (self.cfg.video and self.clock.video_frames):
+            return None
+        return self.ring.seconds, self.clock.video_end
+
+    def _skew_notice(self) -> list:
+        """Once per session, a notice when audio and video are more than ``max_skew`` apart
+        (lock held): finality then follows the one ahead, the other's cues are missing."""
+        ends = self._ends()
+        if self._skew_noticed or ends is None or abs(ends[0] - ends[1]) <= self.cfg.max_skew:
+            return []
+        self._skew_noticed = True
+        audio, video = ends
+        return [
+            NoticeOut(
+                "clock_skew",
+                f"audio ({audio:.2f} s) and video ({video:.2f} s) are more than "
+                f"{self.cfg.max_skew:g} s apart: check the client's clocks (reported once)",
+            )
+        ]
+
+    def drift(self) -> str | None:
+        """The ``audio/video drift`` warning when the session's audio and video end apart
+        beyond the partial-media tolerance, else None (lock held)."""
+        ends = self._ends()
+        return None if ends is None else drift_warning(*ends, frame_rate=self.cfg.fps)
+
     def final_until(self) -> float:
         """Frames at or before this time are final (lock held)."""
         cfg = self.cfg
@@ -345,8 +382,8 @@ class LiveSession:
         """Emit the frames that became final (at most every ``eval_interval`` of stream
         time, so one window evaluation serves several frames) and frame ``newest``
         provisionally."""
-        out: list = []
         with self._lock:
+            out: list = self._skew_notice()
             now = self.stream_time()
             k = self.store.index_at(self.final_until() + 1e-6)
             due = k > self.next_emit and now >= self._next_eval
@@ -463,8 +500,10 @@ class LiveSession:
                 if not self.cfg.video:
                     self._grid_frames(self.ring.seconds)
             n = len(self.store)
+            drift = self.drift()
         if n == 0:
             raise LiveError("the session ended before any video frame or audio was received")
+        check_complete([drift] if drift else [], self.cfg.strict)  # before the analysis
         if (
             self.resampler is not None
             and self.ring.complete
@@ -484,6 +523,8 @@ class LiveSession:
         result.timings.update({k: round(v, 4) for k, v in self.clock.timings.items()})
         if self.resampler is None:
             result.warnings.append("no audio in this session: vocal and spoken cues are absent")
+        if drift:
+            result.warnings.append(drift)
         out = [FrameOut(i, result.frames[i]) for i in range(self.next_emit, n)]
         self.next_emit = n
         return out, result

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61hmer/v1/options.proto\x12\x08\x61hmer.v1\"\x82\x01\n\x0f\x41nalysisOptions\x12\x0b\n\x03\x66ps\x18\x01 \x01(\x01\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x13\n\x06\x66rames\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x30\n\x0b\x65xplanation\x18\x04 \x01(\x0e\x32\x1b.ahmer.v1.ExplanationDetailB\t\n\x07_frames\"\x8f\x01\n\nTranscript\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12+\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.ahmer.v1.Transcript.Format\"F\n\x06\x46ormat\x12\x16\n\x12\x46ORMAT_UNSPECIFIED\x10\x00\x12\x08\n\x04TEXT\x10\x01\x12\x07\n\x03VTT\x10\x02\x12\x07\n\x03SRT\x10\x03\x12\x08\n\x04JSON\x10\x04*|\n\x11\x45xplanationDetail\x12\"\n\x1e\x45XPLANATION_DETAIL_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45XPLANATION_NONE\x10\x01\x12\x17\n\x13\x45XPLANATION_SUMMARY\x10\x02\x12\x14\n\x10\x45XPLANATION_FULL\x10\x03\x42\x10\n\x0c\x64\x65v.ahmer.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61hmer/v1/options.proto\x12\x08\x61hmer.v1\"\xa2\x01\n\x0f\x41nalysisOptions\x12\x0b\n\x03\x66ps\x18\x01 \x01(\x01\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x13\n\x06\x66rames\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x30\n\x0b\x65xplanation\x18\x04 \x01(\x0e\x32\x1b.ahmer.v1.ExplanationDetail\x12\x13\n\x06strict\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\t\n\x07_framesB\t\n\x07_strict\"\x8f\x01\n\nTranscript\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12+\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.ahmer.v1.Transcript.Format\"F\n\x06\x46ormat\x12\x16\n\x12\x46ORMAT_UNSPECIFIED\x10\x00\x12\x08\n\x04TEXT\x10\x01\x12\x07\n\x03VTT\x10\x02\x12\x07\n\x03SRT\x10\x03\x12\x08\n\x04JSON\x10\x04*|\n\x11\x45xplanationDetail\x12\"\n\x1e\x45XPLANATION_DETAIL_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45XPLANATION_NONE\x10\x01\x12\x17\n\x13\x45XPLANATION_SUMMARY\x10\x02\x12\x14\n\x10\x45XPLANATION_FULL\x10\x03\x42\x10\n\x0c\x64\x65v.ahmer.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,12 +32,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ahmer.v1.options_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.ahmer.v1P\001'
-  _globals['_EXPLANATIONDETAIL']._serialized_start=315
-  _globals['_EXPLANATIONDETAIL']._serialized_end=439
+  _globals['_EXPLANATIONDETAIL']._serialized_start=347
+  _globals['_EXPLANATIONDETAIL']._serialized_end=471
   _globals['_ANALYSISOPTIONS']._serialized_start=37
-  _globals['_ANALYSISOPTIONS']._serialized_end=167
-  _globals['_TRANSCRIPT']._serialized_start=170
-  _globals['_TRANSCRIPT']._serialized_end=313
-  _globals['_TRANSCRIPT_FORMAT']._serialized_start=243
-  _globals['_TRANSCRIPT_FORMAT']._serialized_end=313
+  _globals['_ANALYSISOPTIONS']._serialized_end=199
+  _globals['_TRANSCRIPT']._serialized_start=202
+  _globals['_TRANSCRIPT']._serialized_end=345
+  _globals['_TRANSCRIPT_FORMAT']._serialized_start=275
+  _globals['_TRANSCRIPT_FORMAT']._serialized_end=345
 # @@protoc_insertion_point(module_scope)

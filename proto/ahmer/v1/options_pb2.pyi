@@ -17,16 +17,18 @@ EXPLANATION_SUMMARY: ExplanationDetail
 EXPLANATION_FULL: ExplanationDetail
 
 class AnalysisOptions(_message.Message):
-    __slots__ = ("fps", "language", "frames", "explanation")
+    __slots__ = ("fps", "language", "frames", "explanation", "strict")
     FPS_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
     fps: float
     language: str
     frames: bool
     explanation: ExplanationDetail
-    def __init__(self, fps: _Optional[float] = ..., language: _Optional[str] = ..., frames: _Optional[bool] = ..., explanation: _Optional[_Union[ExplanationDetail, str]] = ...) -> None: ...
+    strict: bool
+    def __init__(self, fps: _Optional[float] = ..., language: _Optional[str] = ..., frames: _Optional[bool] = ..., explanation: _Optional[_Union[ExplanationDetail, str]] = ..., strict: _Optional[bool] = ...) -> None: ...
 
 class Transcript(_message.Message):
     __slots__ = ("data", "format")

@@ -66,7 +66,10 @@ class AnalysisServiceServicer:
         64 MiB by default).
         INVALID_ARGUMENT: media that cannot be decoded (the decoder's message says why), a
         transcript that cannot be parsed or has an unknown format, options out of range (fps,
-        language, explanation), a bad request_id, a container hint over 64 characters.
+        language, explanation), a bad request_id, a container hint over 64 characters; with
+        options.strict, partial media ("truncated media: the video stream decoded to 1.20 s of
+        the 6.88 s declared ...; strict analysis refuses partial media"; without strict that is
+        a warning in the result).
         RESOURCE_EXHAUSTED: the clip would take the media all calls hold over the server's limit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
