@@ -235,8 +235,9 @@ def _seekable(f) -> bool:
 
 
 def _video_stream(container) -> av.video.stream.VideoStream | None:
-    """The main video stream, ignoring cover art (attached pictures)."""
-    streams = [s for s in container.streams.video if not _is_attached_pic(s)]
+    """The main video stream, ignoring cover art (attached pictures) and streams FFmpeg has
+    no decoder for (an unknown codec, or a header damaged into one)."""
+    streams = [s for s in container.streams.video if not _is_attached_pic(s) and _decodable(s)]
     if not streams:
         return None
     try:
@@ -249,15 +250,21 @@ def _video_stream(container) -> av.video.stream.VideoStream | None:
 
 
 def _audio_stream(container) -> av.audio.stream.AudioStream | None:
-    if not container.streams.audio:
+    streams = [s for s in container.streams.audio if _decodable(s)]
+    if not streams:
         return None
     try:
         best = container.streams.best("audio")
-        if best is not None:
+        if best in streams:
             return best
     except Exception:  # noqa: BLE001
         pass
-    return container.streams.audio[0]
+    return streams[0]
+
+
+def _decodable(stream) -> bool:
+    """PyAV gives a stream no codec context when FFmpeg has no decoder for its codec."""
+    return stream.codec_context is not None
 
 
 def _is_attached_pic(stream) -> bool:
@@ -311,6 +318,11 @@ def probe(source: MediaSource) -> MediaInfo:
         video = _video_stream(container)
         audio = _audio_stream(container)
         if video is None and audio is None:
+            if container.streams.video or container.streams.audio:
+                raise MediaError(
+                    "no video or audio stream that can be decoded (an unsupported codec, or "
+                    "a damaged header)"
+                )
             raise MediaError("no video or audio stream")
         info: dict = {"container": container.format.name}
         if video is not None:
