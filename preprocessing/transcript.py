@@ -38,6 +38,7 @@ __all__ = [
     "ClientTranscript",
     "parse_transcript",
     "load_transcript",
+    "format_of",
     "spread_text",
     "align_transcript",
 ]
@@ -128,6 +129,12 @@ def parse_transcript(data: str | bytes, fmt: str | None = None) -> ClientTranscr
     return ClientTranscript("text", "none", " ".join(words))
 
 
+def format_of(path: str | Path) -> str | None:
+    """The transcript format a file's suffix names (``.txt``, ``.vtt``, ``.srt``, ``.json``),
+    or None (then the content decides)."""
+    return _SUFFIXES.get(Path(path).suffix.lower())
+
+
 def load_transcript(path: str | Path, fmt: str | None = None) -> ClientTranscript:
     """Read a transcript file; the format comes from ``fmt``, else the suffix (``.txt``,
     ``.vtt``, ``.srt``, ``.json``), else the content."""
@@ -139,7 +146,7 @@ def load_transcript(path: str | Path, fmt: str | None = None) -> ClientTranscrip
         data = path.read_bytes()
     except OSError as exc:
         raise TranscriptError(f"cannot read transcript {path}: {exc.strerror or exc}") from exc
-    return parse_transcript(data, fmt or _SUFFIXES.get(path.suffix.lower()))
+    return parse_transcript(data, fmt or format_of(path))
 
 
 def align_transcript(t: ClientTranscript, speech: list[Segment], duration: float) -> list[Word]:

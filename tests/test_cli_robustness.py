@@ -271,3 +271,14 @@ def test_verbose_is_accepted_before_and_after_the_subcommand(argv, verbose):
     from ahmer.service.cli import build_parser
 
     assert build_parser().parse_args(argv).verbose is verbose
+
+
+@pytest.mark.parametrize("command", ["analyze", "preprocess"])
+def test_transcript_format_comes_from_the_suffix(media, command):
+    """A ``.json`` transcript is read as JSON even when its content would be sniffed as plain
+    text (a list of lists): its error is a transcript error, not words made of brackets."""
+    bad = media["tmp"] / f"words-{command}.json"
+    bad.write_text('[["I", 0.0, 0.4], ["guess", 0.4, 0.9]]')
+    extra = ["--out", str(media["tmp"] / f"{command}.json")] if command == "preprocess" else []
+    proc = _run(command, media["clip"], "--transcript", bad, "--quiet", *extra)
+    _one_error_line(proc, 1, "transcript")

@@ -349,6 +349,7 @@ def test_a_store_corrupted_under_a_running_server_turns_it_not_serving(
             with pytest.raises(grpc.RpcError) as caught:
                 channel.unary_unary("/ahmer.v1.AnalysisService/GetModels")(b"", timeout=10)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "model store changed" in caught.value.details()  # not "still loading"
         assert metric_value(srv.metrics_url, "ahmer_models_ready") == 0.0
     finally:
         srv.stop()

@@ -49,7 +49,7 @@ def add_analyze_parser(sub) -> None:
 
 def run_analyze(args: argparse.Namespace) -> int:
     from ahmer.models.analyzer import Analyzer
-    from ahmer.preprocessing.transcript import MAX_BYTES
+    from ahmer.preprocessing.transcript import MAX_BYTES, format_of
 
     fail_if_unreadable(args.media)
     transcript = None
@@ -61,7 +61,12 @@ def run_analyze(args: argparse.Namespace) -> int:
         analyzer = Analyzer(analysis_config(args)).load()
     progress = None if args.quiet else stderr_progress(args.media.name)
     try:
-        result = analyzer.analyze(args.media, transcript=transcript, progress=progress)
+        result = analyzer.analyze(
+            args.media,
+            transcript=transcript,
+            transcript_format=format_of(args.transcript) if args.transcript else None,
+            progress=progress,
+        )
     finally:
         with native_stderr_silenced(not args.verbose):
             analyzer.close()

@@ -33,11 +33,11 @@ def add_preprocess_parser(sub) -> None:
 def run_preprocess(args: argparse.Namespace) -> int:
     from ahmer.models.assets import preprocess_config
     from ahmer.preprocessing.pipeline import preprocess
-    from ahmer.preprocessing.transcript import MAX_BYTES
+    from ahmer.preprocessing.transcript import MAX_BYTES, format_of
 
     fail_if_unreadable(args.media)
     transcript = None
-    if args.transcript is not None:  # format sniffed from the content
+    if args.transcript is not None:  # format from the suffix, else sniffed from the content
         transcript = read_input_bytes(args.transcript, MAX_BYTES, "transcript")
     check_output_path(args.out, (args.media, args.transcript))  # before any work
     config = preprocess_config(
@@ -51,7 +51,12 @@ def run_preprocess(args: argparse.Namespace) -> int:
     progress = None if args.quiet else stderr_progress(args.media.name)
     try:
         timeline = preprocess(
-            args.media, config, transcript=transcript, progress=progress, face_analyzer=faces
+            args.media,
+            config,
+            transcript=transcript,
+            transcript_format=format_of(args.transcript) if args.transcript else None,
+            progress=progress,
+            face_analyzer=faces,
         )
     finally:
         with native_stderr_silenced(not args.verbose):

@@ -142,6 +142,7 @@ class AhmerServer:
             log.critical(
                 "the models could not be loaded; the server stays NOT_SERVING", exc_info=exc
             )
+            self.state.broken = "the server could not load its models; see its log"
             return
         if self.state.stopping:
             return
@@ -186,6 +187,10 @@ class AhmerServer:
         if not found or self.state.stopping:
             return True
         self.state.ready = False
+        self.state.broken = (
+            "the server's model store changed under it (a model file no longer matches its "
+            "manifest); it stopped serving until restarted on a sound store"
+        )
         self.metrics.ready.set(0)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         log.critical(

@@ -62,6 +62,7 @@ class ServerState:
     analyzer: object | None = None
     ready: bool = False
     stopping: bool = False
+    broken: str | None = None  # why the server stopped serving for good (a corrupt store)
     clip_pool: ThreadPoolExecutor | None = None
     live_pool: ThreadPoolExecutor | None = None
     extra: dict = field(default_factory=dict)
@@ -73,6 +74,8 @@ class ServerState:
     def require_ready(self) -> None:
         if self.stopping:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+        if self.broken:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, self.broken)
         if not self.ready or self.analyzer is None:
             raise RequestError(
                 grpc.StatusCode.UNAVAILABLE, "the models are still loading; retry shortly"
