@@ -76,7 +76,7 @@ def test_serve_writes_only_json_and_no_onnx_telemetry(clips, model_store, tmp_pa
     home = tmp_path / "home"
     env = {"AHMER_LOG_LEVEL": "debug", "AHMER_HOME": str(model_store.root.parent),
            "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"),
-           "ORT_DISABLE_TELEMETRY": None}  # fmt: skip
+           "ORT_DISABLE_TELEMETRY": None, "CI": None}  # fmt: skip (ORT skips CI runs)
     log = tmp_path / "serve.err"
     secret = "zucchini trampoline"
     with serve_process(env, stderr=log) as (_, target), AhmerClient(target) as client:
@@ -114,6 +114,7 @@ def test_cli_commands_leave_onnx_telemetry_off(clips, model_store, tmp_path):
         env = {**os.environ, "AHMER_HOME": str(model_store.root.parent), "HOME": str(home),
                "XDG_CACHE_HOME": str(home / ".cache")}  # fmt: skip
         env.pop("ORT_DISABLE_TELEMETRY", None)
+        env.pop("CI", None)  # ONNX Runtime itself records nothing where CI is set
         if keep:
             env["ORT_DISABLE_TELEMETRY"] = keep
         done = subprocess.run(
