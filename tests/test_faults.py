@@ -198,9 +198,12 @@ def test_a_cancelled_call_frees_its_slot(killable_server, tmp_path):
         while not gate:
             time.sleep(0.05)
 
+    probe = lambda: _probe_upload(srv["target"])  # noqa: E731
+    # the budget is free before the held call starts (an earlier test's share may still be
+    # being returned; then the held call itself would be refused and hold nothing)
+    assert _until(probe, grpc.StatusCode.INVALID_ARGUMENT) == grpc.StatusCode.INVALID_ARGUMENT
     with AhmerClient(srv["target"]) as client:
         call = client.stub.UploadClip.future(requests())
-        probe = lambda: _probe_upload(srv["target"])  # noqa: E731
         assert _until(probe, grpc.StatusCode.RESOURCE_EXHAUSTED) == (
             grpc.StatusCode.RESOURCE_EXHAUSTED
         )
