@@ -57,6 +57,13 @@ class AnalyzerConfig:
     # partial media (a stream decoded short of its declared duration) is an error instead
     # of a warning (ahmer.preprocessing.truncation)
     strict: bool = False
+    # the A/H fusion: "" = the store's zero-shot prior; else an installed fusion's name
+    # (ahmer models add-fusion) or a path to a fusion .onnx or a training run folder
+    fusion: str = ""
+    # backend "triton": where Triton's gRPC endpoint is, TLS to it, seconds per call
+    triton_url: str = "localhost:8001"
+    triton_tls: bool = False
+    triton_timeout: float = 30.0
     backend_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -167,5 +174,34 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
         "refuse partial media: a clip whose video or audio decodes short of its declared "
         "duration (cut or damaged) is an error instead of a result with a warning",
         "refuse partial media (each call's options.strict overrides)",
+    ),
+    AnalysisOption(
+        "fusion",
+        str,
+        None,
+        "the A/H fusion: an installed fusion's name (ahmer models list), a fusion .onnx or a "
+        "training run folder (default: the zero-shot prior)",
+        "A/H fusion: installed name or path (default: the zero-shot prior)",
+    ),
+    AnalysisOption(
+        "triton_url",
+        str,
+        Rule(lambda v: bool(str(v).strip()), "must be HOST:PORT"),
+        "Triton's gRPC endpoint HOST:PORT, with --backend triton (localhost:8001)",
+        "Triton's gRPC endpoint HOST:PORT (backend triton)",
+    ),
+    AnalysisOption(
+        "triton_tls",
+        parse_bool,
+        None,
+        "TLS to Triton (the system's trusted roots), with --backend triton",
+        "TLS to Triton (backend triton)",
+    ),
+    AnalysisOption(
+        "triton_timeout",
+        _number,
+        Rule(lambda v: 0 < v <= 3600, "must be between 0 and 3600 seconds"),
+        "seconds a Triton call may take, retries of UNAVAILABLE included (30)",
+        "seconds a Triton call may take, retries included",
     ),
 )
