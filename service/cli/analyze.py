@@ -43,7 +43,19 @@ def add_analyze_parser(sub) -> None:
     p.add_argument(
         "--csv", type=Path, dest="csv_out", help="write per-frame results as CSV (-: stdout)"
     )
-    add_analysis_arguments(p, ("threshold", "device", "strict"))
+    add_analysis_arguments(
+        p,
+        (
+            "threshold",
+            "backend",
+            "device",
+            "strict",
+            "fusion",
+            "triton_url",
+            "triton_tls",
+            "triton_timeout",
+        ),
+    )
     p.set_defaults(func=run_analyze)
 
 
