@@ -3,6 +3,7 @@ validate against the Kubernetes schemas, and they only use options the server kn
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def test_dockerfile_has_cpu_and_gpu_targets():
     assert "onnxruntime-gpu" in text
 
 
-@pytest.mark.parametrize("target", ["base", "overlays/gpu", "batch"])
+@pytest.mark.parametrize("target", ["base", "overlays/gpu", "overlays/triton", "batch"])
 def test_kustomizations_render_and_validate(target, tmp_path):
     docs = _render(target)
     assert docs
@@ -91,6 +92,93 @@ def test_gpu_overlay_asks_for_a_gpu():
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert {"name": "AHMER_DEVICE", "value": "cuda"} in container["env"]
     assert container["image"].endswith(":gpu")
+
+
+def _triton_overlay() -> dict[tuple[str, str], dict]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in _render("overlays/triton")}
+
+
+def test_triton_overlay_runs_triton_on_a_gpu_with_health_probes():
+    docs = _triton_overlay()
+    pod = docs["Deployment", "ahmer-triton"]["spec"]["template"]["spec"]
+    (triton,) = pod["containers"]
+    image, tag = triton["image"].rsplit(":", 1)
+    assert image == "nvcr.io/nvidia/tritonserver" and re.fullmatch(r"2[45]\.\d\d-py3", tag)
+    assert triton["args"][0] == "tritonserver"
+    for flag in ("--model-repository=/models", "--model-control-mode=none"):
+        assert flag in triton["args"]
+    assert "--strict-readiness=true" in triton["args"]
+    ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
+    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
+    for probe, path in (("readinessProbe", "ready"), ("livenessProbe", "live")):
+        assert triton[probe]["httpGet"] == {"path": f"/v2/health/{path}", "port": "http"}
+    assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert triton["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["name"]: m for m in triton["volumeMounts"]}
+    assert mounts["models"]["mountPath"] == "/models" and mounts["models"]["readOnly"]
+
+
+def test_triton_overlay_writes_the_repository_in_an_init_container():
+    """The init container runs ``ahmer models triton-repo /models --kind gpu`` from the ahmer
+    image into the emptyDir Triton reads, with the same fusion as the ahmer pods."""
+    docs = _triton_overlay()
+    pod = docs["Deployment", "ahmer-triton"]["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    server = docs["Deployment", "ahmer"]["spec"]["template"]["spec"]["containers"][0]
+    assert init["image"] == server["image"]
+    args = init["args"]
+    assert args[:5] == ["models", "triton-repo", "/models", "--kind", "gpu"]
+    assert args[args.index("--fusion") + 1] == "$(AHMER_FUSION)"
+    config = docs["ConfigMap", "ahmer-config"]
+    assert "AHMER_FUSION" in config["data"]
+    assert {"configMapRef": {"name": "ahmer-config"}} in init["envFrom"]
+    written = {m["name"] for m in init["volumeMounts"] if m["mountPath"] == "/models"}
+    read = {m["name"] for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/models"}
+    assert written == read == {"models"}
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == "models")
+
+
+def test_triton_overlay_points_cpu_ahmer_pods_at_the_triton_service():
+    docs = _triton_overlay()
+    pod = docs["Deployment", "ahmer"]["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in server.get("env", [])}
+    assert env["AHMER_BACKEND"] == "triton"
+    host, port = env["AHMER_TRITON_URL"].rsplit(":", 1)
+    service = docs["Service", host]
+    grpc_port = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert int(port) == grpc_port["port"]
+    triton_labels = docs["Deployment", "ahmer-triton"]["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= triton_labels.items()
+    assert "nvidia.com/gpu" not in server["resources"].get("limits", {})
+    assert server["image"].endswith(":cpu")
+    known = {o.env for o in OPTIONS}
+    assert set(env) <= known and set(docs["ConfigMap", "ahmer-config"]["data"]) <= known
+
+
+def test_triton_overlay_scales_and_protects_triton():
+    """ahmer pods scale on CPU (base); Triton on its queue time per request through the
+    prometheus-adapter rule shipped beside the overlay; a PDB keeps drains one at a time."""
+    docs = _triton_overlay()
+    cpu = docs["HorizontalPodAutoscaler", "ahmer"]["spec"]["metrics"][0]
+    assert cpu["resource"]["name"] == "cpu"
+    hpa = docs["HorizontalPodAutoscaler", "ahmer-triton"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "ahmer-triton"
+    (metric,) = hpa["metrics"]
+    assert metric["type"] == "Pods"
+    rules = yaml.safe_load((K8S / "overlays/triton/prometheus-adapter-rules.yaml").read_text())
+    (rule,) = rules["rules"]["custom"]
+    assert rule["name"]["as"] == metric["pods"]["metric"]["name"]
+    assert "nv_inference_queue_duration_us" in rule["seriesQuery"]
+    assert "nv_inference_queue_duration_us" in rule["metricsQuery"]
+    pdb = docs["PodDisruptionBudget", "ahmer-triton"]["spec"]
+    labels = docs["Deployment", "ahmer-triton"]["spec"]["template"]["metadata"]["labels"]
+    assert pdb["selector"]["matchLabels"].items() <= labels.items()
+    policy = docs["NetworkPolicy", "ahmer-triton"]["spec"]
+    allowed = policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    server = docs["Deployment", "ahmer"]["spec"]["template"]["metadata"]["labels"]
+    assert allowed.items() <= server.items()
 
 
 def test_batch_job_shards_by_completion_index():
