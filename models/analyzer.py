@@ -27,7 +27,7 @@ from ahmer.preprocessing.pipeline import (
 )
 from ahmer.preprocessing.timeline import Timeline
 
-from .backend import InferenceBackend, make_backend
+from .backend import InferenceBackend, backend_options, make_backend
 from .config import AnalyzerConfig
 from .contract import ATTRIBUTION_NAMES, EMBED_DIM, EMOTIONS, MASK_NAMES
 from .contract import FUSION_MODEL as FUSION
@@ -82,7 +82,7 @@ class Analyzer:
         t = time.perf_counter()
         cfg, store = self.config, self.store
         if self.backend is None:
-            self.backend = make_backend(cfg.backend, device=cfg.device, **cfg.backend_options)
+            self.backend = make_backend(cfg.backend, **backend_options(cfg))
         self.face_encoder = FaceEmotionEncoder(self.backend, store.path("fer_emotion"))
         # no cache across requests: embeddings of health conversations are not kept
         self.text_encoder = TextEncoder(self.backend, store.path("minilm"), cache_size=0)

@@ -2,13 +2,14 @@
 signature, run a batch of named tensors.
 
 Implementations: :class:`~ahmer.models.onnx_backend.OnnxRuntimeBackend` (in-process, the
-default) and, later, a Triton client. Callers get one from :func:`make_backend` and never
-depend on which it is; the same ONNX files serve both.
+default) and :class:`~ahmer.models.triton_backend.TritonBackend` (a Triton Inference
+Server). Callers get one from :func:`make_backend` and never depend on which it is; the same
+ONNX files serve both.
 
 :class:`InferenceBackend` owns the bookkeeping and the input checks, so every implementation
 rejects bad input the same way (a :class:`BackendError` that names the tensor and the expected
 spec) before anything reaches the runtime. An implementation provides ``_load``, ``_run``,
-``_unload`` and ``describe``.
+``_unload`` and ``describe``, and may override ``ready`` (a remote server that can go away).
 """
 
 from __future__ import annotations
@@ -28,16 +29,23 @@ from .contract import TensorSpec
 __all__ = [
     "BACKEND_KINDS",
     "BackendError",
+    "BackendUnavailable",
     "InferenceBackend",
     "Signature",
     "check_inputs",
     "check_outputs",
+    "backend_options",
     "make_backend",
 ]
 
 
 class BackendError(Exception):
     """A model could not be loaded or run, or was given inputs that do not fit it."""
+
+
+class BackendUnavailable(BackendError):
+    """The inference server is down or not answering (retries spent): a transient failure,
+    unlike a bad input or a model that does not fit. The gRPC service answers UNAVAILABLE."""
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,11 @@ class InferenceBackend(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """What runs the models: ``kind``, ``device``, ``providers`` and backend details."""
 
+    def ready(self) -> bool:
+        """Whether the loaded models can run now. In-process backends always can; a remote
+        one says whether its server answers (cheap: callers poll it every few seconds)."""
+        return True
+
     def close(self) -> None:
         """Free every model; the backend then refuses to load or run. Safe to call twice."""
         with self._lock:
@@ -258,12 +271,37 @@ def make_backend(kind: str = "onnxruntime", **options: Any) -> InferenceBackend:
 
     ``"onnxruntime"`` takes the options of
     :class:`~ahmer.models.onnx_backend.OnnxRuntimeBackend` (``device``, thread counts,
-    ``warmup``).
+    ``warmup``); ``"triton"`` those of :class:`~ahmer.models.triton_backend.TritonBackend`
+    (``url``, ``tls``, ``timeout``, ``retries``, backoff).
     """
     if kind == "onnxruntime":
         from .onnx_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(**options)
     if kind == "triton":
-        raise BackendError("triton backend not available: install ahmer[triton]")
+        try:
+            import tritonclient.grpc  # noqa: F401
+        except ImportError as exc:
+            raise BackendError(
+                f"the triton backend needs tritonclient[grpc], which cannot be imported "
+                f"({exc}): install ahmer[triton]"
+            ) from None
+        from .triton_backend import TritonBackend
+
+        return TritonBackend(**options)
     raise BackendError(f"unknown inference backend {kind!r}; choose one of {BACKEND_KINDS}")
+
+
+def backend_options(config: Any) -> dict[str, Any]:
+    """The options :func:`make_backend` takes for ``config`` (an
+    :class:`~ahmer.models.config.AnalyzerConfig`): its ``device`` for ONNX Runtime, its
+    ``triton_*`` settings for Triton, then its ``backend_options``."""
+    if config.backend == "triton":
+        base = {
+            "url": config.triton_url,
+            "tls": config.triton_tls,
+            "timeout": config.triton_timeout,
+        }
+    else:
+        base = {"device": config.device}
+    return {**base, **config.backend_options}
