@@ -31,7 +31,6 @@ is not trusted.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -46,9 +45,9 @@ import tritonclient.grpc as tgrpc
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from .backend import BackendError, BackendUnavailable, InferenceBackend, Signature
-from .contract import TensorSpec
+from .store import _onnx_signature, sha256_file
 
-__all__ = ["REPO_HINT", "TritonBackend", "onnx_signature", "file_sha256"]
+__all__ = ["REPO_HINT", "TritonBackend", "onnx_signature"]
 
 log = logging.getLogger(__name__)
 
@@ -65,42 +64,14 @@ _PROBE_TIMEOUT_S = 2.0
 
 
 def onnx_signature(path: Path) -> Signature:
-    """The inputs, outputs and metadata of the ONNX file at ``path`` (read with ``onnx``; no
-    session is made). Dims are ints, names of dynamic axes, or None when unnamed."""
+    """The inputs, outputs and metadata of the ONNX file at ``path`` (read with ``onnx``, as
+    the model store reads them; no session is made)."""
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        inputs, outputs = _onnx_signature(path)
+        props = onnx.load(str(path), load_external_data=False).metadata_props
     except Exception as exc:  # onnx raises DecodeError, OSError, ...
         raise BackendError(f"cannot read the ONNX file {path}: {exc}") from exc
-    initialisers = {t.name for t in model.graph.initializer}
-
-    def specs(values) -> tuple[TensorSpec, ...]:
-        out = []
-        for v in values:
-            if v.name in initialisers:
-                continue
-            tensor = v.type.tensor_type
-            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
-            dims = tuple(
-                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                for d in tensor.shape.dim
-            )
-            out.append(TensorSpec(v.name, dtype, dims))
-        return tuple(out)
-
-    return Signature(
-        inputs=specs(model.graph.input),
-        outputs=specs(model.graph.output),
-        metadata=tuple(sorted((p.key, p.value) for p in model.metadata_props)),
-    )
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """The sha256 hex digest of the file at ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+    return Signature(inputs, outputs, tuple(sorted((p.key, p.value) for p in props)))
 
 
 def _triton_type(numpy_dtype: str) -> str:
@@ -240,7 +211,7 @@ class TritonBackend(InferenceBackend):
     def _load(self, name: str, path: Path) -> Signature:
         start = time.perf_counter()
         signature = onnx_signature(path)
-        sha = file_sha256(path)
+        sha = sha256_file(path)
         self._wait_model_ready(name)
         served = self._check_served(name, path, signature, sha)
         if self._server_version is None:

@@ -48,6 +48,9 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status and message for an exception raised while analysing a request."""
     if isinstance(exc, RequestError):
         return exc.code, exc.message
+    if any(cls.__name__ == "BackendUnavailable" for cls in type(exc).__mro__):
+        # the inference server (Triton) is down: transient, the client may retry
+        return grpc.StatusCode.UNAVAILABLE, f"{exc}; retry shortly"
     for cls in type(exc).__mro__:
         what = _BAD_INPUT.get(cls.__name__)
         if what is not None:

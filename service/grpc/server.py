@@ -8,6 +8,12 @@ or gone under a running server (a bad deploy, a failing disk) turns health NOT_S
 good, with a critical log line naming the model and the fix, so that an orchestrator stops
 routing to it and restarts it, instead of the server answering from a store no restart
 could load.
+Readiness also follows the inference backend's: every :data:`BACKEND_CHECK_SECONDS`
+(``AHMER_BACKEND_CHECK_SECONDS``) :meth:`AhmerServer.check_backend` asks the backend whether it
+can run the models (Triton live and ready with every model; in-process: always). While it
+cannot, health is NOT_SERVING and new calls get UNAVAILABLE "the inference server (Triton at
+URL) is unavailable; retry shortly"; when it can again, health turns SERVING on its own. A
+server that starts while Triton is down waits for it the same way instead of failing its load.
 :meth:`AhmerServer.stop` turns health NOT_SERVING, refuses new calls (UNAVAILABLE) and gives
 in-flight calls up to ``shutdown_grace`` seconds to finish before cancelling them.
 """
@@ -35,12 +41,28 @@ from .prometheus import Metrics
 from .servicer import AnalysisServicer, ServerState
 from .settings import ServerConfig
 
-__all__ = ["AhmerServer", "SERVICE_NAME", "STORE_CHECK_SECONDS", "build_analyzer"]
+__all__ = [
+    "AhmerServer",
+    "BACKEND_CHECK_SECONDS",
+    "SERVICE_NAME",
+    "STORE_CHECK_SECONDS",
+    "build_analyzer",
+]
 
 log = logging.getLogger("ahmer.service")
 
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["AnalysisService"].full_name
 STORE_CHECK_SECONDS = 600.0  # hashing the whole store costs well under a second of one core
+BACKEND_CHECK_SECONDS = 2.0  # a Triton probe is a few small gRPC calls
+
+
+def _backend_unavailable(exc: BaseException) -> bool:
+    return any(cls.__name__ == "BackendUnavailable" for cls in type(exc).__mro__)
+
+
+def _down_message(backend) -> str:
+    where = getattr(backend, "where", f"the {getattr(backend, 'kind', 'inference')} backend")
+    return f"the inference server ({where}) is unavailable; retry shortly"
 
 
 def build_analyzer(config: ServerConfig):
@@ -63,6 +85,7 @@ class AhmerServer:
         self._server: grpc.aio.Server | None = None
         self._load_task: asyncio.Task | None = None
         self._check_task: asyncio.Task | None = None
+        self._backend_task: asyncio.Task | None = None
         self._stopped = asyncio.Event()
 
     # -- start ---------------------------------------------------------------------------
@@ -135,9 +158,20 @@ class AhmerServer:
             if self.state.analyzer is None:
                 self.state.analyzer = build_analyzer(self.config)
             analyzer = self.state.analyzer
-            if not analyzer.ready:
-                await loop.run_in_executor(self.state.clip_pool, analyzer.load)
-            await loop.run_in_executor(self.state.clip_pool, warm_up, analyzer)
+            while True:
+                try:
+                    if not analyzer.ready:
+                        await loop.run_in_executor(self.state.clip_pool, analyzer.load)
+                    await loop.run_in_executor(self.state.clip_pool, warm_up, analyzer)
+                    break
+                except Exception as exc:
+                    if not _backend_unavailable(exc) or self.state.stopping:
+                        raise
+                    # Triton is not up yet (or restarting): wait for it, do not give up
+                    self.state.backend_down = _down_message(analyzer.backend)
+                    log.warning("waiting for the inference server: %s", exc)
+                    await asyncio.sleep(self._backend_interval())
+            self.state.backend_down = None
         except Exception as exc:
             log.critical(
                 "the models could not be loaded; the server stays NOT_SERVING", exc_info=exc
@@ -158,6 +192,48 @@ class AhmerServer:
         interval = float(os.environ.get("AHMER_STORE_CHECK_SECONDS", STORE_CHECK_SECONDS))
         if interval > 0:
             self._check_task = asyncio.create_task(self._check_store_every(interval))
+        if self._backend_interval() > 0:
+            self._backend_task = asyncio.create_task(self._check_backend_every())
+
+    @staticmethod
+    def _backend_interval() -> float:
+        return float(os.environ.get("AHMER_BACKEND_CHECK_SECONDS", BACKEND_CHECK_SECONDS))
+
+    async def _check_backend_every(self) -> None:
+        while not self.state.stopping and not self.state.broken:
+            await asyncio.sleep(self._backend_interval())
+            await self.check_backend()
+
+    async def check_backend(self) -> bool:
+        """Ask the backend (in a worker thread) whether it can run the models; follow its
+        answer: health NOT_SERVING, ``ahmer_models_ready`` 0 and new calls UNAVAILABLE while
+        it cannot, SERVING again once it can. Returns its answer."""
+        backend = getattr(self.state.analyzer, "backend", None)
+        if backend is None or not self.state.ready:
+            return self.state.ready
+        try:
+            ok = bool(await asyncio.get_running_loop().run_in_executor(None, backend.ready))
+        except Exception as exc:  # a probe that fails is a backend that is not ready
+            log.error("inference backend readiness check failed", exc_info=exc)
+            ok = False
+        if self.state.stopping or self.state.broken or ok == (self.state.backend_down is None):
+            return ok
+        if ok:
+            self.state.backend_down = None
+            self.metrics.ready.set(1)
+            await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+            log_event(log, "inference server available again: serving")
+        else:
+            self.state.backend_down = _down_message(backend)
+            self.metrics.ready.set(0)
+            await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+            log_event(
+                log,
+                "inference server unavailable: not serving until it is back",
+                logging.ERROR,
+                reason=getattr(backend, "problem", None),
+            )
+        return ok
 
     async def _check_store_every(self, interval: float) -> None:
         await asyncio.sleep(interval)  # the load has just verified it
@@ -224,7 +300,7 @@ class AhmerServer:
             active_streams=self.state.extra.get("active_streams", 0),
         )
         await self._server.stop(grace)
-        for task in (self._load_task, self._check_task):
+        for task in (self._load_task, self._check_task, self._backend_task):
             if task is not None and not task.done():
                 task.cancel()
         for pool in (self.state.clip_pool, self.state.live_pool):

@@ -63,6 +63,7 @@ class ServerState:
     ready: bool = False
     stopping: bool = False
     broken: str | None = None  # why the server stopped serving for good (a corrupt store)
+    backend_down: str | None = None  # why it does not serve for now (Triton is unavailable)
     clip_pool: ThreadPoolExecutor | None = None
     live_pool: ThreadPoolExecutor | None = None
     extra: dict = field(default_factory=dict)
@@ -76,6 +77,8 @@ class ServerState:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
         if self.broken:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, self.broken)
+        if self.backend_down:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, self.backend_down)
         if not self.ready or self.analyzer is None:
             raise RequestError(
                 grpc.StatusCode.UNAVAILABLE, "the models are still loading; retry shortly"
