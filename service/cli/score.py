@@ -298,12 +298,22 @@ def _unwritable(folder: Path) -> str | None:
 
 
 def _check_backend(args: argparse.Namespace) -> str | None:
-    from ahmer.models.backend import BackendError, make_backend
+    """Why the backend cannot be used (None: it can), before any work: a bad option, or a
+    Triton that does not answer (``--triton-url`` wrong, or down)."""
+    from ahmer.models.backend import BackendError, backend_options, make_backend
 
+    config = analysis_config(args)
     try:
-        make_backend(args.backend, device=args.device).close()
+        backend = make_backend(config.backend, **backend_options(config))
     except BackendError as exc:
         return str(exc)
+    try:
+        if not backend.ready():
+            where = getattr(backend, "where", config.backend)
+            why = getattr(backend, "problem", None) or "not ready"
+            return f"the inference server ({where}) is unavailable: {why}"
+    finally:
+        backend.close()
     return None
 
 
