@@ -12,6 +12,7 @@ from ahmer.models.sources import ARTIFACTS
 from ahmer.models.store import ModelStore, ModelStoreError
 
 from .args import examples
+from .models_triton import add_triton_parsers
 
 __all__ = ["add_models_parser", "cmd_models_build", "cmd_models_list"]
 
@@ -58,6 +59,7 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=cmd_models_list)
+    add_triton_parsers(actions)
     return parser
 
 
