@@ -15,6 +15,11 @@ A main process that dies without stopping them (SIGKILL, a crash, the OOM killer
 workers with it: each asks Linux for SIGKILL on its parent's death and also watches the
 parent itself (see :func:`_die_with_parent`), so no worker outlives it holding its models'
 memory; multiprocessing's resource tracker then sees its pipe close and exits too.
+
+What is done per item is a :class:`BatchJob`: :class:`AnalyzeJob` (``ahmer score``: result
+JSON) by default; ``ahmer features`` passes its own (:mod:`ahmer.service.batch.features`).
+The engine keeps the rest: workers, their loading, interruption, dead workers, progress
+events and the removal of partial files.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ahmer.models.config import AnalyzerConfig
+from ahmer.models.datasets import safe_id
 
 from ..files import atomic_write_text, read_input_bytes
 from ..logs import native_stderr_silenced
@@ -47,6 +53,8 @@ __all__ = [
     "BatchError",
     "BatchAbort",
     "BatchItem",
+    "BatchJob",
+    "AnalyzeJob",
     "BatchOutcome",
     "discover",
     "read_manifest",
@@ -90,8 +98,7 @@ class BatchItem:
 # -- discovery ---------------------------------------------------------------------------------
 
 
-def _safe_id(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:100] or "item"
+_safe_id = safe_id  # one rule for result and features file names
 
 
 def read_manifest(path: Path) -> list[tuple[Path, Path | None, str | None]]:
@@ -416,6 +423,53 @@ def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dic
     return summary
 
 
+class BatchJob:
+    """What the engine does with each item; pickled to every worker process.
+
+    :meth:`load` makes a worker's state (a loaded analyzer) once, :meth:`process` handles
+    one item with it and returns a summary (``id``, ``duration`` in media seconds,
+    ``error``: never raises for a bad item), :meth:`remove_partial` deletes what an
+    interrupted write of an item left behind, :meth:`close` frees the state."""
+
+    name = "batch"
+    options: AnalyzerConfig
+    out: Path
+
+    def prepare(self) -> None:
+        """Before any item, in the main process: make the output folders."""
+
+    def load(self, threads: int):
+        return _make_analyzer(self.options, threads)
+
+    def process(self, worker, item: BatchItem, progress=None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def remove_partial(self, item_id: str) -> None:
+        """Temporary files an interrupted atomic write of this item left behind."""
+
+    def close(self, worker) -> None:
+        with native_stderr_silenced():  # LiteRT's shutdown chatter
+            worker.close()
+
+
+class AnalyzeJob(BatchJob):
+    """``ahmer score``'s job: analyse the clip, write ``<out>/results/<id>.json``."""
+
+    name = "score"
+
+    def __init__(self, ctx: _Context) -> None:
+        self.ctx, self.options, self.out = ctx, ctx.options, ctx.out
+
+    def prepare(self) -> None:
+        (self.out / RESULTS).mkdir(parents=True, exist_ok=True)
+
+    def process(self, worker, item: BatchItem, progress=None) -> dict[str, Any]:
+        return process_item(worker, item, self.ctx, progress)
+
+    def remove_partial(self, item_id: str) -> None:
+        _remove_partial(self.out, item_id)
+
+
 def _make_analyzer(options: AnalyzerConfig, threads: int):
     from ahmer.models.analyzer import Analyzer
 
@@ -460,12 +514,14 @@ def run_batch(
     models: dict[str, str],
     workers: int = 1,
     on_event: Event | None = None,
+    job: BatchJob | None = None,
 ) -> BatchOutcome:
-    """Analyse ``items`` (1 worker: in this process; more: spawned processes)."""
-    ctx = _Context(Path(out), options, models)
-    (ctx.out / RESULTS).mkdir(parents=True, exist_ok=True)
+    """Run ``job`` (default: :class:`AnalyzeJob` writing into ``out``) on ``items`` (1
+    worker: in this process; more: spawned processes)."""
+    job = job or AnalyzeJob(_Context(Path(out), options, models))
+    job.prepare()
     for item in items:  # what a killed run was writing when it died
-        _remove_partial(ctx.out, item.id)
+        job.remove_partial(item.id)
     emit = on_event or (lambda kind, info: None)
     outcome = BatchOutcome()
     previous = signal.getsignal(signal.SIGTERM)
@@ -475,9 +531,9 @@ def run_batch(
         previous = None
     try:
         if workers <= 1:
-            _run_here(items, ctx, emit, outcome)
+            _run_here(items, job, emit, outcome)
         else:
-            _Pool(ctx, workers, emit, outcome).run(list(items))
+            _Pool(job, workers, emit, outcome).run(list(items))
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:
@@ -486,21 +542,20 @@ def run_batch(
     return outcome
 
 
-def _run_here(items, ctx: _Context, emit: Event, outcome: BatchOutcome) -> None:
+def _run_here(items, job: BatchJob, emit: Event, outcome: BatchOutcome) -> None:
     analyzer = None
     try:
         for item in items:
             if analyzer is None and item.error is None:
-                analyzer = _make_analyzer(ctx.options, 0)
+                analyzer = job.load(0)
                 emit("ready", {"worker": 0})
             emit("start", {"id": item.id, "worker": 0})
-            summary = process_item(analyzer, item, ctx, lambda stage, fraction: emit("tick", {}))
+            summary = job.process(analyzer, item, lambda stage, fraction: emit("tick", {}))
             outcome.finished.append(summary)
             emit("done", summary)
     finally:
         if analyzer is not None:
-            with native_stderr_silenced():  # LiteRT's shutdown chatter
-                analyzer.close()
+            job.close(analyzer)
 
 
 def _thread_lock_for_tqdm() -> None:
@@ -566,12 +621,12 @@ def _watch_parent(parent_pid: int, interval: float = 1.0) -> threading.Thread:
     return thread
 
 
-def _worker_main(wid: int, threads: int, ctx: _Context, tasks, results, parent_pid: int) -> None:
+def _worker_main(wid: int, threads: int, job: BatchJob, tasks, results, parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _thread_lock_for_tqdm()
     try:
-        analyzer = _make_analyzer(ctx.options, threads)
+        analyzer = job.load(threads)
     except Exception as exc:
         results.put(("init-failed", wid, _one_line(exc)))
         return
@@ -580,9 +635,8 @@ def _worker_main(wid: int, threads: int, ctx: _Context, tasks, results, parent_p
         item = tasks.get()
         if item is None:
             break
-        results.put(("done", wid, process_item(analyzer, item, ctx)))
-    with native_stderr_silenced():  # LiteRT's shutdown chatter
-        analyzer.close()
+        results.put(("done", wid, job.process(analyzer, item)))
+    job.close(analyzer)
 
 
 @dataclass
@@ -597,8 +651,8 @@ class _Worker:
 class _Pool:
     """Worker processes fed one item at a time, so a dead worker's item is known."""
 
-    def __init__(self, ctx: _Context, size: int, emit: Event, outcome: BatchOutcome):
-        self.ctx, self.size, self.emit, self.outcome = ctx, size, emit, outcome
+    def __init__(self, job: BatchJob, size: int, emit: Event, outcome: BatchOutcome):
+        self.job, self.size, self.emit, self.outcome = job, size, emit, outcome
         self.mp = mp.get_context("spawn")
         self.results = self.mp.Queue()
         self.threads = max(1, (os.cpu_count() or 1) // size)
@@ -610,8 +664,8 @@ class _Pool:
         tasks = self.mp.Queue()
         proc = self.mp.Process(
             target=_worker_main,
-            args=(wid, self.threads, self.ctx, tasks, self.results, os.getpid()),
-            name=f"ahmer-score-{wid}",
+            args=(wid, self.threads, self.job, tasks, self.results, os.getpid()),
+            name=f"ahmer-{self.job.name}-{wid}",
             daemon=True,
         )
         # Children start with SIGINT ignored (kept across exec), so a Ctrl-C on the terminal
@@ -681,7 +735,7 @@ class _Pool:
             if worker.item is not None:
                 error = f"worker process died (exit code {code})"
                 self._finish({"id": worker.item.id, "duration": 0.0, "error": error})
-                _remove_partial(self.ctx.out, worker.item.id)
+                self.job.remove_partial(worker.item.id)
             if pending:
                 self._feed(self._start(), pending)
 
@@ -695,7 +749,7 @@ class _Pool:
                 worker.process.kill()
                 worker.process.join(timeout=5)
             if worker.item is not None:
-                _remove_partial(self.ctx.out, worker.item.id)
+                self.job.remove_partial(worker.item.id)
             worker.tasks.close()
             worker.tasks.cancel_join_thread()
         self.results.close()

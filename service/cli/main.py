@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .analyze import add_analyze_parser
     from .client import add_client_parser
+    from .features import add_features_parser
     from .models import add_models_parser
     from .preprocess import add_preprocess_parser
     from .sample import add_sample_parser
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_preprocess_parser(sub)
     add_analyze_parser(sub)
     add_score_parser(sub)
+    add_features_parser(sub)
     add_serve_parser(sub)
     add_client_parser(sub)
     _verbose_everywhere(parser)

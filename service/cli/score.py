@@ -111,8 +111,14 @@ class ProgressDisplay:
     seconds (and at the end) otherwise. Shows files done/total, media seconds done, the rate
     (media seconds per wall second), ETA and failures; never any transcript text."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, quiet: bool = False) -> None:
-        self.stream = stream or sys.stderr
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        quiet: bool = False,
+        prog: str = "ahmer score",
+    ) -> None:
+        self.stream, self.prog = stream or sys.stderr, prog
         self.total, self.quiet = total, quiet
         self.tty = self.stream.isatty()
         self.interval = 0.5 if self.tty else 10.0
@@ -159,7 +165,7 @@ class ProgressDisplay:
             end = "\n" if final else ""
             self.stream.write(f"\r\x1b[K{text}{end}")
         else:
-            self.stream.write(f"ahmer score: {text}\n")
+            self.stream.write(f"{self.prog}: {text}\n")
         self.stream.flush()
 
     def close(self) -> None:
