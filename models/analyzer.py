@@ -12,7 +12,7 @@ import queue
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +26,19 @@ from ahmer.preprocessing.pipeline import (
     raise_if_cancelled,
 )
 from ahmer.preprocessing.timeline import Timeline
+from ahmer.preprocessing.voice import voice_embedding
 
 from .backend import InferenceBackend, backend_options, make_backend
 from .config import AnalyzerConfig
-from .contract import ATTRIBUTION_NAMES, EMBED_DIM, EMOTIONS, MASK_NAMES
+from .contract import (
+    ATTRIBUTION_NAMES,
+    EMBED_DIM,
+    EMOTIONS,
+    FACE_EMBED_DIM,
+    FUSION_CONTRACT_V1,
+    MASK_NAMES,
+    VOICE_EMBED_DIM,
+)
 from .contract import FUSION_MODEL as FUSION
 from .cues import CueFrames, compute_cues
 from .encoders import FaceEmotionEncoder, TextEncoder, words_window_texts
@@ -58,9 +67,15 @@ class Prediction:
     emotion: np.ndarray | None  # [T,7] face-emotion probabilities, NaN rows without a face
     outputs: dict[str, np.ndarray]  # fusion outputs, batch axis removed
     timings: dict[str, float]
+    feed: dict[str, np.ndarray] = field(default_factory=dict)
+    """The fusion inputs (``cues``, ``masks``, ``emotion``, ``text_emb``, ``face_emb``,
+    ``voice_emb``, ``valid``, ``fps``), batch axis removed: what features files store."""
 
 
 class Analyzer:
+    fusion_name: str = FUSION
+    """The loaded fusion graph's model name in the backend (``load`` sets it)."""
+
     def __init__(
         self,
         config: AnalyzerConfig | None = None,
@@ -98,6 +113,8 @@ class Analyzer:
         }
         self.versions["face_engine"] = cfg.face_engine
         self.versions["face_landmark_fps"] = f"{cfg.landmark_fps:g}"
+        fusion_meta = self.backend.signature(self.fusion_name)
+        self.versions["fusion_contract"] = fusion_meta.meta("contract") or FUSION_CONTRACT_V1
         if cfg.whisper_model:
             self.versions["whisper_tiny_en"] = f"user:{Path(str(cfg.whisper_model)).name}"
         self._preprocess_config = PreprocessConfig(
@@ -194,23 +211,35 @@ class Analyzer:
         emotion: np.ndarray | None = None,
         embed: Callable[[list[str]], np.ndarray] | None = None,
         cancel: Callable[[], bool] | None = None,
+        embeddings: bool | None = None,
+        face_emb: np.ndarray | None = None,
     ) -> Prediction:
         """Encoders and the fusion graph over ``tl``. ``emotion`` ([T, 7], NaN rows without a
         face) replaces the face-emotion encoder when the caller ran it already (live
-        sessions, frame by frame); ``embed`` replaces the text encoder (e.g. a session's
-        cache). ``cancel`` is asked before each stage (emotion, text, cues, fusion); once it
-        returns true, :class:`Cancelled` is raised."""
+        sessions, frame by frame), and ``face_emb`` ([T, 128], NaN or zero rows without a
+        face) its embedding output; ``embed`` replaces the text encoder (e.g. a session's
+        cache). ``embeddings``: True computes the face and voice embeddings (features
+        extraction), False leaves them zero, None (default) computes them only when the
+        loaded fusion uses them (metadata ``uses_embeddings`` ``"1"``). ``cancel`` is asked
+        before each stage (face, text, voice, cues, fusion); once it returns true,
+        :class:`Cancelled` is raised. ``Prediction.feed`` holds the fusion inputs."""
         self._require_ready()
+        fusion = self.fusion_name
+        if embeddings is None:
+            embeddings = self.backend.signature(fusion).meta("uses_embeddings") == "1"
         timings: dict[str, float] = {}
         n = len(tl)
         raise_if_cancelled(cancel)
         t = time.perf_counter()
-        if emotion is None and tl.crops is not None and tl.masks["face"].any():
+        has_crops = tl.crops is not None and bool(tl.masks["face"].any())
+        if embeddings and face_emb is None and has_crops:
+            face_valid = tl.masks["face"]
+            emotion, face_emb = self.face_encoder.encode(tl.crops, face_valid, with_embedding=True)
+        elif emotion is None and has_crops:
             emotion = self.face_encoder.encode(tl.crops, valid=tl.masks["face"])
-            timings["emotion"] = time.perf_counter() - t
         if emotion is not None and not np.isfinite(emotion).all(axis=1).any():
             emotion = None  # no frame has a face
-        timings.setdefault("emotion", time.perf_counter() - t)
+        timings["emotion"] = time.perf_counter() - t
 
         raise_if_cancelled(cancel)
         t = time.perf_counter()
@@ -223,6 +252,25 @@ class Analyzer:
                 text_emb[present] = encode([texts[i] for i in present])
         timings["text"] = time.perf_counter() - t
 
+        voice = np.zeros((n, VOICE_EMBED_DIM), np.float32)
+        if embeddings and tl.audio is not None:
+            raise_if_cancelled(cancel)
+            t = time.perf_counter()
+            got = voice_embedding(
+                self.transcriber,
+                tl.audio,
+                tl.times,
+                tl.fps,
+                tl.speech,
+                VOICE_EMBED_DIM,
+                check=lambda: raise_if_cancelled(cancel),
+            )
+            voice = got.values
+            if got.warning and got.warning not in tl.warnings:
+                log.warning("%s", got.warning)
+                tl.warnings.append(got.warning)
+            timings["voice"] = time.perf_counter() - t
+
         raise_if_cancelled(cancel)
         t = time.perf_counter()
         cues = compute_cues(tl, emotion)
@@ -233,17 +281,24 @@ class Analyzer:
         emo_in = np.zeros((n, len(EMOTIONS)), np.float32)
         if emotion is not None:
             emo_in = np.nan_to_num(emotion).astype(np.float32)
+        face_in = np.zeros((n, FACE_EMBED_DIM), np.float32)
+        if face_emb is not None:
+            face_in = np.nan_to_num(np.asarray(face_emb, np.float32), nan=0.0)
         feed = {
-            "cues": cues.cues[None],
-            "masks": cues.masks[None],
-            "emotion": emo_in[None],
-            "text_emb": text_emb[None],
-            "valid": np.ones((1, n), np.float32),
+            "cues": cues.cues,
+            "masks": cues.masks,
+            "emotion": emo_in,
+            "text_emb": text_emb,
+            "face_emb": face_in,
+            "voice_emb": voice,
+            "valid": np.ones(n, np.float32),
             "fps": np.array([tl.fps], np.float32),
         }
-        outputs = {k: v[0] for k, v in self.backend.run(FUSION, feed).items()}
+        wanted = self.backend.signature(fusion).input_names
+        batch = {k: (v if k == "fps" else v[None]) for k, v in feed.items() if k in wanted}
+        outputs = {k: v[0] for k, v in self.backend.run(fusion, batch).items()}
         timings["fusion"] = time.perf_counter() - t
-        return Prediction(cues=cues, emotion=emotion, outputs=outputs, timings=timings)
+        return Prediction(cues=cues, emotion=emotion, outputs=outputs, timings=timings, feed=feed)
 
     def postprocess(self, tl: Timeline, pred: Prediction) -> AnalysisResult:
         t = time.perf_counter()

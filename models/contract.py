@@ -17,12 +17,15 @@ __all__ = [
     "ATTRIBUTION_NAMES",
     "EMBED_DIM",
     "EMOTIONS",
+    "FACE_EMBED_DIM",
     "FUSION_CONTRACT",
+    "FUSION_CONTRACT_V1",
     "FUSION_MODEL",
     "MASK_NAMES",
     "RESULT_SCHEMA",
     "SAMPLE_RATE",
     "TensorSpec",
+    "VOICE_EMBED_DIM",
 ]
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -42,8 +45,21 @@ AH_LABELS: tuple[str, ...] = ("no_ah", "ah")
 EMBED_DIM = 384
 """Width of a text embedding: the ``minilm`` output, the fusion graph's ``text_emb`` input."""
 
-FUSION_CONTRACT = "ahmer.fusion/1"
-"""The fusion graph's inputs and outputs (:mod:`ahmer.models.fusion`), stored in its metadata."""
+FACE_EMBED_DIM = 128
+"""Width of a face embedding: the ``fer_emotion`` model's ``embedding`` output (its last
+residual block, global-average-pooled), the fusion graph's ``face_emb`` input."""
+
+VOICE_EMBED_DIM = 384
+"""Width of a voice embedding: Whisper tiny's encoder states (d_model 384) pooled to the
+analysis frames, the fusion graph's ``voice_emb`` input."""
+
+FUSION_CONTRACT = "ahmer.fusion/2"
+"""The fusion graph's inputs and outputs (:mod:`ahmer.models.fusion`), stored in its metadata
+and named by every result (``models["fusion_contract"]``)."""
+
+FUSION_CONTRACT_V1 = "ahmer.fusion/1"
+"""The contract before the face and voice embeddings and the learned terms: results that do
+not name a contract were made by it."""
 
 FUSION_MODEL = "ah_fusion_zeroshot"
 """The model store's fusion artifact (the zero-shot cue prior weights)."""

@@ -1,7 +1,7 @@
 """Encoders: timeline slices in, vectors and per-modality predictions out (numpy only).
 
-- :class:`FaceEmotionEncoder` — aligned face crops to FER2013 emotion probabilities through
-  the store's ``fer_emotion`` mini-Xception.
+- :class:`FaceEmotionEncoder` — aligned face crops to FER2013 emotion probabilities (and, on
+  request, 128-d face embeddings) through the store's ``fer_emotion`` mini-Xception.
 - :class:`TextEncoder` — texts to unit-norm 384-d sentence embeddings through the store's
   ``minilm`` (all-MiniLM-L6-v2, pooled and normalised inside the graph).
 - :func:`words_window_texts` — the text around each analysis frame that its embedding is
@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal, overload
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ from tokenizers import Tokenizer
 from ahmer.preprocessing.timeline import Word
 
 from .backend import InferenceBackend, Signature
-from .contract import EMOTIONS
+from .contract import EMOTIONS, FACE_EMBED_DIM
 
 __all__ = [
     "EncoderError",
@@ -61,10 +62,13 @@ class FaceEmotionEncoder:
     "Measured by hand".
 
     The model is loaded into ``backend`` as ``name`` unless a model of that name is already
-    loaded there, which is then reused (encoders may share one backend).
+    loaded there, which is then reused (encoders may share one backend). Its ``embedding``
+    output (``[N, 128]``: the last residual block, pooled) is read only when asked for
+    (:meth:`encode` ``with_embedding=True``); a model without it serves probabilities only.
     """
 
     LABELS: tuple[str, ...] = EMOTIONS
+    EMBEDDING = "embedding"
 
     def __init__(
         self,
@@ -83,9 +87,13 @@ class FaceEmotionEncoder:
         self.backend, self.name = backend, name
         self.batch_size, self.inner = batch_size, float(inner)
         sig = _ensure_loaded(backend, name, model_path)
-        if len(sig.inputs) != 1 or len(sig.outputs) != 1:
-            raise EncoderError(f"model {name!r}: expected one input and one output, got {sig}")
-        spec, out = sig.inputs[0], sig.outputs[0]
+        others = [o for o in sig.outputs if o.name != self.EMBEDDING]
+        if len(sig.inputs) != 1 or len(others) != 1:
+            raise EncoderError(
+                f"model {name!r}: expected one input and one output (plus an optional "
+                f"{self.EMBEDDING!r}), got {sig}"
+            )
+        spec, out = sig.inputs[0], others[0]
         shape = spec.shape
         if (
             spec.dtype != "float32"
@@ -103,6 +111,14 @@ class FaceEmotionEncoder:
             raise EncoderError(f"model {name!r}: labels {labels!r} differ from {self.LABELS}")
         self.input_name, self.output_name = spec.name, out.name
         self.input_size = (int(shape[3]), int(shape[2]))  # (width, height) for cv2
+        self.has_embedding = self.EMBEDDING in sig.output_names
+        if self.has_embedding:
+            emb = sig.output(self.EMBEDDING)
+            if len(emb.shape) != 2 or emb.shape[1] != FACE_EMBED_DIM:
+                raise EncoderError(
+                    f"model {name!r}: expected output {self.EMBEDDING} [N, {FACE_EMBED_DIM}], "
+                    f"got {emb}"
+                )
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """``[N, S, S, 3]`` uint8 RGB crops to the model's input, ``[N, 1, 64, 64]`` float32."""
@@ -116,9 +132,34 @@ class FaceEmotionEncoder:
             out[i, 0] = cv2.resize(gray, self.input_size, interpolation=cv2.INTER_AREA)
         return out
 
-    def encode(self, crops: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    @overload
+    def encode(
+        self,
+        crops: np.ndarray,
+        valid: np.ndarray | None = None,
+        with_embedding: Literal[False] = False,
+    ) -> np.ndarray: ...
+
+    @overload
+    def encode(
+        self, crops: np.ndarray, valid: np.ndarray | None, with_embedding: Literal[True]
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def encode(
+        self, crops: np.ndarray, *, with_embedding: Literal[True]
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def encode(self, crops, valid=None, with_embedding=False):
         """Probabilities ``[N, 7]`` float32 (rows sum to 1) for ``[N, S, S, 3]`` uint8 RGB
-        crops; rows where ``valid`` is false are NaN and are not run."""
+        crops; rows where ``valid`` is false are NaN and are not run. With
+        ``with_embedding``: ``(probs, embeddings [N, 128])``, embedding rows NaN where
+        ``valid`` is false (the same pass: no extra model run)."""
+        if with_embedding and not self.has_embedding:
+            raise EncoderError(
+                f"model {self.name!r} has no {self.EMBEDDING!r} output (built before face "
+                "embeddings): run `ahmer models build --only fer_emotion`"
+            )
         crops = self._check_crops(crops)
         n = len(crops)
         if valid is None:
@@ -131,13 +172,17 @@ class FaceEmotionEncoder:
                     f"{list(valid.shape)}"
                 )
         probs = np.full((n, len(self.LABELS)), np.nan, np.float32)
+        emb = np.full((n, FACE_EMBED_DIM), np.nan, np.float32) if with_embedding else None
+        names = [self.output_name, self.EMBEDDING] if with_embedding else [self.output_name]
         rows = np.flatnonzero(valid)
         for start in range(0, len(rows), self.batch_size):
             idx = rows[start : start + self.batch_size]
             x = self.preprocess(crops[idx])
-            result = self.backend.run(self.name, {self.input_name: x}, [self.output_name])
+            result = self.backend.run(self.name, {self.input_name: x}, names)
             probs[idx] = result[self.output_name]
-        return probs
+            if emb is not None:
+                emb[idx] = result[self.EMBEDDING]
+        return probs if emb is None else (probs, emb)
 
     @staticmethod
     def _check_crops(crops: np.ndarray) -> np.ndarray:

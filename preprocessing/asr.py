@@ -33,6 +33,10 @@ are in ``bench/README.md``, "Measured by hand", and ``tests/test_asr.py``):
 
 Word times are seconds from the start of the given audio. Privacy: a :class:`Transcript`'s
 ``repr`` shows counts only, and nothing here logs text.
+
+:meth:`Transcriber.encoder_states` runs only Whisper's encoder (CTranslate2) over 30 s
+windows: a speech representation from the model already loaded for ASR, pooled to frames by
+:mod:`ahmer.preprocessing.voice`.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ from .timeline import SAMPLE_RATE, Segment, Word
 from .vad import check_audio, run_vad
 
 __all__ = [
+    "ENCODER_HOP_S",
+    "ENCODER_WINDOW_S",
     "FILLER_PROMPT",
     "MERGE_GAP_S",
     "AsrError",
@@ -63,6 +69,9 @@ log = logging.getLogger(__name__)
 
 FILLER_PROMPT = "So, um, I was like, uh, you know, hmm, er, not sure."
 MERGE_GAP_S = 2.0  # speech segments closer than this are decoded together
+ENCODER_WINDOW_S = 30  # Whisper's encoder always sees 30 s (3000 mel frames, zero-padded)
+ENCODER_HOP_S = 0.02  # one encoder state per 20 ms (10 ms mel hop, stride-2 convolution)
+_ENCODER_BATCH = 4  # windows per encoder call
 _MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -243,6 +252,62 @@ class Transcriber:
         )
         text = " ".join(w.text for w in words)
         return Transcript(words, info.language, segments, text, duration)
+
+    def encoder_states(
+        self,
+        audio: np.ndarray,
+        windows: Sequence[int] | None = None,
+        check: Callable[[], None] | None = None,
+        sample_rate: int = SAMPLE_RATE,
+    ) -> np.ndarray:
+        """Whisper's encoder output for 16 kHz mono float ``audio``: ``[S, d_model]``
+        float32, state ``k`` covering ``[k, k + 1) * ENCODER_HOP_S`` seconds, ``S =
+        ceil(len(audio) / 320)``.
+
+        The audio is cut into :data:`ENCODER_WINDOW_S` windows, each turned into log-mel
+        features by faster-whisper's own extractor (so each window is normalised on its own,
+        as faster-whisper's batched pipeline does) and padded to 30 s as the encoder needs;
+        the states past a window's end are dropped. ``windows``: indices of the windows to
+        encode (others stay zero), e.g. only those with speech. ``check()`` is called before
+        each encoder call (raise to stop). Thread-safe, like :meth:`transcribe`."""
+        audio = _check_audio(audio, sample_rate)
+        window = ENCODER_WINDOW_S * SAMPLE_RATE
+        per_state = int(round(ENCODER_HOP_S * SAMPLE_RATE))
+        frames = window // per_state  # states per full window
+        count = -(-len(audio) // window)
+        wanted = sorted(set(range(count) if windows is None else windows) & set(range(count)))
+        out = np.zeros((-(-len(audio) // per_state), self.encoder_width()), np.float32)
+        for start in range(0, len(wanted), _ENCODER_BATCH):
+            if check is not None:
+                check()
+            batch = wanted[start : start + _ENCODER_BATCH]
+            chunks = [audio[i * window : (i + 1) * window] for i in batch]
+            states = self._encode(chunks)
+            for i, chunk, st in zip(batch, chunks, states, strict=True):
+                keep = min(frames, -(-len(chunk) // per_state))
+                out[i * frames : i * frames + keep] = st[:keep]
+        return out
+
+    def encoder_width(self) -> int:
+        """The encoder's state width (``d_model``: 384 for tiny, 512 base, 768 small), found
+        once by encoding a short silence."""
+        width = getattr(self, "_width", None)
+        if width is None:
+            width = self._width = int(self._encode([np.zeros(SAMPLE_RATE, np.float32)]).shape[-1])
+        return width
+
+    def _encode(self, chunks: list[np.ndarray]) -> np.ndarray:
+        """Encoder states ``[len(chunks), 1500, d_model]`` of audio chunks of <= 30 s."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        whisper = self.load()._whisper
+        try:
+            mels = np.stack([pad_or_trim(whisper.feature_extractor(c)[..., :-1]) for c in chunks])
+            states = whisper.model.encode(get_ctranslate2_storage(mels), to_cpu=True)
+            return np.asarray(states, dtype=np.float32)
+        except Exception as exc:  # ctranslate2 errors have no common type
+            raise AsrError(f"Whisper encoder failed: {type(exc).__name__}: {exc}") from exc
 
 
 # -- internals -----------------------------------------------------------------------------

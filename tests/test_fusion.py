@@ -9,11 +9,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from ahmer.models.contract import ATTRIBUTION_NAMES, EMBED_DIM
+from ahmer.models.contract import ATTRIBUTION_NAMES, EMBED_DIM, FACE_EMBED_DIM, VOICE_EMBED_DIM
 from ahmer.models.cues import CUE_NAMES, compute_cues, lexical_hits
 from ahmer.models.explain import explain, segments_from
-from ahmer.models.fusion import CONTRIB_NAMES, FusionWeights, build_fusion_model
-from ahmer.models.zeroshot import BIAS, CUES, cue_table_markdown, zeroshot_weights
+from ahmer.models.fusion import (
+    CONTRIB_NAMES,
+    FEATURE_NAMES,
+    LEARNED_NAMES,
+    FusionWeights,
+    build_fusion_model,
+)
+from ahmer.models.zeroshot import BIAS, CUES, LEARNED_DOCS, cue_table_markdown, zeroshot_weights
 from ahmer.preprocessing.timeline import MediaInfo, Segment, Timeline, Word
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +44,8 @@ def _feed(t=50, b=1, fps=5.0):
         "masks": np.ones((b, t, 3), np.float32),
         "emotion": np.zeros((b, t, 7), np.float32),
         "text_emb": np.zeros((b, t, EMBED_DIM), np.float32),
+        "face_emb": np.zeros((b, t, FACE_EMBED_DIM), np.float32),
+        "voice_emb": np.zeros((b, t, VOICE_EMBED_DIM), np.float32),
         "valid": np.ones((b, t), np.float32),
         "fps": np.array([fps], np.float32),
     }
@@ -152,7 +160,9 @@ def test_cue_doc_matches_code():
     text = (ROOT / "models" / "CUES.md").read_text()
     assert cue_table_markdown() in text
     assert "not a model trained on BAH" in text
-    assert [c.name for c in CUES] == list(CONTRIB_NAMES)
+    assert [c.name for c in (*CUES, *LEARNED_DOCS)] == list(CONTRIB_NAMES)
+    assert [c.name for c in CUES] == list(FEATURE_NAMES)
+    assert [c.name for c in LEARNED_DOCS] == list(LEARNED_NAMES)
 
 
 def _timeline(words, duration=6.0, fps=5.0):
@@ -241,13 +251,17 @@ def test_store_fusion_artifact_is_the_zeroshot_prior(model_store):
     model = onnx.load(str(model_store.path("ah_fusion_zeroshot")))
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["weights_id"] == WEIGHTS_ID
-    assert meta["contract"] == "ahmer.fusion/1"
+    assert meta["contract"] == "ahmer.fusion/2"
+    assert meta["uses_embeddings"] == "0"
     assert "not trained on BAH" in meta["kind"]
     assert {t.name for t in entry.inputs} == {
         "cues",
         "masks",
         "emotion",
         "text_emb",
+        "face_emb",
+        "voice_emb",
         "valid",
         "fps",
     }
+    assert "cue_features" in {t.name for t in entry.outputs}

