@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -48,6 +49,10 @@ __all__ = [
 ENV_VARIABLE = "AHMER_TRITON_ENV"
 ENV_FOLDER = ".venv-triton"
 _INSTALL_HINT = "run .ci/install (it creates .venv-triton with nvidia-pytriton)"
+
+
+_ERROR_LINE = re.compile(r"E\d{4} ")
+_HARMLESS = ("CudaDriverHelper", "CUDA", "NVML", "DCGM")
 
 
 class TritonLocalError(RuntimeError):
@@ -200,7 +205,7 @@ class LocalTriton:
                 self.stop()
                 if attempt + 1 < tries and "already in use" in tail:
                     continue
-                raise TritonLocalError(f"{exc}; Triton's log ends:\n{tail}") from None
+                raise TritonLocalError(f"{exc}; Triton said:\n{self.log_errors()}") from None
         raise AssertionError("unreachable")
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -250,6 +255,19 @@ class LocalTriton:
             return ""
         text = self._log.read_text(encoding="utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+    def log_errors(self, tail: int = 3) -> str:
+        """Triton's error lines (the harmless CUDA ones of a machine without a GPU left out)
+        and the last ``tail`` lines of its log: what a failed start is explained by."""
+        if self._log is None or not self._log.is_file():
+            return ""
+        lines = self._log.read_text(encoding="utf-8", errors="replace").splitlines()
+        errors = [
+            line if len(line) < 600 else line[:600] + " ..."
+            for line in lines
+            if _ERROR_LINE.match(line) and not any(h in line for h in _HARMLESS)
+        ]
+        return "\n".join([*errors[-10:], *lines[-tail:]])
 
     # -- helpers -------------------------------------------------------------------------
 
