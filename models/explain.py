@@ -4,6 +4,12 @@ Nothing here is invented: each :class:`~ahmer.models.results.Cue` points at fram
 fusion graph's own per-cue contribution (``cue_contrib``) is high, and carries the measured
 evidence there (the words and their times, the pause length, the expression and its
 probability, the two valences). The summary sentence is composed only from those cues.
+
+A trained fusion's learned terms (``learned_face``, ``learned_voice``, ``learned_text``) read
+embeddings, not named cues: where one contributes, the cue says only that — "a learned voice
+pattern" — with its span, the frames that drove it and its contribution as evidence, and
+claims no reason the model does not give. The prior's learned weights are zero, so it never
+cites them.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from ahmer.preprocessing.timeline import Timeline
 
 from .contract import EMOTIONS
 from .cues import NEGATIVE_EMOTIONS, CueFrames, Hit
-from .fusion import CONTRIB_GROUPS, CONTRIB_NAMES
+from .fusion import CONTRIB_GROUPS, CONTRIB_NAMES, LEARNED_NAMES
 from .results import AHSegment, Cue, Explanation
 
 __all__ = ["explain", "segments_from", "spans_above"]
@@ -26,6 +32,7 @@ TYPE_OF_GROUP = {
     "cross_modal": "cross-modal",
 }
 MIN_WEIGHT = 0.15  # logit contribution below which a cue is not worth citing
+MAX_DRIVING_FRAMES = 50  # a learned pattern's evidence lists at most this many frames
 LEXICAL = ("hedge", "filler", "contrast", "uncertainty", "negation")
 PHRASE = {
     "hedge": "hedging",
@@ -93,8 +100,9 @@ def explain(
     threshold: float = 0.5,
     max_cues: int = 8,
 ) -> Explanation:
-    """Ranked evidence and a summary for one clip. ``contrib`` is [T, 17] (``cue_contrib``),
-    ``emotion`` the raw face-emotion probabilities [T, 7] (NaN without a face)."""
+    """Ranked evidence and a summary for one clip. ``contrib`` is [T, 20] (``cue_contrib``,
+    columns ``CONTRIB_NAMES``), ``emotion`` the raw face-emotion probabilities [T, 7] (NaN
+    without a face)."""
     found: list[Cue] = []
     col = {name: i for i, name in enumerate(CONTRIB_NAMES)}
     times = tl.times
@@ -191,6 +199,8 @@ def _span_cue(tl, name, a, b, values, emotion, valence) -> Cue | None:
         words = " ".join(w.text.strip() for w in tl.words_between(start - 1.5, end + 1.0))
         evidence = {"words": words.strip()}
         text = f"hesitant wording at {start:.1f}-{end:.1f}s"
+    elif name in LEARNED_NAMES:
+        evidence, text = _learned_evidence(tl, name, a, b, values, start, end)
     elif name == "head_shake":
         yaw = tl.head_pose[sl, 0]
         evidence = {"yaw_range_deg": round(float(np.nanmax(yaw) - np.nanmin(yaw)), 1)}
@@ -211,6 +221,23 @@ def _span_cue(tl, name, a, b, values, emotion, valence) -> Cue | None:
         evidence=evidence,
         text=text,
     )
+
+
+def _learned_evidence(tl, name, a, b, values, start, end) -> tuple[dict, str]:
+    """A learned term's evidence: its peak and mean contribution over the span and the
+    frames that drove it (at least half the peak), by index and time."""
+    span = values[a : b + 1]
+    peak = float(span.max())
+    driving = a + np.flatnonzero(span >= 0.5 * peak)[:MAX_DRIVING_FRAMES]
+    kind = name.removeprefix("learned_")
+    evidence = {
+        "contribution": round(peak, 3),
+        "mean_contribution": round(float(span.mean()), 3),
+        "peak_time": round(float(tl.times[a + int(np.argmax(span))]), 3),
+        "frames": [int(i) for i in driving],
+        "frame_times": [round(float(tl.times[i]), 3) for i in driving],
+    }
+    return evidence, f"a learned {kind} pattern at {start:.1f}-{end:.1f}s (+{peak:.2f} logit)"
 
 
 def _face_valence(emotion: np.ndarray) -> float:
