@@ -120,22 +120,27 @@ def test_triton_overlay_runs_triton_on_a_gpu_with_health_probes():
 
 
 def test_triton_overlay_writes_the_repository_in_an_init_container():
-    """The init container runs ``ahmer models triton-repo /models --kind gpu`` from the ahmer
-    image into the emptyDir Triton reads, with the same fusion as the ahmer pods."""
+    """The init container runs ``ahmer models triton-repo OUT --kind gpu`` from the ahmer
+    image, with the same fusion as the ahmer pods, into the emptyDir folder Triton reads as
+    /models. OUT is a folder inside the volume, not its mount point: triton-repo stages next
+    to OUT and renames, and the init container's root file system is read-only."""
     docs = _triton_overlay()
     pod = docs["Deployment", "ahmer-triton"]["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
     server = docs["Deployment", "ahmer"]["spec"]["template"]["spec"]["containers"][0]
     assert init["image"] == server["image"]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
     args = init["args"]
-    assert args[:5] == ["models", "triton-repo", "/models", "--kind", "gpu"]
+    assert args[:2] == ["models", "triton-repo"] and args[3:5] == ["--kind", "gpu"]
     assert args[args.index("--fusion") + 1] == "$(AHMER_FUSION)"
     config = docs["ConfigMap", "ahmer-config"]
     assert "AHMER_FUSION" in config["data"]
     assert {"configMapRef": {"name": "ahmer-config"}} in init["envFrom"]
-    written = {m["name"] for m in init["volumeMounts"] if m["mountPath"] == "/models"}
-    read = {m["name"] for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/models"}
-    assert written == read == {"models"}
+    (written,) = [m for m in init["volumeMounts"] if m["name"] == "models"]
+    (read,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "models"]
+    assert read["mountPath"] == "/models"
+    out = Path(args[2])
+    assert out.parent == Path(written["mountPath"]) and read.get("subPath") == out.name
     assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == "models")
 
 
