@@ -27,6 +27,33 @@ def model_path(model_store):
     return model_store.path
 
 
+# The synthetic BAH-layout dataset (tests/bahgen.py) and its features, made once per session
+# and shared (test_features, test_training): read them, never change them (copy first).
+
+
+@pytest.fixture(scope="session")
+def bah_dataset(tmp_path_factory):
+    """:class:`bahgen.BahSet` of a dataset in the BAH layout: 6 participants x 4 clips of
+    6-8 s (half A/H, in known segments), participant-disjoint splits 4/1/1, seed 0."""
+    from bahgen import make_bah_dataset
+
+    return make_bah_dataset(tmp_path_factory.mktemp("bah") / "BAH", seed=0)
+
+
+@pytest.fixture(scope="session")
+def bah_features(bah_dataset, model_store, tmp_path_factory):
+    """The folder ``ahmer features`` wrote for :func:`bah_dataset` (2 workers, 5 fps)."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("bah_features")
+    cmd = [sys.executable, "-m", "ahmer.service.cli", "features", str(bah_dataset.root)]
+    proc = subprocess.run(
+        [*cmd, "--out", str(out), "--workers", "2"], capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
 # The gRPC tests' defaults (test_server, test_live). Module-scoped: each module that uses them
 # gets its own server and clips; a module that needs other settings defines its own.
 
