@@ -43,7 +43,9 @@ from .contract import FUSION_MODEL as FUSION
 from .cues import CueFrames, compute_cues
 from .encoders import FaceEmotionEncoder, TextEncoder, words_window_texts
 from .explain import explain, segments_from
+from .fusions import fusion_notice, resolve_fusion
 from .results import (
+    PRIOR_NOTICE,
     AnalysisResult,
     ClipResult,
     FaceRef,
@@ -75,6 +77,8 @@ class Prediction:
 class Analyzer:
     fusion_name: str = FUSION
     """The loaded fusion graph's model name in the backend (``load`` sets it)."""
+    notice: str = PRIOR_NOTICE
+    """The results' notice: the prior's, or a trained fusion's card metrics (``load``)."""
 
     def __init__(
         self,
@@ -101,16 +105,22 @@ class Analyzer:
         self.face_encoder = FaceEmotionEncoder(self.backend, store.path("fer_emotion"))
         # no cache across requests: embeddings of health conversations are not kept
         self.text_encoder = TextEncoder(self.backend, store.path("minilm"), cache_size=0)
-        self.backend.load(FUSION, store.path(FUSION))
+        # the fusion config.fusion names (default: the store's prior), under its own name
+        self.fusion = resolve_fusion(store, cfg.fusion)
+        self.fusion_name = self.fusion.name
+        self.backend.load(self.fusion_name, self.fusion.path)
+        self.notice = fusion_notice(self.fusion) or PRIOR_NOTICE
         whisper = cfg.whisper_model or store.path("whisper_tiny_en")
         self.transcriber = Transcriber(whisper, cpu_threads=cfg.asr_threads)
         self.transcriber.load()
         manifest = store.manifest()
         self.versions = {
             name: manifest.entries[name].version
-            for name in ("face_landmarker", "fer_emotion", "minilm", "whisper_tiny_en", FUSION)
+            for name in ("face_landmarker", "fer_emotion", "minilm", "whisper_tiny_en")
             if name in manifest.entries
         }
+        self.versions[self.fusion.name] = self.fusion.version
+        self.versions["fusion"] = self.fusion.name  # which entry is the A/H fusion
         self.versions["face_engine"] = cfg.face_engine
         self.versions["face_landmark_fps"] = f"{cfg.landmark_fps:g}"
         fusion_meta = self.backend.signature(self.fusion_name)
@@ -166,6 +176,13 @@ class Analyzer:
         if not self.ready:
             raise RuntimeError("the analyzer is not loaded: call load() first")
 
+    def uses_embeddings(self) -> bool:
+        """Whether the loaded fusion reads face and voice embeddings (its metadata
+        ``uses_embeddings`` is ``"1"``): :meth:`predict` then computes them by default, and a
+        caller that encodes frame by frame (live) must keep them."""
+        self._require_ready()
+        return self.backend.signature(self.fusion_name).meta("uses_embeddings") == "1"
+
     # -- stages ---------------------------------------------------------------------------------
 
     def preprocess(
@@ -213,11 +230,13 @@ class Analyzer:
         cancel: Callable[[], bool] | None = None,
         embeddings: bool | None = None,
         face_emb: np.ndarray | None = None,
+        voice_emb: np.ndarray | None = None,
     ) -> Prediction:
         """Encoders and the fusion graph over ``tl``. ``emotion`` ([T, 7], NaN rows without a
         face) replaces the face-emotion encoder when the caller ran it already (live
         sessions, frame by frame), and ``face_emb`` ([T, 128], NaN or zero rows without a
-        face) its embedding output; ``embed`` replaces the text encoder (e.g. a session's
+        face) its embedding output; ``voice_emb`` ([T, 384], zero rows without speech)
+        replaces the voice embedding; ``embed`` replaces the text encoder (e.g. a session's
         cache). ``embeddings``: True computes the face and voice embeddings (features
         extraction), False leaves them zero, None (default) computes them only when the
         loaded fusion uses them (metadata ``uses_embeddings`` ``"1"``). ``cancel`` is asked
@@ -226,7 +245,7 @@ class Analyzer:
         self._require_ready()
         fusion = self.fusion_name
         if embeddings is None:
-            embeddings = self.backend.signature(fusion).meta("uses_embeddings") == "1"
+            embeddings = self.uses_embeddings()
         timings: dict[str, float] = {}
         n = len(tl)
         raise_if_cancelled(cancel)
@@ -253,7 +272,9 @@ class Analyzer:
         timings["text"] = time.perf_counter() - t
 
         voice = np.zeros((n, VOICE_EMBED_DIM), np.float32)
-        if embeddings and tl.audio is not None:
+        if voice_emb is not None:
+            voice = np.nan_to_num(np.asarray(voice_emb, np.float32), nan=0.0)
+        elif embeddings and tl.audio is not None:
             raise_if_cancelled(cancel)
             t = time.perf_counter()
             got = voice_embedding(
@@ -348,6 +369,7 @@ class Analyzer:
             timings={k: round(v, 4) for k, v in timings.items()},
             warnings=list(tl.warnings),
             fps=tl.fps,
+            notice=self.notice,
         )
 
     def analyze(

@@ -20,12 +20,47 @@ __all__ = [
     "TranscriptWord",
     "AnalysisResult",
     "json_ready",
+    "trained_notice",
 ]
 
 PRIOR_NOTICE = (
     "A/H scores come from a zero-shot cue prior (hand-set weights over interpretable cues), "
     "not from a model trained on BAH; treat them as a screening aid, not a diagnosis."
 )
+
+
+def _metric(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"
+
+
+def trained_notice(name: str, card: dict[str, Any] | None) -> str:
+    """The notice of results whose A/H scores come from trained fusion ``name``: what its
+    model card (``ahmer train``) measured on its test split, in place of
+    :data:`PRIOR_NOTICE`; without a card (a bare graph), that no measurement backs it."""
+    tail = "treat them as a screening aid, not a diagnosis."
+    if not card:
+        return (
+            f"A/H scores come from fusion {name}, a graph without a model card: no measured "
+            f"metrics back it; {tail}"
+        )
+    fingerprint = str((card.get("data") or {}).get("fingerprint") or "unknown data")[:12]
+    test = ((card.get("metrics") or {}).get("test") or {}).get("trained") or {}
+    frame, video = test.get("frame") or {}, test.get("video") or {}
+    if not frame and not video:
+        measured = "no test split was evaluated"
+    else:
+        parts = []
+        if frame:
+            parts.append(
+                f"test frame AVGF1 {_metric(frame.get('avgf1'))}, AP {_metric(frame.get('ap'))}"
+            )
+        if video:
+            parts.append(
+                f"video AVGF1 {_metric(video.get('avgf1'))}, AP {_metric(video.get('ap'))} "
+                f"({video.get('n', '?')} test videos)"
+            )
+        measured = "; ".join(parts)
+    return f"A/H scores come from fusion {name} trained on {fingerprint}: {measured}; {tail}"
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def clip_rows(results: Sequence[BatchResult]) -> list[dict[str, Any]]:
                 "transcript_source": r.transcript_source,
                 "warnings": len(r.warnings),
                 "truncated": int(any(is_incomplete(w) for w in r.warnings)),
-                "ah_model": models.get(FUSION, ""),
+                "ah_model": models.get(models.get("fusion", FUSION), ""),
                 "models": "; ".join(f"{k}={v}" for k, v in sorted(models.items())),
             }
         )

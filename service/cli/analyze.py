@@ -111,5 +111,7 @@ def human_summary(result, name: str) -> str:
         lines.append(f"  dominant emotion: {clip.dominant_emotion} ({share:.0%})")
     else:
         lines.append("  dominant emotion: none (no face)")
-    lines.append(f"  weights: {result.models.get(FUSION_MODEL, '?')} (a prior, not trained)")
+    fusion = result.models.get("fusion", FUSION_MODEL)
+    kind = "a prior, not trained" if fusion == FUSION_MODEL else f"trained fusion {fusion}"
+    lines.append(f"  weights: {result.models.get(fusion, '?')} ({kind})")
     return "\n".join(lines)

@@ -50,12 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .analyze import add_analyze_parser
     from .client import add_client_parser
+    from .evaluate import add_evaluate_parser
     from .features import add_features_parser
     from .models import add_models_parser
     from .preprocess import add_preprocess_parser
     from .sample import add_sample_parser
     from .score import add_score_parser
     from .serve import add_serve_parser
+    from .train import add_train_parser
 
     add_sample_parser(sub)
     add_models_parser(sub)
@@ -63,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_analyze_parser(sub)
     add_score_parser(sub)
     add_features_parser(sub)
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
     add_serve_parser(sub)
     add_client_parser(sub)
     _verbose_everywhere(parser)

@@ -12,6 +12,7 @@ from ahmer.models.sources import ARTIFACTS
 from ahmer.models.store import ModelStore, ModelStoreError
 
 from .args import examples
+from .models_fusion import add_fusion_parsers, fusion_rows
 from .models_triton import add_triton_parsers
 
 __all__ = ["add_models_parser", "cmd_models_build", "cmd_models_list"]
@@ -60,6 +61,7 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=cmd_models_list)
     add_triton_parsers(actions)
+    add_fusion_parsers(actions)
     return parser
 
 
@@ -118,11 +120,13 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     store = ModelStore()
     try:
         rows = _rows(store)
+        fusions = fusion_rows(store)
     except ModelStoreError as exc:
         _err(str(exc))
         return 1
     if getattr(args, "json", False):
-        print(json.dumps({"root": str(store.root), "artifacts": rows}, indent=2))
+        body = {"root": str(store.root), "artifacts": rows, "fusions": fusions}
+        print(json.dumps(body, indent=2))
     else:
         header = ("NAME", "VERSION", "KIND", "SIZE", "LICENSE", "SHA256", "STATUS")
         table = [header] + [
@@ -135,13 +139,13 @@ def cmd_models_list(args: argparse.Namespace) -> int:
                 r["sha256"][:12] if "sha256" in r else "-",
                 r["status"],
             )
-            for r in rows
+            for r in rows + fusions
         ]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         for row in table:
             print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         print(f"store: {store.root}")
-    bad = [r["name"] for r in rows if r["status"] != "ok"]
+    bad = [r["name"] for r in rows + fusions if r["status"] != "ok"]
     if bad:
         print(
             f"{len(bad)} artifact(s) not ready ({', '.join(bad)}): run `ahmer models build`",

@@ -351,6 +351,16 @@ def run_score(args: argparse.Namespace) -> int:
 
     options = analysis_config(args)
     models = model_fingerprint(whisper_model=options.whisper_model)
+    if options.fusion:  # checked before any work; its results are not the prior's
+        from ahmer.models.fusions import FusionError, resolve_fusion
+        from ahmer.models.store import ModelStore
+
+        try:
+            fusion = resolve_fusion(ModelStore(), options.fusion)
+        except FusionError as exc:
+            return _usage(f"--fusion: {exc}")
+        if fusion.trained:
+            models["fusion"] = f"{fusion.name}={fusion.version}"
     todo, done = plan(items, args.out, options, models)
     where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
     if not args.quiet:

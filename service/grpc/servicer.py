@@ -307,5 +307,9 @@ def models_info(state: ServerState) -> service_pb2.ModelsInfo:
             info.backend_details[key] = str(value)
     for name, model_version in sorted(analyzer.versions.items()):
         role, labels = MODEL_ROLES.get(name, ("", ()))
+        if name == analyzer.versions.get("fusion") and name != FUSION_MODEL:
+            role, labels = "A/H and emotion fusion (trained)", AH_LABELS
+        elif name == "fusion":
+            role = "which model is the A/H fusion"
         info.models.add(name=name, version=model_version, role=role, labels=list(labels))
     return info

@@ -1,0 +1,803 @@
+"""``ahmer train``: learn the fusion graph's weights from a features folder (torch, the
+``export`` extra; nothing that serves imports this module).
+
+The learned model **is** the fusion graph (:mod:`ahmer.models.fusion`, contract
+``ahmer.fusion/2``) with new weights, so a trained fusion explains itself exactly as the
+prior does. What is learned, mirrored in torch op for op:
+
+- the frame head: the weights of the 17 ``cue_features`` (initialised from the prior), one
+  linear term per embedding (face, voice, text; standardised with the training frames' mean
+  and standard deviation; initialised at zero, L2-penalised), the bias, and the temporal
+  context: the width ``sigma_s`` of the graph's Gaussian smoothing, within
+  :data:`SIGMA_BOUNDS`;
+- the clip head: the graph's soft maximum (log-mean-exp) of the frame logits, its sharpness
+  ``beta`` within :data:`BETA_BOUNDS`, then a scale and a bias.
+
+The loss is the class-weighted binary cross-entropy of the labelled frames (positives
+weighted by negatives/positives of the training frames, ~5 for BAH's 17 %), plus
+``clip_weight`` times that of the video labels, plus ``l2`` times the squared embedding
+weights. Adam; the epoch kept is the one with the best validation AVGF1 (frame level when
+the validation split has frame labels, else video level), with early stopping.
+
+Thresholds: the frame and clip decision thresholds that maximise the validation AVGF1
+(grid 0.01..0.99 by 0.005) are folded into the biases, so 0.5 is the decision point of the
+exported graph everywhere; the card records the raw values. The exported ONNX is checked
+against the torch model on the validation features (frame and clip logits and
+contributions within :data:`PARITY_TOLERANCE`, and the graph's own ``cue_features`` against
+the features files'); a mismatch fails the run and no graph is written.
+
+Determinism: the seed fixes the fold assignment and the batch order; initial weights do not
+depend on it; torch runs with deterministic algorithms and ``threads`` CPU threads, so two
+runs with the same data, seed, options and thread count write byte-identical graphs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import resource
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .featureset import (
+    FeatureClip,
+    FeatureSet,
+    IndexRow,
+    LevelScores,
+    assign_splits,
+    fusion_session,
+    level_metrics,
+    run_fusion,
+    score_fusion,
+)
+from .fusion import (
+    EMBEDDING_INPUTS,
+    FEATURE_NAMES,
+    HALF_TAPS,
+    LEARNED_NAMES,
+    FusionWeights,
+    LearnedTerm,
+    build_fusion_model,
+)
+from .fusions import CARD_FILE, CARD_MD, GRAPH_FILE, resolve_fusion
+from .store import ModelStore, sha256_file
+
+__all__ = [
+    "BETA_BOUNDS",
+    "CARD_SCHEMA",
+    "PARITY_TOLERANCE",
+    "SIGMA_BOUNDS",
+    "TrainConfig",
+    "TrainReport",
+    "TrainingError",
+    "best_threshold",
+    "fold_thresholds",
+    "graph_weights",
+    "train",
+]
+
+CARD_SCHEMA = "ahmer.fusion-card/1"
+SIGMA_BOUNDS = (0.05, 1.5)  # seconds: the Gaussian smoothing of the frame contributions
+BETA_BOUNDS = (0.25, 8.0)  # the clip soft maximum's sharpness
+PARITY_TOLERANCE = 1e-4  # |torch - onnxruntime| / max(1, |value|)
+THRESHOLD_GRID = np.round(np.arange(0.01, 0.99 + 1e-9, 0.005), 3)
+_MASK_OF = {
+    name: ("visual", "vocal", "verbal").index(g) for name, (_, _, g) in EMBEDDING_INPUTS.items()
+}
+
+Progress = Callable[[str], None]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot run or its result failed a check; the message says why."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The hyperparameters of a run (all recorded in the card)."""
+
+    seed: int = 0
+    epochs: int = 60
+    patience: int = 15
+    batch_size: int = 8
+    lr: float = 0.02
+    l2: float = 1e-3
+    clip_weight: float = 0.5
+    device: str = "cpu"
+    threads: int = 1
+
+
+@dataclass
+class TrainReport:
+    """What a run wrote and measured."""
+
+    out: Path
+    graph: Path
+    card: dict
+    seconds: float
+    peak_rss_mb: float
+    history: list[dict] = field(default_factory=list)
+
+
+# -- weights of an existing graph --------------------------------------------------------------
+
+
+def graph_weights(path: Path) -> FusionWeights:
+    """The :class:`FusionWeights` of the fusion graph at ``path``, read back from its
+    initializers (the prior's anchors and constants, so a trained graph keeps them)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    meta = {p.key: p.value for p in model.metadata_props}
+
+    def scalar(name: str) -> float:
+        return float(init[name])
+
+    try:
+        learned = {
+            name: LearnedTerm(
+                init[f"{name}_mean"].copy(), init[f"{name}_scale"].copy(), init[f"{name}_w"].copy()
+            )
+            for name in LEARNED_NAMES
+        }
+        weights = init["weights"]
+        return FusionWeights(
+            weights_id=meta.get("weights_id", ""),
+            bias=scalar("bias"),
+            contrib_weights={n: float(v) for n, v in zip(FEATURE_NAMES, weights, strict=True)},
+            anchors=init["anchors"].copy(),
+            semantic_offset=scalar("sem_offset"),
+            semantic_scale=scalar("sem_scale"),
+            valence_scale=scalar("val_scale"),
+            discord_margin=scalar("discord_margin"),
+            emotion_valence=tuple(float(v) for v in init["emotion_valence"]),
+            sigma_s=scalar("sigma"),
+            emotion_sigma_s=scalar("emotion_sigma"),
+            clip_beta=scalar("beta"),
+            clip_scale=scalar("clip_scale"),
+            clip_bias=scalar("clip_bias"),
+            learned=learned,
+        )
+    except (KeyError, ValueError) as exc:
+        raise TrainingError(f"{path}: not a fusion graph of this ahmer ({exc})") from exc
+
+
+# -- thresholds ----------------------------------------------------------------------------
+
+
+def _avgf1_grid(labels: np.ndarray, probs: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """AVGF1 at each threshold of ``grid`` (predict positive where prob >= t)."""
+    labels = np.asarray(labels, np.int8)
+    probs = np.asarray(probs, np.float64)
+    pos, neg = np.sort(probs[labels == 1]), np.sort(probs[labels == 0])
+    tp = pos.size - np.searchsorted(pos, grid, side="left")
+    fp = neg.size - np.searchsorted(neg, grid, side="left")
+    fn, tn = pos.size - tp, neg.size - fp
+
+    def f1(a, b, c):
+        den = 2 * a + b + c
+        return np.where(den > 0, 2 * a / np.maximum(den, 1), 0.0)
+
+    return (f1(tp, fp, fn) + f1(tn, fn, fp)) / 2
+
+
+def best_threshold(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    """(threshold, AVGF1): the grid threshold maximising AVGF1 (the middle one on ties);
+    (0.5, nan) without labels."""
+    if len(labels) == 0:
+        return 0.5, math.nan
+    scores = _avgf1_grid(labels, probs, THRESHOLD_GRID)
+    best = np.flatnonzero(scores >= scores.max() - 1e-12)
+    k = int(best[(len(best) - 1) // 2])  # the middle of tied thresholds: farthest from a flip
+    return float(THRESHOLD_GRID[k]), float(scores[k])
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def fold_thresholds(w: FusionWeights, frame_t: float, clip_t: float) -> FusionWeights:
+    """``w`` with the decision thresholds folded into its biases, so that probability 0.5 of
+    the new graph is ``frame_t`` (frames) and ``clip_t`` (clips) of the old one. The clip
+    logit is a log-mean-exp of the frame logits, so shifting every frame logit by ``-c``
+    shifts the pooled value by exactly ``-c``: the clip bias compensates, then takes its own
+    threshold."""
+    c = _logit(frame_t)
+    return replace(
+        w,
+        bias=w.bias - c,
+        clip_bias=w.clip_bias + w.clip_scale * c - _logit(clip_t),
+    )
+
+
+# -- the torch mirror of the graph ---------------------------------------------------------
+
+
+def _bounded_inverse(value: float, bounds: tuple[float, float]) -> float:
+    lo, hi = bounds
+    x = min(max((value - lo) / (hi - lo), 1e-4), 1 - 1e-4)
+    return math.log(x / (1 - x))
+
+
+def _make_module(torch, prior: FusionWeights, stats: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """The torch module computing the graph's ``frame_ah_logit``, ``clip_ah_logit`` and
+    ``cue_contrib`` from ``cue_features``, masks, embeddings, valid and fps, with the
+    trainable weights initialised from ``prior`` (learned terms from zero)."""
+    nn = torch.nn
+    f32 = torch.float32
+
+    class FusionModule(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor(prior.weight_vector(), dtype=f32))
+            self.bias = nn.Parameter(torch.tensor(prior.bias, dtype=f32))
+            self.sigma_raw = nn.Parameter(
+                torch.tensor(_bounded_inverse(prior.sigma_s, SIGMA_BOUNDS), dtype=f32)
+            )
+            self.beta_raw = nn.Parameter(
+                torch.tensor(_bounded_inverse(prior.clip_beta, BETA_BOUNDS), dtype=f32)
+            )
+            self.clip_scale = nn.Parameter(torch.tensor(prior.clip_scale, dtype=f32))
+            self.clip_bias = nn.Parameter(torch.tensor(prior.clip_bias, dtype=f32))
+            self.learned = nn.ParameterDict()
+            for name in LEARNED_NAMES:
+                mean, scale = stats[name]
+                self.learned[name] = nn.Parameter(torch.zeros(len(mean), dtype=f32))
+                self.register_buffer(f"{name}_mean", torch.tensor(mean, dtype=f32))
+                self.register_buffer(f"{name}_scale", torch.tensor(scale, dtype=f32))
+            self.register_buffer("taps", torch.arange(-HALF_TAPS, HALF_TAPS + 1, dtype=f32))
+
+        @staticmethod
+        def _bounded(raw, bounds):
+            lo, hi = bounds
+            return lo + (hi - lo) * torch.sigmoid(raw)
+
+        def sigma(self):
+            return self._bounded(self.sigma_raw, SIGMA_BOUNDS)
+
+        def beta(self):
+            return self._bounded(self.beta_raw, BETA_BOUNDS)
+
+        def forward(self, batch: dict):
+            valid = batch["valid"]  # [B,T]
+            masks = batch["masks"]
+            parts = [batch["cue_features"] * self.w]
+            for name in LEARNED_NAMES:
+                emb = batch[name]
+                has = ((emb * emb).sum(-1) > 0).to(f32)
+                z = (emb - getattr(self, f"{name}_mean")) * getattr(self, f"{name}_scale")
+                term = (z @ self.learned[name]) * masks[..., _MASK_OF[name]] * has
+                parts.append(term.unsqueeze(-1))
+            contrib = torch.cat(parts, -1)  # [B,T,C]
+            b, t, c = contrib.shape
+            # Gaussian kernel per clip from its fps, as the graph builds it
+            z = (self.taps[None, :] / batch["fps"][:, None]) / self.sigma()
+            g = torch.exp((z * z) * -0.5)  # [B,K]
+            x = contrib.transpose(1, 2) * valid[:, None, :]  # [B,C,T]
+            kernel = g[:, None, None, :].expand(b, c, 1, g.shape[-1]).reshape(b * c, 1, -1)
+            num = torch.nn.functional.conv1d(
+                x.reshape(1, b * c, t), kernel, padding=HALF_TAPS, groups=b * c
+            ).reshape(b, c, t)
+            den = torch.nn.functional.conv1d(
+                valid[None], g[:, None, :], padding=HALF_TAPS, groups=b
+            ).reshape(b, 1, t)
+            smoothed = (num / torch.clamp(den, min=1e-6)).transpose(1, 2)  # [B,T,C]
+            logit = smoothed.sum(-1) + self.bias
+            beta = self.beta()
+            zc = logit * beta + torch.log(valid + 1e-12)
+            lse = torch.logsumexp(zc, dim=1)
+            count = valid.sum(1)
+            pooled = (lse - torch.log(torch.clamp(count, min=1.0))) / beta
+            clip = pooled * self.clip_scale + self.clip_bias
+            return {"frame_ah_logit": logit, "clip_ah_logit": clip, "cue_contrib": smoothed}
+
+        def to_weights(self, base: FusionWeights) -> FusionWeights:
+            """These weights as :class:`FusionWeights` (the base's anchors and constants)."""
+
+            def value(t) -> float:
+                return float(t.detach().cpu())
+
+            learned = {
+                name: LearnedTerm(
+                    getattr(self, f"{name}_mean").cpu().numpy().copy(),
+                    getattr(self, f"{name}_scale").cpu().numpy().copy(),
+                    self.learned[name].detach().cpu().numpy().copy(),
+                )
+                for name in LEARNED_NAMES
+            }
+            w = self.w.detach().cpu().numpy()
+            return replace(
+                base,
+                bias=value(self.bias),
+                contrib_weights={n: float(v) for n, v in zip(FEATURE_NAMES, w, strict=True)},
+                sigma_s=value(self.sigma()),
+                clip_beta=value(self.beta()),
+                clip_scale=value(self.clip_scale),
+                clip_bias=value(self.clip_bias),
+                learned=learned,
+            )
+
+    return FusionModule()
+
+
+_KEYS = ("cue_features", "masks", "valid", *LEARNED_NAMES)
+
+
+def _clip_tensors(torch, clip: FeatureClip) -> dict:
+    a = clip.arrays
+    out = {
+        "cue_features": a["cue_features"],
+        "masks": a["masks"],
+        "valid": a["valid"],
+        **{name: a[EMBEDDING_INPUTS[name][0]] for name in LEARNED_NAMES},
+        "frame_labels": a["frame_labels"].astype(np.float32),
+    }
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+
+
+def _batch(torch, items: list[dict], clips: list[FeatureClip], device) -> dict:
+    pad = torch.nn.utils.rnn.pad_sequence
+    batch = {k: pad([it[k] for it in items], batch_first=True) for k in _KEYS}
+    batch["frame_labels"] = pad(
+        [it["frame_labels"] for it in items], batch_first=True, padding_value=-1.0
+    )
+    batch["fps"] = torch.tensor([c.fps for c in clips], dtype=torch.float32)
+    batch["label"] = torch.tensor([float(c.label) for c in clips], dtype=torch.float32)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+# -- training ------------------------------------------------------------------------------
+
+
+def _embedding_stats(clips: Sequence[FeatureClip]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per embedding: mean and 1/std over the training frames where it is present."""
+    stats = {}
+    for name, (key, dim, _group) in EMBEDDING_INPUTS.items():
+        total = np.zeros(dim, np.float64)
+        square = np.zeros(dim, np.float64)
+        n = 0
+        for clip in clips:
+            emb = clip.arrays[key].astype(np.float64)
+            keep = (
+                (clip.arrays["valid"] > 0)
+                & (clip.arrays["masks"][:, _MASK_OF[name]] > 0)
+                & ((emb * emb).sum(-1) > 0)
+            )
+            total += emb[keep].sum(0)
+            square += (emb[keep] ** 2).sum(0)
+            n += int(keep.sum())
+        if n < 2:
+            stats[name] = (np.zeros(dim, np.float32), np.ones(dim, np.float32))
+            continue
+        mean = total / n
+        std = np.sqrt(np.maximum(square / n - mean**2, 0.0))
+        stats[name] = (mean.astype(np.float32), (1.0 / (std + 1e-3)).astype(np.float32))
+    return stats
+
+
+def _counts(clips: Sequence[FeatureClip]) -> dict:
+    frames = sum(int(c.labelled().sum()) for c in clips)
+    positive = sum(int((c.frame_labels[c.labelled()] == 1).sum()) for c in clips)
+    return {
+        "videos": len(clips),
+        "participants": len({c.participant or c.id for c in clips}),
+        "frames": sum(c.frames for c in clips),
+        "labelled_frames": frames,
+        "positive_frames": positive,
+        "labelled_videos": sum(c.label >= 0 for c in clips),
+        "positive_videos": sum(c.label == 1 for c in clips),
+    }
+
+
+def _setup_torch(config: TrainConfig):
+    try:
+        import torch
+    except ImportError as exc:
+        raise TrainingError(
+            "ahmer train needs torch, from the export extra: pip install 'ahmer[export]'"
+        ) from exc
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: torch sees no CUDA device on this machine")
+    torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.set_num_threads(max(1, config.threads))
+    return torch, torch.device(config.device)
+
+
+def _predict(torch, module, tensors, clips, device, batch_size: int) -> list[dict]:
+    """Outputs per clip (numpy, padding removed), in ``clips`` order."""
+    out = []
+    module.eval()
+    with torch.no_grad():
+        for start in range(0, len(clips), batch_size):
+            part = clips[start : start + batch_size]
+            batch = _batch(torch, tensors[start : start + batch_size], part, device)
+            result = module(batch)
+            for i, clip in enumerate(part):
+                out.append(
+                    {
+                        "frame_ah_logit": result["frame_ah_logit"][i, : clip.frames].cpu().numpy(),
+                        "clip_ah_logit": float(result["clip_ah_logit"][i].cpu()),
+                    }
+                )
+    return out
+
+
+def _level_scores(clips: Sequence[FeatureClip], outputs: list[dict]) -> LevelScores:
+    scores = LevelScores()
+    for clip, out in zip(clips, outputs, strict=True):
+        scores.add(clip, out["frame_ah_logit"], out["clip_ah_logit"])
+    return scores
+
+
+def _selection(scores: LevelScores) -> tuple[float, dict]:
+    """The validation score an epoch is selected by, and the numbers behind it."""
+    fl, fp = scores.frame()
+    vl, vp = scores.video()
+    frame_t, frame_f1 = best_threshold(fl, fp)
+    video_t, video_f1 = best_threshold(vl, vp)
+    key = frame_f1 if fl.size else video_f1
+    return key, {
+        "frame_avgf1": frame_f1,
+        "frame_threshold": frame_t,
+        "video_avgf1": video_f1,
+        "video_threshold": video_t,
+    }
+
+
+def _loss(torch, module, batch, pos_weight: float, clip_pos_weight: float, config):
+    F = torch.nn.functional
+    out = module(batch)
+    labels = batch["frame_labels"]
+    keep = (labels >= 0) & (batch["valid"] > 0)
+    loss = torch.zeros((), device=labels.device)
+    if keep.any():
+        loss = F.binary_cross_entropy_with_logits(
+            out["frame_ah_logit"][keep],
+            labels[keep],
+            pos_weight=torch.tensor(pos_weight, device=labels.device),
+        )
+    has_label = batch["label"] >= 0
+    if config.clip_weight > 0 and has_label.any():
+        loss = loss + config.clip_weight * F.binary_cross_entropy_with_logits(
+            out["clip_ah_logit"][has_label],
+            batch["label"][has_label],
+            pos_weight=torch.tensor(clip_pos_weight, device=labels.device),
+        )
+    l2 = sum((p * p).sum() for p in module.learned.values())
+    return loss + config.l2 * l2
+
+
+def _ratio(neg: int, pos: int) -> float:
+    return float(neg) / pos if pos and neg else 1.0
+
+
+def _fit(torch, device, module, train, val, config: TrainConfig, say: Progress) -> list[dict]:
+    """Train ``module`` in place; leave it at the selected epoch; return the history."""
+    counts = _counts(train)
+    pos_weight = _ratio(
+        counts["labelled_frames"] - counts["positive_frames"], counts["positive_frames"]
+    )
+    clip_pos_weight = _ratio(
+        counts["labelled_videos"] - counts["positive_videos"], counts["positive_videos"]
+    )
+    train_t = [_clip_tensors(torch, c) for c in train]
+    val_t = [_clip_tensors(torch, c) for c in val]
+    module.to(device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
+    rng = np.random.default_rng(config.seed)
+    best_key, best_state, best_epoch, history = -math.inf, None, 0, []
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        module.train()
+        order = rng.permutation(len(train))
+        total, batches = 0.0, 0
+        for k in range(0, len(order), config.batch_size):
+            idx = order[k : k + config.batch_size].tolist()
+            batch = _batch(torch, [train_t[i] for i in idx], [train[i] for i in idx], device)
+            optimizer.zero_grad()
+            loss = _loss(torch, module, batch, pos_weight, clip_pos_weight, config)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach().cpu())
+            batches += 1
+        outputs = _predict(torch, module, val_t, val, device, config.batch_size)
+        key, numbers = _selection(_level_scores(val, outputs))
+        record = {"epoch": epoch, "loss": total / max(batches, 1), **numbers}
+        record["seconds"] = time.perf_counter() - start
+        history.append(record)
+        better = key > best_key
+        if better:
+            best_key, best_epoch = key, epoch
+            best_state = copy.deepcopy(module.state_dict())
+        say(
+            f"epoch {epoch}/{config.epochs}: loss {record['loss']:.4f}, val frame AVGF1 "
+            f"{numbers['frame_avgf1']:.4f} (t={numbers['frame_threshold']:.3f}), video AVGF1 "
+            f"{numbers['video_avgf1']:.4f}, {record['seconds']:.1f} s{' *' if better else ''}"
+        )
+        if epoch - best_epoch >= config.patience:
+            say(f"early stop: no better validation AVGF1 for {config.patience} epochs")
+            break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    history.append({"selected_epoch": best_epoch, "selection_avgf1": best_key})
+    return history
+
+
+# -- export and checks -----------------------------------------------------------------------
+
+
+def _parity(torch, module, graph: Path, clips: Sequence[FeatureClip]) -> dict:
+    """Largest relative differences between the torch module (CPU) and ONNX Runtime."""
+    module = module.to("cpu").eval()
+    session = fusion_session(graph)
+    worst = {"frame_ah_logit": 0.0, "clip_ah_logit": 0.0, "cue_contrib": 0.0, "cue_features": 0.0}
+    with torch.no_grad():
+        for clip in clips:
+            mine = module(_batch(torch, [_clip_tensors(torch, clip)], [clip], "cpu"))
+            theirs = run_fusion(session, clip, tuple(worst))
+            pairs = {
+                "frame_ah_logit": mine["frame_ah_logit"][0].numpy(),
+                "clip_ah_logit": mine["clip_ah_logit"][0].numpy(),
+                "cue_contrib": mine["cue_contrib"][0].numpy(),
+                "cue_features": clip.arrays["cue_features"],
+            }
+            for name, value in pairs.items():
+                ref = np.asarray(theirs[name], np.float64)
+                diff = np.abs(np.asarray(value, np.float64) - ref) / np.maximum(1.0, np.abs(ref))
+                worst[name] = max(worst[name], float(diff.max(initial=0.0)))
+    return {"videos": len(clips), "max_relative_difference": worst}
+
+
+def _scores_of(features: FeatureSet, rows: Sequence[IndexRow], graph: Path) -> dict | None:
+    if not rows:
+        return None
+    return level_metrics(score_fusion(features, rows, graph))
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def train(
+    features_dir: Path,
+    out: Path,
+    config: TrainConfig | None = None,
+    store: ModelStore | None = None,
+    progress: Progress | None = None,
+    name: str | None = None,
+) -> TrainReport:
+    """Train a fusion on ``features_dir`` and write ``out/fusion.onnx``, ``out/card.json``
+    and ``out/card.md`` (see the module docstring)."""
+    config = config or TrainConfig()
+    say = progress or (lambda _m: None)
+    started = time.perf_counter()
+    store = store or ModelStore()
+    features = FeatureSet.open(Path(features_dir))
+    splits, method = assign_splits(features.rows, config.seed)
+    if not splits["train"] or not splits["val"]:
+        raise TrainingError("training needs videos in both the train and the val split")
+    say(
+        f"splits ({method}): train {len(splits['train'])}, val {len(splits['val'])}, test "
+        f"{len(splits['test'])} videos"
+    )
+    train_clips = list(features.clips(splits["train"]))
+    val_clips = list(features.clips(splits["val"]))
+    counts = {
+        "train": _counts(train_clips),
+        "val": _counts(val_clips),
+        "test": _counts(list(features.clips(splits["test"]))),
+    }
+    tc = counts["train"]
+    if not tc["positive_frames"] or tc["positive_frames"] == tc["labelled_frames"]:
+        if not tc["positive_videos"] or tc["positive_videos"] == tc["labelled_videos"]:
+            raise TrainingError(
+                "the train split needs labelled A/H and no-A/H examples (frame or video labels)"
+            )
+    prior_ref = resolve_fusion(store, "")
+    prior = graph_weights(prior_ref.path)
+
+    torch, device = _setup_torch(config)
+    module = _make_module(torch, prior, _embedding_stats(train_clips))
+    history = _fit(torch, device, module, train_clips, val_clips, config, say)
+
+    # thresholds on the validation split, folded into the biases
+    val_t = [_clip_tensors(torch, c) for c in val_clips]
+    outputs = _predict(torch, module, val_t, val_clips, device, config.batch_size)
+    scores = _level_scores(val_clips, outputs)
+    frame_t, frame_f1 = best_threshold(*scores.frame())
+    shift = _logit(frame_t)
+    with torch.no_grad():
+        module.bias -= shift
+        module.clip_bias += module.clip_scale * shift
+    outputs = _predict(torch, module, val_t, val_clips, device, config.batch_size)
+    clip_t, clip_f1 = best_threshold(*_level_scores(val_clips, outputs).video())
+    with torch.no_grad():
+        module.clip_bias -= _logit(clip_t)
+
+    weights_id = f"ahmer-ah-trained@{features.fingerprint[:12] or 'unknown'}.s{config.seed}"
+    weights = module.to_weights(prior)
+    weights = replace(
+        weights,
+        weights_id=weights_id,
+        metadata={
+            "kind": "trained fusion (ahmer train)",
+            "data_fingerprint": features.fingerprint,
+            "seed": str(config.seed),
+            "frame_threshold": f"{frame_t:g}",
+            "clip_threshold": f"{clip_t:g}",
+        },
+    )
+    model = build_fusion_model(weights)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staged = out / f".{GRAPH_FILE}.check"
+    staged.write_bytes(model.SerializeToString())
+    try:
+        parity = _parity(torch, module, staged, val_clips)
+        bad = {k: v for k, v in parity["max_relative_difference"].items() if v > PARITY_TOLERANCE}
+        if bad:
+            raise TrainingError(
+                "the exported graph does not reproduce the trained model on the validation "
+                f"features (relative differences {bad}, tolerance {PARITY_TOLERANCE}); "
+                "no graph was written"
+            )
+        graph = out / GRAPH_FILE
+        os.replace(staged, graph)
+    finally:
+        if staged.exists():
+            staged.unlink()
+    say(f"parity with ONNX Runtime on {parity['videos']} val videos: ok")
+
+    sha = sha256_file(graph)
+    say("evaluating the trained fusion and the zero-shot prior on val and test")
+    metrics = {}
+    for split in ("val", "test"):
+        trained = _scores_of(features, splits[split], graph)
+        prior_m = _scores_of(features, splits[split], prior_ref.path)
+        metrics[split] = None if trained is None else {"trained": trained, "prior": prior_m}
+    seconds = time.perf_counter() - started
+    peak = _peak_rss_mb()
+    gpu_peak = None
+    if device.type == "cuda":
+        gpu_peak = torch.cuda.max_memory_allocated() / 2**20
+    card = {
+        "schema": CARD_SCHEMA,
+        "name": name or out.resolve().name,
+        "sha256": sha,
+        "weights_id": weights_id,
+        "contract": model_contract(model),
+        "uses_embeddings": weights.uses_embeddings,
+        "data": {
+            "fingerprint": features.fingerprint,
+            "layout": features.info.get("layout"),
+            "fps": features.info.get("fps"),
+            "models": features.info.get("models"),
+        },
+        "splits": {"method": method, **counts},
+        "seed": config.seed,
+        "hyperparameters": {
+            **asdict(config),
+            "sigma_bounds_s": list(SIGMA_BOUNDS),
+            "beta_bounds": list(BETA_BOUNDS),
+            "optimizer": "Adam",
+            "frame_loss": "BCE, positives weighted by negatives/positives of the train frames",
+        },
+        "learned": {
+            "sigma_s": weights.sigma_s,
+            "clip_beta": weights.clip_beta,
+            "clip_scale": weights.clip_scale,
+        },
+        "thresholds": {
+            "frame": frame_t,
+            "clip": clip_t,
+            "val_frame_avgf1": frame_f1,
+            "val_video_avgf1": clip_f1,
+            "folded": "into the biases: 0.5 is the decision point of fusion.onnx",
+        },
+        "metrics": metrics,
+        "prior": {"name": prior_ref.name, "version": prior_ref.version},
+        "parity": parity,
+        "training": {
+            "seconds": round(seconds, 2),
+            "peak_rss_mb": round(peak, 1),
+            "peak_gpu_mb": None if gpu_peak is None else round(gpu_peak, 1),
+            "device": config.device,
+            "threads": config.threads,
+            "torch": torch.__version__,
+            "selected_epoch": history[-1]["selected_epoch"],
+            "epochs_run": len(history) - 1,
+            "history": history[:-1],
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _write_atomic(out / CARD_FILE, (json.dumps(card, indent=2) + "\n").encode())
+    _write_atomic(out / CARD_MD, card_markdown(card).encode())
+    say(f"wrote {graph} and its card in {seconds:.1f} s (peak RSS {peak:.0f} MB)")
+    return TrainReport(out, graph, card, seconds, peak, history[:-1])
+
+
+def model_contract(model) -> str:
+    return {p.key: p.value for p in model.metadata_props}.get("contract", "")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def card_markdown(card: dict) -> str:
+    """The human-readable model card."""
+    lines = [
+        f"# Fusion `{card['name']}`",
+        "",
+        f"- graph: `{GRAPH_FILE}`, sha256 `{card['sha256']}`, contract `{card['contract']}`, "
+        f"weights `{card['weights_id']}`",
+        f"- data fingerprint: `{card['data']['fingerprint']}` (layout {card['data']['layout']}, "
+        f"{card['data']['fps']} fps)",
+        f"- splits: {card['splits']['method']}; seed {card['seed']}",
+        f"- thresholds (raw, folded into the biases): frame {card['thresholds']['frame']:g}, "
+        f"clip {card['thresholds']['clip']:g}",
+        f"- training: {card['training']['seconds']} s, peak RSS {card['training']['peak_rss_mb']} "
+        f"MB, device {card['training']['device']}, {card['training']['threads']} thread(s), "
+        f"epoch {card['training']['selected_epoch']} of {card['training']['epochs_run']} kept",
+        "",
+        "| split | videos | participants | labelled frames | positive frames | labelled videos "
+        "| positive videos |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for split in ("train", "val", "test"):
+        c = card["splits"][split]
+        lines.append(
+            f"| {split} | {c['videos']} | {c['participants']} | {c['labelled_frames']} | "
+            f"{c['positive_frames']} | {c['labelled_videos']} | {c['positive_videos']} |"
+        )
+    lines += [
+        "",
+        "| split | level | fusion | AVGF1 | AP | accuracy | F1 no-A/H | F1 A/H | n |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for split in ("val", "test"):
+        block = card["metrics"].get(split)
+        if not block:
+            lines.append(f"| {split} | - | - | - | - | - | - | - | 0 |")
+            continue
+        for level in ("frame", "video"):
+            for who in ("trained", "prior"):
+                m = (block.get(who) or {}).get(level)
+                if not m:
+                    continue
+                lines.append(
+                    f"| {split} | {level} | {who} | {_fmt(m['avgf1'])} | {_fmt(m['ap'])} | "
+                    f"{_fmt(m['accuracy'])} | {_fmt(m['f1_0'])} | {_fmt(m['f1_1'])} | {m['n']} |"
+                )
+    hp = card["hyperparameters"]
+    lines += ["", "Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hp.items()), ""]
+    return "\n".join(lines)

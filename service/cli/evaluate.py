@@ -1,0 +1,97 @@
+"""``ahmer evaluate FEATURES [--fusion SPEC]``: the BAH metrics of any fusion (the zero-shot
+prior by default) over a features folder's fusion inputs, run with ONNX Runtime, so fusions
+can be compared on the same data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..files import PathError
+from .args import check_outputs, examples, write_output
+
+__all__ = ["add_evaluate_parser", "run_evaluate"]
+
+SPLIT_CHOICES = ("train", "val", "test", "all")
+
+
+def add_evaluate_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="BAH metrics of a fusion (default: the zero-shot prior) on a features folder",
+        description="Run a fusion over the fusion inputs of FEATURES (written by `ahmer "
+        "features`) and print the BAH metrics at frame level (labelled analysis frames) and "
+        "video level: AVGF1 (macro F1), AP (thresholds 0..0.999), accuracy and per-class F1. "
+        "Splits are those `ahmer train` uses (index.csv, else participant-disjoint folds "
+        "by --seed).",
+        **examples(
+            "ahmer evaluate feats/                       # the prior on the test split",
+            "ahmer evaluate feats/ --fusion bah1 --json bah1-test.json",
+            "ahmer evaluate feats/ --fusion runs/bah1 --split val",
+        ),
+    )
+    p.add_argument("features", type=Path, help="a features folder written by `ahmer features`")
+    p.add_argument(
+        "--fusion",
+        default="",
+        help="an installed fusion's name, a fusion .onnx or a training run folder (default: "
+        "the zero-shot prior)",
+    )
+    p.add_argument("--split", choices=SPLIT_CHOICES, default="test", help="videos to score")
+    p.add_argument("--seed", type=int, default=0, help="the folds' seed, without splits (0)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="decision threshold on the A/H probability (0.5; a trained fusion has its "
+        "chosen thresholds folded in)",
+    )
+    p.add_argument("--json", type=Path, dest="json_out", help="write the metrics here (-: stdout)")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ahmer.models.featureset import FeatureSet, assign_splits, level_metrics, score_fusion
+    from ahmer.models.fusions import resolve_fusion
+    from ahmer.models.store import ModelStore
+
+    from .train import metrics_table
+
+    if not args.features.is_dir():
+        raise PathError(f"{args.features}: not a folder (a features folder of `ahmer features`)")
+    if not 0 < args.threshold < 1:
+        raise ValueError(f"--threshold must be between 0 and 1, got {args.threshold:g}")
+    to_stdout = check_outputs({"--json": args.json_out}, (args.features,))
+    features = FeatureSet.open(args.features)
+    ref = resolve_fusion(ModelStore(), args.fusion)
+    if args.split == "all":
+        rows, method = list(features.rows), "all videos"
+    else:
+        splits, method = assign_splits(features.rows, args.seed)
+        rows = splits[args.split]
+    if not rows:
+        raise ValueError(f"{args.features}: no videos in the {args.split} split ({method})")
+    metrics = level_metrics(score_fusion(features, rows, ref.path), args.threshold)
+    report = {
+        "fusion": {"name": ref.name, "version": ref.version, "sha256": ref.sha256},
+        "features": {"fingerprint": features.fingerprint, "videos": len(rows)},
+        "split": args.split,
+        "splits": method,
+        "threshold": args.threshold,
+        **metrics,
+    }
+    if args.json_out:
+        write_output(args.json_out, json.dumps(report, indent=2))
+    out = sys.stderr if to_stdout else sys.stdout
+    print(
+        f"fusion {ref.name} ({ref.version}) on {len(rows)} {args.split} videos ({method}), "
+        f"threshold {args.threshold:g}:",
+        file=out,
+    )
+    print("\n".join(metrics_table({"m": metrics}, {ref.name[:10]: "m"})), file=out)
+    for level in ("frame", "video"):
+        if metrics[level] is None:
+            print(f"  {level}: no labelled {level}s in this split", file=out)
+    return 0

@@ -1,0 +1,394 @@
+"""Training, evaluating and installing fusions (issue 13, parts 3-5): ``ahmer train``,
+``ahmer evaluate``, ``ahmer models add-fusion`` and ``--fusion`` in the analyzer.
+
+The fast tests run on synthetic features folders (tests/synthfeatures.py: the format
+``ahmer features`` writes, cue features from the store's real prior graph). Installed
+fusions go into a private store whose artifacts link to the real one, so the shared store
+is never changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_checks import one_error_line
+from synthfeatures import write_features
+
+from ahmer.models.contract import FUSION_MODEL
+from ahmer.models.featureset import (
+    FeatureSet,
+    assign_splits,
+    level_metrics,
+    score_fusion,
+)
+from ahmer.models.fusion import build_fusion_model
+from ahmer.models.fusions import FusionError, install_fusion, resolve_fusion
+from ahmer.models.store import ModelStore, sha256_file
+from ahmer.models.training import (
+    PARITY_TOLERANCE,
+    TrainConfig,
+    fold_thresholds,
+    graph_weights,
+    train,
+)
+
+pytest.importorskip("torch")
+
+EPOCHS = 12
+
+
+def ahmer(*args: str, home: Path | None = None, timeout: float = 600):
+    env = {**os.environ}
+    if home is not None:
+        env["AHMER_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "ahmer.service.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, model_store) -> Path:
+    """An AHMER_HOME whose store links every artifact of the real store (fusions installed
+    here stay here)."""
+    home = tmp_path_factory.mktemp("home")
+    root = home / "models"
+    root.mkdir()
+    for item in model_store.root.iterdir():
+        if item.is_dir() and not item.name.startswith(".") and item.name != "fusions":
+            (root / item.name).symlink_to(item)
+    shutil.copyfile(model_store.root / "manifest.json", root / "manifest.json")
+    return home
+
+
+@pytest.fixture(scope="module")
+def store(home) -> ModelStore:
+    return ModelStore(home / "models")
+
+
+@pytest.fixture(scope="module")
+def prior_graph(model_store) -> Path:
+    return model_store.path(FUSION_MODEL)
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory, prior_graph) -> Path:
+    return write_features(tmp_path_factory.mktemp("feats"), prior_graph)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, features, store):
+    """One training run (the report) on the synthetic features."""
+    out = tmp_path_factory.mktemp("runs") / "synth1"
+    return train(features, out, TrainConfig(epochs=EPOCHS), store=store)
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def test_two_runs_with_a_seed_write_the_same_graph(run, features, store, tmp_path):
+    again = train(features, tmp_path / "again", TrainConfig(epochs=EPOCHS), store=store)
+    assert sha256_file(again.graph) == sha256_file(run.graph) == run.card["sha256"]
+    assert again.card["metrics"] == run.card["metrics"]
+
+
+def test_the_exported_graph_reproduces_the_torch_model(run):
+    parity = run.card["parity"]
+    assert parity["videos"] == run.card["splits"]["val"]["videos"] > 0
+    worst = parity["max_relative_difference"]
+    assert set(worst) == {"frame_ah_logit", "clip_ah_logit", "cue_contrib", "cue_features"}
+    assert max(worst.values()) <= PARITY_TOLERANCE, worst
+
+
+def test_trained_fusion_beats_the_prior_on_held_out_participants(run, features):
+    test = run.card["metrics"]["test"]
+    trained, prior = test["trained"]["frame"]["avgf1"], test["prior"]["frame"]["avgf1"]
+    print(f"synthetic test split frame AVGF1: trained {trained:.4f}, prior {prior:.4f}")
+    assert trained > prior
+    # the test participants are none of the train or val ones
+    splits, method = assign_splits(FeatureSet.open(features).rows)
+    people = {s: {r.participant for r in rows} for s, rows in splits.items()}
+    assert method == "index" and not people["test"] & (people["train"] | people["val"])
+
+
+def test_card_records_data_splits_hyperparameters_and_cost(run, features):
+    card = run.card
+    on_disk = json.loads((run.out / "card.json").read_text())
+    assert on_disk == json.loads(json.dumps(card))
+    assert (
+        card["data"]["fingerprint"]
+        == json.loads((features / "dataset.json").read_text())["fingerprint"]
+    )
+    assert card["contract"] == "ahmer.fusion/2" and card["seed"] == 0
+    assert card["splits"]["train"]["participants"] == 6
+    assert card["hyperparameters"]["epochs"] == EPOCHS
+    assert card["training"]["seconds"] > 0 and card["training"]["peak_rss_mb"] > 0
+    for split in ("val", "test"):
+        for who in ("trained", "prior"):
+            for level in ("frame", "video"):
+                metrics = card["metrics"][split][who][level]
+                assert {"avgf1", "ap", "accuracy", "f1_0", "f1_1"} <= set(metrics)
+    md = (run.out / "card.md").read_text()
+    assert card["sha256"] in md and "| test | frame | prior |" in md
+
+
+def test_thresholds_are_folded_into_the_biases(run, features, prior_graph):
+    # the graph decides at 0.5 as the raw model did at the chosen threshold
+    fs = FeatureSet.open(features)
+    splits, _ = assign_splits(fs.rows)
+    val = level_metrics(score_fusion(fs, splits["val"], run.graph))
+    assert val["frame"]["avgf1"] == pytest.approx(run.card["thresholds"]["val_frame_avgf1"], 1e-9)
+    assert 0 < run.card["thresholds"]["frame"] < 1
+    # folding shifts frame logits by -logit(t_f) and clip logits by -logit(t_c), exactly
+    w = graph_weights(prior_graph)
+    clip = next(fs.clips(splits["test"][:1]))
+    before = _outputs(build_fusion_model(w), clip)
+    after = _outputs(build_fusion_model(fold_thresholds(w, 0.3, 0.8)), clip)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(after[0], before[0] - logit(0.3), atol=1e-5)
+    np.testing.assert_allclose(after[1], before[1] - logit(0.8), atol=1e-5)
+
+
+def _outputs(model, clip):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    frame, clip_logit = session.run(["frame_ah_logit", "clip_ah_logit"], clip.feed())
+    return frame[0], clip_logit[0]
+
+
+def test_graph_weights_read_back_rebuild_the_prior_exactly(prior_graph, features):
+    import onnx
+
+    rebuilt = build_fusion_model(graph_weights(prior_graph))
+    original = onnx.load(str(prior_graph))
+    fs = FeatureSet.open(features)
+    clip = fs.load(fs.rows[0])
+    a, b = _outputs(rebuilt, clip), _outputs(original, clip)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+
+
+def test_without_splits_folds_are_participant_disjoint(tmp_path, prior_graph, store):
+    feats = write_features(tmp_path / "feats", prior_graph, participants=7, splits=False, seed=4)
+    splits, method = assign_splits(FeatureSet.open(feats).rows, seed=0)
+    assert method == "participant-folds"
+    people = {s: {r.participant for r in rows} for s, rows in splits.items()}
+    assert all(people.values())
+    assert (
+        not people["test"] & people["val"]
+        and not (people["test"] | people["val"]) & people["train"]
+    )
+    report = train(feats, tmp_path / "run", TrainConfig(epochs=2), store=store)
+    assert report.card["splits"]["method"] == "participant-folds"
+
+
+def test_train_cli_reports_and_bad_features_are_named(tmp_path, features, home):
+    out = tmp_path / "cli-run"
+    proc = ahmer("train", str(features), "--out", str(out), "--epochs", "2", home=home)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1/2" in proc.stderr and "parity with ONNX Runtime" in proc.stderr
+    assert "test (8 videos)" in proc.stdout and "prior" in proc.stdout
+    assert (out / "fusion.onnx").is_file()
+
+    broken = tmp_path / "broken"
+    shutil.copytree(features, broken)
+    lines = (broken / "index.csv").read_text().splitlines()
+    fields = lines[2].split(",")
+    lines[2] = ",".join([*fields[:3], "maybe", *fields[4:]])  # file line 3: a bad label
+    (broken / "index.csv").write_text("\n".join(lines) + "\n")
+    proc = ahmer("evaluate", str(broken), home=home)
+    one_error_line(proc, 1, "index.csv:3", "label 'maybe'")
+
+    (broken / "index.csv").write_text("\n".join((features / "index.csv").read_text().splitlines()))
+    first = (features / "index.csv").read_text().splitlines()[1].split(",")[0]
+    with np.load(features / "features" / f"{first}.npz") as data:
+        arrays = {k: data[k] for k in data.files if k != "voice_emb"}
+    np.savez(broken / "features" / f"{first}.npz", **arrays)
+    proc = ahmer("evaluate", str(broken), "--split", "all", home=home)
+    one_error_line(proc, 1, f"{first}.npz", "'voice_emb' is missing")
+
+    proc = ahmer("train", str(tmp_path / "nowhere"), "--out", str(out), home=home)
+    one_error_line(proc, 2, "nowhere")
+
+
+# -- evaluate ------------------------------------------------------------------------------
+
+
+def test_evaluate_prints_and_writes_the_card_numbers(run, features, home, tmp_path):
+    for spec, who in (("", "prior"), (str(run.out), "trained")):
+        out = tmp_path / f"{who}.json"
+        args = ["evaluate", str(features), "--split", "test", "--json", str(out)]
+        proc = ahmer(*args, *(["--fusion", spec] if spec else []), home=home)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(out.read_text())
+        card = run.card["metrics"]["test"][who]
+        assert report["frame"] == pytest.approx(card["frame"])
+        assert report["video"] == pytest.approx(card["video"])
+        assert report["features"]["videos"] == 8
+        assert f"{report['frame']['avgf1']:.4f}" in proc.stdout
+        name = FUSION_MODEL if who == "prior" else "synth1"
+        assert report["fusion"]["name"] == name and name[:10] in proc.stdout
+
+
+# -- installing and resolving --------------------------------------------------------------
+
+
+def test_add_fusion_installs_and_resolves_by_name_and_path(run, store, home, tmp_path):
+    proc = ahmer("models", "add-fusion", str(run.out), "--name", "synth-a", home=home)
+    assert proc.returncode == 0, proc.stderr
+    assert "installed fusion synth-a" in proc.stdout
+    ref = resolve_fusion(store, "synth-a")
+    assert ref.trained and ref.name == "synth-a" and ref.sha256 == run.card["sha256"]
+    assert ref.card == json.loads(json.dumps(run.card))
+    assert ref.version == f"{run.card['weights_id']}#{ref.sha256[:12]}"
+    again = ahmer("models", "add-fusion", str(run.out), "--name", "synth-a", home=home)
+    one_error_line(again, 1, "synth-a", "installed already", "--force")
+
+    listing = json.loads(ahmer("models", "list", "--json", home=home).stdout)
+    rows = {r["name"]: r for r in listing["fusions"]}
+    assert rows["synth-a"]["status"] == "ok" and rows["synth-a"]["sha256"] == ref.sha256
+
+    by_folder = resolve_fusion(store, str(run.out))
+    assert by_folder.name == "synth1" and by_folder.card is not None
+    bare = tmp_path / "bare.onnx"
+    shutil.copyfile(run.graph, bare)
+    by_file = resolve_fusion(store, str(bare))
+    assert by_file.name == "bare" and by_file.card is None and by_file.trained
+    assert resolve_fusion(store, "").name == FUSION_MODEL
+    with pytest.raises(FusionError, match="synth-a"):
+        resolve_fusion(store, "no-such-fusion")
+
+    # an installed graph that changed is refused (a fresh process hashes it)
+    ahmer("models", "add-fusion", str(run.out), "--name", "synth-c", home=home)
+    with open(store.root / "fusions" / "synth-c" / "fusion.onnx", "ab") as f:
+        f.write(b"\0")
+    code = "from ahmer.models.fusions import resolve_fusion as r; from ahmer.models.store " \
+        "import ModelStore; r(ModelStore(), 'synth-c')"  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AHMER_HOME": str(home)},
+    )
+    assert proc.returncode == 1 and "is corrupt" in proc.stderr
+
+
+def _bad_run(tmp_path: Path, run, name: str, edit) -> Path:
+    import onnx
+
+    folder = tmp_path / name
+    shutil.copytree(run.out, folder)
+    model = onnx.load(str(folder / "fusion.onnx"))
+    data = edit(model)
+    (folder / "fusion.onnx").write_bytes(
+        data if isinstance(data, bytes) else data.SerializeToString()
+    )
+    card = json.loads((folder / "card.json").read_text())
+    card["sha256"] = sha256_file(folder / "fusion.onnx")
+    (folder / "card.json").write_text(json.dumps(card))
+    return folder
+
+
+def test_add_fusion_refuses_graphs_outside_the_contract(run, home, tmp_path, model_store):
+    def old_contract(model):
+        for prop in model.metadata_props:
+            if prop.key == "contract":
+                prop.value = "ahmer.fusion/1"
+        return model
+
+    def fewer_outputs(model):
+        kept = [o for o in model.graph.output if o.name != "cue_features"]
+        del model.graph.output[:]
+        model.graph.output.extend(kept)
+        return model
+
+    cases = {
+        "old": (old_contract, "ahmer.fusion/1"),
+        "outputs": (fewer_outputs, "outputs differ from the fusion contract"),
+        "garbage": (lambda m: b"not an onnx model", "not a readable ONNX model"),
+        "other": (lambda m: model_store.path("fer_emotion").read_bytes(), "no contract"),
+    }
+    for name, (edit, needle) in cases.items():
+        folder = _bad_run(tmp_path, run, name, edit)
+        proc = ahmer("models", "add-fusion", str(folder), home=home)
+        one_error_line(proc, 1, needle)
+        assert not (home / "models" / "fusions" / name).exists()
+
+    mismatch = tmp_path / "mismatch"
+    shutil.copytree(run.out, mismatch)
+    card = json.loads((mismatch / "card.json").read_text())
+    card["sha256"] = "0" * 64
+    (mismatch / "card.json").write_text(json.dumps(card))
+    one_error_line(ahmer("models", "add-fusion", str(mismatch), home=home), 1, "another graph")
+
+
+def test_install_names_are_checked(run, store):
+    with pytest.raises(FusionError, match="taken by the model store"):
+        install_fusion(store, run.out, name="minilm")
+    with pytest.raises(FusionError, match="letters, digits"):
+        install_fusion(store, run.out, name="../up")
+
+
+# -- using a trained fusion ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed(run, home):
+    proc = ahmer("models", "add-fusion", str(run.out), "--name", "synth-b", home=home)
+    assert proc.returncode == 0, proc.stderr
+    return "synth-b"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from media import HEDGING
+    from serving import speech_clip
+
+    return speech_clip(tmp_path_factory.mktemp("clip"), HEDGING, "hedging")
+
+
+def test_analyze_with_a_trained_fusion_names_it_and_quotes_its_card(
+    installed, run, home, clip, store
+):
+    proc = ahmer("analyze", str(clip), "--fusion", installed, "--json", "-", "--quiet", home=home)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    ref = resolve_fusion(store, installed)
+    assert result["models"]["fusion"] == installed
+    assert result["models"][installed] == ref.version
+    assert FUSION_MODEL not in result["models"]
+    notice = result["notice"]
+    test = run.card["metrics"]["test"]["trained"]
+    assert f"fusion {installed} trained on {run.card['data']['fingerprint'][:12]}" in notice
+    assert f"test frame AVGF1 {test['frame']['avgf1']:.3f}" in notice
+    assert "not from a model trained" not in notice
+    assert len(result["frames"]) > 0 and result["explanation"]["summary"]
+    assert f"trained fusion {installed}" in proc.stderr  # the summary line names it
+
+
+def test_a_server_started_with_a_fusion_names_it_in_get_models(installed, home, store):
+    from serving import serve_process
+
+    from ahmer.client import AhmerClient
+
+    env = {"AHMER_HOME": str(home), "AHMER_FUSION": installed}
+    with serve_process(env=env) as (_proc, target), AhmerClient(target) as client:
+        info = client.get_models()
+    models = {m.name: m for m in info.models}
+    assert models[installed].version == resolve_fusion(store, installed).version
+    assert models[installed].role.startswith("A/H and emotion fusion (trained)")
+    assert FUSION_MODEL not in models and models["fusion"].version == installed
+
+
+def test_an_unknown_fusion_is_one_clear_error(home, clip):
+    proc = ahmer("analyze", str(clip), "--fusion", "nope", "--quiet", home=home)
+    one_error_line(proc, 1, "fusion 'nope'", "ahmer models list")
