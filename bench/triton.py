@@ -1,0 +1,240 @@
+"""In-process ONNX Runtime against Triton (python backend, local tritonserver) on this CPU.
+
+What a live frame asks of the inference backend, from N concurrent streams, through ahmer's
+own backends (``make_backend("onnxruntime")`` and ``make_backend("triton")``, the
+``InferenceBackend`` interface the analyzer uses):
+
+- ``fer_emotion`` on the frame's face crop (one crop: what a live session sends per frame);
+- the fusion graph on the frame's provisional window (2 s of frames at 15 fps, batch 1);
+- every 3rd frame (every 0.2 s at 15 fps) the fusion on the final window (8 s of frames);
+- every 15th frame (once a second) ``minilm`` on one short utterance.
+
+Each stream is a thread that sends its next frame as soon as the last one's results are back
+(closed loop: the backend is saturated), for ``--seconds`` per level. Per level and backend:
+per-frame latency p50/p95, frames per second over all streams and each model's median call
+time (the fusion's over both window lengths); for Triton also the mean batch it formed per
+model (its own statistics; the fusion has no batch axis Triton can use: its ``fps`` input
+is ``[1]``). Ratios come from the same run: Triton over
+in-process at 1 stream is the cost of the network hop (and of Triton's python backend); at 16
+streams, what dynamic batching wins back. The two backends run one after the other at each
+level, so a busy machine's drift hits both alike. Both answer the first frame of each stream
+alike (max absolute difference printed).
+
+    .venv/bin/python bench/triton.py                      # 1, 4, 16 streams, 8 s each
+    .venv/bin/python bench/triton.py --streams 1,16 --seconds 5 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu import make_feeds  # noqa: E402  (bench/gpu.py: inputs that fit a signature)
+
+CAMERA_FPS = 15
+PROVISIONAL_FRAMES = 2 * CAMERA_FPS  # LiveConfig.provisional_window = 2 s
+FINAL_FRAMES = 8 * CAMERA_FPS  # LiveConfig.window = 8 s
+FINAL_EVERY = 3  # LiveConfig.eval_interval = 0.2 s at 15 fps
+TEXT_EVERY = CAMERA_FPS
+
+
+def frame_calls(models: dict[str, Any], fusion: str, stream: int) -> list[list]:
+    """The inputs of a cycle of 15 frames of one stream: per frame, (model, feeds) pairs."""
+    fer, text, fuse = (models[n] for n in ("fer_emotion", "minilm", fusion))
+    crop = make_feeds(fer, {"N": 1}, seed=stream)
+    sentence = make_feeds(text, {"N": 1, "L": 12}, seed=stream)
+    short = make_feeds(fuse, {"B": 1, "T": PROVISIONAL_FRAMES}, seed=stream)
+    long = make_feeds(fuse, {"B": 1, "T": FINAL_FRAMES}, seed=stream)
+    cycle = []
+    for i in range(CAMERA_FPS):
+        calls = [("fer_emotion", crop), (fusion, short)]
+        if i % FINAL_EVERY == 0:
+            calls.append((fusion, long))
+        if i % TEXT_EVERY == 0:
+            calls.append(("minilm", sentence))
+        cycle.append(calls)
+    return cycle
+
+
+def run_level(backend, cycles: list[list], seconds: float) -> dict:
+    """``len(cycles)`` threads, each running its stream's frames back to back."""
+    latencies: list[list[float]] = [[] for _ in cycles]
+    calls: list[dict[str, list[float]]] = [{} for _ in cycles]
+    first: list[dict] = [{} for _ in cycles]
+    errors: list[str] = []
+    start = threading.Barrier(len(cycles) + 1)
+    stop_at = [0.0]
+
+    def stream(k: int) -> None:
+        start.wait()
+        i = 0
+        try:
+            while time.monotonic() < stop_at[0]:
+                t = time.perf_counter()
+                for name, feeds in cycles[k][i % len(cycles[k])]:
+                    c = time.perf_counter()
+                    out = backend.run(name, feeds)
+                    calls[k].setdefault(name, []).append(time.perf_counter() - c)
+                    if i == 0:
+                        first[k][name] = out
+                latencies[k].append(time.perf_counter() - t)
+                i += 1
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=stream, args=(k,)) for k in range(len(cycles))]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.monotonic() + seconds
+    t0 = time.monotonic()
+    start.wait()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    if errors:
+        raise RuntimeError(f"a stream failed: {errors[0]}")
+    flat = np.array([x for lat in latencies for x in lat]) * 1000
+    return {
+        "frames": int(flat.size),
+        "frames_per_s": round(flat.size / wall, 1),
+        "mean_ms": round(float(flat.mean()), 2),
+        "p50_ms": round(float(np.percentile(flat, 50)), 2),
+        "p95_ms": round(float(np.percentile(flat, 95)), 2),
+        "call_p50_ms": {
+            name: round(float(np.median([x for c in calls for x in c.get(name, [])])) * 1000, 2)
+            for name in calls[0]
+        },
+        "first": first,
+    }
+
+
+def triton_counts(url: str, names: list[str]) -> dict[str, tuple[int, int]]:
+    """Per model: (inferences, executions) so far, from Triton's statistics."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url)
+    out = {}
+    for name in names:
+        s = client.get_inference_statistics(name, as_json=True)["model_stats"][0]
+        out[name] = (int(s.get("inference_count", 0)), int(s.get("execution_count", 0)))
+    client.close()
+    return out
+
+
+def max_diff(a: list[dict], b: list[dict]) -> float:
+    worst = 0.0
+    for x, y in zip(a, b, strict=True):
+        for name in x:
+            for key in x[name]:
+                worst = max(worst, float(np.max(np.abs(x[name][key] - y[name][key]))))
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--streams", default="1,4,16", help="concurrent streams per level (1,4,16)")
+    p.add_argument("--seconds", type=float, default=8.0, help="seconds per level and backend")
+    p.add_argument("--json", type=Path, help="write the numbers here")
+    args = p.parse_args(argv)
+    levels = [int(n) for n in args.streams.split(",")]
+
+    from ahmer.models.backend import make_backend
+    from ahmer.models.contract import FUSION_MODEL
+    from ahmer.models.store import ModelStore
+    from ahmer.models.triton_local import LocalTriton
+    from ahmer.models.triton_repo import write_repository
+
+    store = ModelStore()
+    names = ["fer_emotion", "minilm", FUSION_MODEL]
+    paths = {n: store.path(n) for n in names}
+    paths = {n: (next(p.glob("*.onnx")) if p.is_dir() else p) for n, p in paths.items()}
+    report: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load_avg_start": os.getloadavg(),
+        "seconds_per_level": args.seconds,
+        "levels": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = write_repository(store, Path(tmp) / "repo", python_backend=True)
+        report["max_queue_delay_us"] = repo.max_queue_delay_us
+        inproc = make_backend("onnxruntime", device="cpu")
+        with LocalTriton(Path(tmp) / "repo") as server:
+            triton = make_backend("triton", url=server.url)
+            signatures = {}
+            for name in names:
+                signatures[name] = inproc.load(name, paths[name])
+                triton.load(name, paths[name])
+            for n in levels:
+                cycles = [frame_calls(signatures, FUSION_MODEL, k) for k in range(n)]
+                row: dict[str, Any] = {"streams": n}
+                row["onnxruntime"] = run_level(inproc, cycles, args.seconds)
+                before = triton_counts(server.url, names)
+                row["triton"] = run_level(triton, cycles, args.seconds)
+                after = triton_counts(server.url, names)
+                row["triton"]["mean_batch"] = {
+                    m: round((after[m][0] - before[m][0]) / max(1, after[m][1] - before[m][1]), 2)
+                    for m in names
+                }
+                a, b = row["onnxruntime"].pop("first"), row["triton"].pop("first")
+                row["max_abs_diff"] = max_diff(a, b)
+                row["ratio_triton_over_inproc"] = {
+                    k: round(row["triton"][k] / row["onnxruntime"][k], 2)
+                    for k in ("p50_ms", "p95_ms", "frames_per_s")
+                }
+                report["levels"].append(row)
+                print(f"{n} streams done", file=sys.stderr)
+            triton.close()
+        inproc.close()
+    report["load_avg_end"] = os.getloadavg()
+    by_n = {r["streams"]: r for r in report["levels"]}
+    if levels:
+        lo, hi = by_n[min(levels)], by_n[max(levels)]
+        report["hop_cost_p50_ms"] = round(lo["triton"]["p50_ms"] - lo["onnxruntime"]["p50_ms"], 2)
+        report["scaling"] = {
+            kind: round(hi[kind]["frames_per_s"] / lo[kind]["frames_per_s"], 2)
+            for kind in ("onnxruntime", "triton")
+        }
+
+    print(
+        f"\nper live frame: fer_emotion (1 crop) + fusion ({PROVISIONAL_FRAMES} frames); "
+        f"+ fusion ({FINAL_FRAMES}) every {FINAL_EVERY}rd, + minilm every {TEXT_EVERY}th; "
+        f"closed loop, {args.seconds:g} s per level; {os.cpu_count()} CPUs, load "
+        f"{report['load_avg_start'][0]:.2f} -> {report['load_avg_end'][0]:.2f}"
+    )
+    print(
+        f"{'N':>3} {'in-process p50/p95 ms':>22} {'fps':>7} {'Triton p50/p95 ms':>19} "
+        f"{'fps':>7} {'T/in p50':>8} {'T/in fps':>8} {'batch fer/fusion':>16} {'diff':>8}"
+    )
+    for r in report["levels"]:
+        a, b, q = r["onnxruntime"], r["triton"], r["ratio_triton_over_inproc"]
+        batch = f"{b['mean_batch']['fer_emotion']:.2f}/{b['mean_batch'][FUSION_MODEL]:.2f}"
+        print(
+            f"{r['streams']:>3} {a['p50_ms']:>10.2f}/{a['p95_ms']:<11.2f} "
+            f"{a['frames_per_s']:>7.1f} "
+            f"{b['p50_ms']:>9.2f}/{b['p95_ms']:<9.2f} {b['frames_per_s']:>7.1f} "
+            f"{q['p50_ms']:>8.2f} {q['frames_per_s']:>8.2f} {batch:>16} {r['max_abs_diff']:>8.1e}"
+        )
+    if levels:
+        print(
+            f"network hop at {min(levels)} stream(s): +{report['hop_cost_p50_ms']:.2f} ms p50; "
+            f"frames/s from {min(levels)} to {max(levels)} streams: in-process "
+            f"x{report['scaling']['onnxruntime']:.2f}, Triton x{report['scaling']['triton']:.2f}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
