@@ -16,9 +16,9 @@ time (the fusion's over both window lengths); for Triton also the mean batch it 
 model (its own statistics; the fusion has no batch axis Triton can use: its ``fps`` input
 is ``[1]``). Ratios come from the same run: Triton over
 in-process at 1 stream is the cost of the network hop (and of Triton's python backend); at 16
-streams, what dynamic batching wins back. The two backends run one after the other at each
-level, so a busy machine's drift hits both alike. Both answer the first frame of each stream
-alike (max absolute difference printed).
+streams, what dynamic batching wins back. The two backends take turns at each level, in
+``--slices`` alternating slices, so a busy machine's drift hits both alike. Both answer the
+first frame of each stream alike (max absolute difference printed).
 
     .venv/bin/python bench/triton.py                      # 1, 4, 16 streams, 8 s each
     .venv/bin/python bench/triton.py --streams 1,16 --seconds 5 --json out.json
@@ -66,8 +66,9 @@ def frame_calls(models: dict[str, Any], fusion: str, stream: int) -> list[list]:
     return cycle
 
 
-def run_level(backend, cycles: list[list], seconds: float) -> dict:
-    """``len(cycles)`` threads, each running its stream's frames back to back."""
+def run_slice(backend, cycles: list[list], seconds: float) -> dict:
+    """``len(cycles)`` threads, each running its stream's frames back to back: the raw
+    per-frame and per-call times (s), the wall time, and each stream's first outputs."""
     latencies: list[list[float]] = [[] for _ in cycles]
     calls: list[dict[str, list[float]]] = [{} for _ in cycles]
     first: list[dict] = [{} for _ in cycles]
@@ -100,21 +101,34 @@ def run_level(backend, cycles: list[list], seconds: float) -> dict:
     start.wait()
     for t in threads:
         t.join()
-    wall = time.monotonic() - t0
     if errors:
         raise RuntimeError(f"a stream failed: {errors[0]}")
-    flat = np.array([x for lat in latencies for x in lat]) * 1000
+    merged: dict[str, list[float]] = {}
+    for c in calls:
+        for name, times in c.items():
+            merged.setdefault(name, []).extend(times)
+    return {
+        "frames": [x for lat in latencies for x in lat],
+        "calls": merged,
+        "wall": time.monotonic() - t0,
+        "first": first,
+    }
+
+
+def summarize(slices: list[dict]) -> dict:
+    """Numbers of one backend at one level over its slices."""
+    flat = np.array([x for s in slices for x in s["frames"]]) * 1000
+    names = {n for s in slices for n in s["calls"]}
     return {
         "frames": int(flat.size),
-        "frames_per_s": round(flat.size / wall, 1),
+        "frames_per_s": round(flat.size / sum(s["wall"] for s in slices), 1),
         "mean_ms": round(float(flat.mean()), 2),
         "p50_ms": round(float(np.percentile(flat, 50)), 2),
         "p95_ms": round(float(np.percentile(flat, 95)), 2),
         "call_p50_ms": {
-            name: round(float(np.median([x for c in calls for x in c.get(name, [])])) * 1000, 2)
-            for name in calls[0]
+            n: round(float(np.median([x for s in slices for x in s["calls"].get(n, [])])) * 1000, 2)
+            for n in sorted(names)
         },
-        "first": first,
     }
 
 
@@ -144,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--streams", default="1,4,16", help="concurrent streams per level (1,4,16)")
     p.add_argument("--seconds", type=float, default=8.0, help="seconds per level and backend")
+    p.add_argument(
+        "--slices", type=int, default=4, help="alternate the backends this many times (4)"
+    )
     p.add_argument("--json", type=Path, help="write the numbers here")
     args = p.parse_args(argv)
     levels = [int(n) for n in args.streams.split(",")]
@@ -163,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load_avg_start": os.getloadavg(),
         "seconds_per_level": args.seconds,
+        "slices": args.slices,
         "levels": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,16 +196,22 @@ def main(argv: list[str] | None = None) -> int:
             for n in levels:
                 cycles = [frame_calls(signatures, FUSION_MODEL, k) for k in range(n)]
                 row: dict[str, Any] = {"streams": n}
-                row["onnxruntime"] = run_level(inproc, cycles, args.seconds)
+                runs: dict[str, list[dict]] = {"onnxruntime": [], "triton": []}
                 before = triton_counts(server.url, names)
-                row["triton"] = run_level(triton, cycles, args.seconds)
+                for _ in range(args.slices):  # alternated: drift hits both alike
+                    for kind, backend in (("onnxruntime", inproc), ("triton", triton)):
+                        slice_s = args.seconds / args.slices
+                        runs[kind].append(run_slice(backend, cycles, slice_s))
                 after = triton_counts(server.url, names)
+                row["onnxruntime"] = summarize(runs["onnxruntime"])
+                row["triton"] = summarize(runs["triton"])
                 row["triton"]["mean_batch"] = {
                     m: round((after[m][0] - before[m][0]) / max(1, after[m][1] - before[m][1]), 2)
                     for m in names
                 }
-                a, b = row["onnxruntime"].pop("first"), row["triton"].pop("first")
-                row["max_abs_diff"] = max_diff(a, b)
+                row["max_abs_diff"] = max_diff(
+                    runs["onnxruntime"][0]["first"], runs["triton"][0]["first"]
+                )
                 row["ratio_triton_over_inproc"] = {
                     k: round(row["triton"][k] / row["onnxruntime"][k], 2)
                     for k in ("p50_ms", "p95_ms", "frames_per_s")
