@@ -493,3 +493,57 @@ def test_a_fusion_that_uses_embeddings_gets_them_and_is_explained(
     assert cited[0].evidence["frames"]
     prior_result = analyzer.postprocess(tl, analyzer.predict(tl))
     assert not [c for c in prior_result.explanation.cues if c.cue.startswith("learned_")]
+
+
+def test_a_live_session_keeps_the_embeddings_a_fusion_uses(analyzer, tmp_path):
+    """Live sessions encode frame by frame and keep no images: with a fusion that uses
+    embeddings they keep each frame's face embedding and the voice embedding from the audio,
+    and the session result gets the same learned terms as a recorded clip would."""
+    from media import HEDGING, canvas, portrait, read_wav, speak
+    from scipy.signal import resample_poly
+
+    from ahmer.service.live import LiveConfig, LiveSession
+
+    audio, rate = read_wav(speak(HEDGING, tmp_path / "s.wav"))
+    audio = resample_poly(audio[:, 0], 16000, rate).astype(np.float32)
+    audio = np.concatenate([np.zeros(16000, np.float32), audio, np.zeros(8000, np.float32)])
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    frame = canvas(portrait())
+    h, w = frame.shape[:2]
+
+    weights = zeroshot_weights(analyzer.text_encoder.encode)
+    rng = np.random.default_rng(7)
+    for name in ("learned_face", "learned_voice"):
+        dim = EMBEDDING_INPUTS[name][1]
+        weights.learned[name] = LearnedTerm(
+            np.zeros(dim, np.float32), np.ones(dim, np.float32), rng.normal(size=dim) * 1e-3
+        )
+    weights.weights_id = "test-live@1"
+    (tmp_path / "live.onnx").write_bytes(build_fusion_model(weights).SerializeToString())
+    analyzer.backend.load("test_live_fusion", tmp_path / "live.onnx")
+    learned = copy.copy(analyzer)
+    learned.fusion_name = "test_live_fusion"
+    assert learned.uses_embeddings() and not analyzer.uses_embeddings()
+
+    config = LiveConfig(fps=5.0, video="rgb24", width=w, height=h, audio_rate=16000)
+    sessions = {"learned": LiveSession(learned, config), "prior": LiveSession(analyzer, config)}
+    for session in sessions.values():
+        try:
+            step = 3200  # 0.2 s of audio per frame
+            for i in range(len(pcm) // step):
+                session.add_video(i / 5, frame.tobytes())
+                session.add_audio(pcm[i * step : (i + 1) * step].tobytes())
+            session.result = session.finish()[1]
+        finally:
+            session.close()
+    live = sessions["learned"]
+    assert sessions["prior"].store.embeddings(0, 3) == {}  # the prior keeps none
+    kept = live.store.embeddings(0, len(live.store))
+    face_rows = np.abs(kept["face_emb"]).sum(1) > 0
+    assert face_rows.mean() > 0.8
+    voice_rows = np.abs(kept["voice_emb"]).sum(1) > 0
+    assert voice_rows.any() and not voice_rows[:4].any()  # the first second is silent
+    # the learned terms moved the session's frames away from the prior's
+    a = [f.ah_probability for f in live.result.frames]
+    b = [f.ah_probability for f in sessions["prior"].result.frames]
+    assert len(a) == len(b) and np.abs(np.subtract(a, b)).max() > 1e-4

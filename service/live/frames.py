@@ -2,7 +2,8 @@
 
 :class:`FrameStore` holds, per analysis frame, what the timeline needs (face box, track,
 pose, blendshapes, emotion, audio features) in growable arrays: a few hundred bytes per
-frame, never the image or the face crop, so a long session stays small.
+frame, never the image or the face crop, so a long session stays small. A session whose
+fusion reads embeddings keeps the face and voice embedding too (2 KB more per frame).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 
 import numpy as np
 
+from ahmer.models.contract import FACE_EMBED_DIM, VOICE_EMBED_DIM
 from ahmer.preprocessing.timeline import MediaInfo, Timeline
 
 __all__ = ["FrameError", "decode_image", "FrameStore", "MAX_PIXELS"]
@@ -70,6 +72,10 @@ _FIELDS = {  # name: (trailing shape, dtype, fill)
     "pause_s": ((), np.float32, 0.0),
     "audio": ((), bool, False),
 }
+_EMBEDDING_FIELDS = {  # zero rows: none (the fusion's convention)
+    "face_emb": ((FACE_EMBED_DIM,), np.float32, 0.0),
+    "voice_emb": ((VOICE_EMBED_DIM,), np.float32, 0.0),
+}
 _TIMELINE_FIELDS = (
     "face_box", "face_track", "face_count", "face_score", "face_quality", "head_pose",
     "blendshapes", "vad", "energy_db", "f0_hz", "voiced", "speech_rate", "pause_s",
@@ -77,14 +83,16 @@ _TIMELINE_FIELDS = (
 
 
 class FrameStore:
-    """Per-analysis-frame features, appended in time order."""
+    """Per-analysis-frame features, appended in time order; with ``embeddings``, the face
+    and voice embeddings as well (``face_emb``, ``voice_emb``: see :meth:`embeddings`)."""
 
-    def __init__(self, capacity: int = 256) -> None:
+    def __init__(self, capacity: int = 256, embeddings: bool = False) -> None:
         self.n = 0
         self.times = np.zeros(capacity, np.float64)
+        self.fields = {**_FIELDS, **(_EMBEDDING_FIELDS if embeddings else {})}
         self.arrays = {
             key: np.full((capacity, *shape), fill, dtype)
-            for key, (shape, dtype, fill) in _FIELDS.items()
+            for key, (shape, dtype, fill) in self.fields.items()
         }
 
     def __len__(self) -> int:
@@ -93,7 +101,7 @@ class FrameStore:
     def _grow(self) -> None:
         cap = 2 * len(self.times)
         self.times = np.resize(self.times, cap)
-        for key, (shape, dtype, fill) in _FIELDS.items():
+        for key, (shape, dtype, fill) in self.fields.items():
             old = self.arrays[key]
             new = np.full((cap, *shape), fill, dtype)
             new[: self.n] = old[: self.n]
@@ -106,9 +114,11 @@ class FrameStore:
         emotion: np.ndarray | None = None,
         face_count: int = 0,
         video: bool = True,
+        face_emb: np.ndarray | None = None,
     ) -> int:
         """Add a frame at ``time`` with its primary ``face`` (a ``preprocessing.faces.Face``
-        or None); returns its index."""
+        or None), its emotion and (kept when the store has embeddings) face embedding;
+        returns its index."""
         if self.n == len(self.times):
             self._grow()
         i, a = self.n, self.arrays
@@ -124,6 +134,8 @@ class FrameStore:
             self.set_face_values(i, face)
             if emotion is not None:
                 a["emotion"][i] = emotion
+            if face_emb is not None and "face_emb" in a:
+                a["face_emb"][i] = face_emb
         self.n += 1
         return i
 
@@ -159,3 +171,8 @@ class FrameStore:
 
     def emotion(self, start: int, end: int) -> np.ndarray:
         return self.arrays["emotion"][start:end].copy()
+
+    def embeddings(self, start: int, end: int) -> dict[str, np.ndarray]:
+        """``face_emb`` and ``voice_emb`` of frames ``[start, end)`` (copies), as
+        :meth:`~ahmer.models.analyzer.Analyzer.predict` takes them; empty without them."""
+        return {k: self.arrays[k][start:end].copy() for k in _EMBEDDING_FIELDS if k in self.arrays}

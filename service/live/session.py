@@ -39,12 +39,13 @@ import numpy as np
 
 from ahmer.models.analyzer import frame_results
 from ahmer.models.config import AnalyzerConfig
-from ahmer.models.contract import SAMPLE_RATE
+from ahmer.models.contract import SAMPLE_RATE, VOICE_EMBED_DIM
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
 from ahmer.preprocessing.pipeline import check_complete, set_words
-from ahmer.preprocessing.timeline import MediaInfo, Word
+from ahmer.preprocessing.timeline import MediaInfo, Segment, Word
 from ahmer.preprocessing.transcript import spread_text
 from ahmer.preprocessing.truncation import drift_warning
+from ahmer.preprocessing.voice import voice_embedding
 
 from .audio import AudioRing, PcmResampler
 from .frames import FrameStore, decode_image
@@ -134,7 +135,9 @@ class LiveSession:
     def __init__(self, analyzer, config: LiveConfig) -> None:
         self.analyzer = analyzer
         self.cfg = config
-        self.store = FrameStore()
+        # a fusion that reads embeddings needs them kept per frame: the images are not
+        self.embeddings = analyzer.uses_embeddings()
+        self.store = FrameStore(embeddings=self.embeddings)
         # the session's own cache of embeddings (keyed digests, no text), dropped on close
         self.text_encoder = analyzer.text_encoder.with_cache(TEXT_CACHE_SIZE)
         self.clock = _Clock()
@@ -174,6 +177,7 @@ class LiveSession:
         self.closed = False
         self._finishing = False
         self._skew_noticed = False
+        self._voice_warned = False
 
     # -- input ---------------------------------------------------------------------------
 
@@ -193,17 +197,22 @@ class LiveSession:
         image = decode_image(data, cfg.video, cfg.width, cfg.height)
         t1 = time.perf_counter()
         faces = self._faces.process(image, pts)
-        emotion = None
+        emotion = face_emb = None
         if faces and faces[0].crop is not None:
-            crop = faces[0].crop[None]
-            emotion = self.analyzer.face_encoder.encode(crop, valid=np.ones(1, bool))[0]
+            crop, one = faces[0].crop[None], np.ones(1, bool)
+            if self.embeddings:
+                probs, embs = self.analyzer.face_encoder.encode(crop, one, with_embedding=True)
+                emotion, face_emb = probs[0], embs[0]
+            else:
+                emotion = self.analyzer.face_encoder.encode(crop, valid=one)[0]
         t2 = time.perf_counter()
         with self._lock:
             if self.clock.video_frames == 0:
                 self.clock.first_size = (image.shape[1], image.shape[0])
             self.clock.video_frames += 1
             self.clock.video_end = pts + 1.0 / cfg.fps
-            index = self.store.append(pts, faces[0] if faces else None, emotion, len(faces))
+            face = faces[0] if faces else None
+            index = self.store.append(pts, face, emotion, len(faces), face_emb=face_emb)
             if faces and self.landmarks_every > 1:
                 self._fill_landmark_gap(index, faces[0])
         self.clock.add("live_decode", t1 - t0)
@@ -321,9 +330,24 @@ class LiveSession:
             words = [w for w in self._words() if w.end > w0]
             speech = self.speech.all_speech()
         values = self.tracker.prosody(audio, w0, times, speech, words or None)
+        if self.embeddings:
+            values["voice_emb"] = self._voice(audio, w0, times, speech)
         with self._lock:
             if not self.closed:
                 self.store.set_audio(a, values)
+
+    def _voice(self, audio: np.ndarray, start: float, times: np.ndarray, speech) -> np.ndarray:
+        """Voice embeddings of the frames at ``times`` (absolute) from ``audio`` starting at
+        ``start`` (the window's, as prosody: a frame's value is refreshed while the window
+        still covers it); the width warning is logged once per session."""
+        rel = [Segment(s.start - start, s.end - start) for s in speech if s.end > start]
+        got = voice_embedding(
+            self.analyzer.transcriber, audio, times - start, self.cfg.fps, rel, VOICE_EMBED_DIM
+        )
+        if got.warning and not self._voice_warned:
+            self._voice_warned = True
+            log.warning("live session: %s", got.warning)
+        return got.values
 
     # -- evaluation ----------------------------------------------------------------------
 
@@ -400,11 +424,11 @@ class LiveSession:
             first = self.next_emit
             times = self.store.times
             a = self.store.index_at(times[first] - (cfg.window - cfg.final_lag))
-            tl, emotion = self._window(a, n)
+            tl, given = self._window(a, n)
             self.next_emit = k
             self._next_eval = now + cfg.eval_interval
         t = time.perf_counter()
-        pred = self.analyzer.predict(tl, emotion=emotion, embed=self.text_encoder.encode)
+        pred = self.analyzer.predict(tl, embed=self.text_encoder.encode, **given)
         last = float(times[k - 1])
         out: list = []
         if rolling and last >= self._next_update:
@@ -421,15 +445,17 @@ class LiveSession:
         """Frame ``i`` from a short causal window: what is known the moment it arrives."""
         with self._lock:
             a = self.store.index_at(self.store.times[i] - self.cfg.provisional_window)
-            tl, emotion = self._window(a, i + 1)
+            tl, given = self._window(a, i + 1)
         t = time.perf_counter()
-        pred = self.analyzer.predict(tl, emotion=emotion, embed=self.text_encoder.encode)
+        pred = self.analyzer.predict(tl, embed=self.text_encoder.encode, **given)
         frame = frame_results(tl, pred, self.threshold, [i - a])[0]
         self.clock.add("live_provisional", time.perf_counter() - t)
         return FrameOut(i, frame, final=False)
 
     def _window(self, a: int, b: int):
-        """Timeline and emotion of frames ``[a, b)`` (lock held)."""
+        """Timeline of frames ``[a, b)`` and what the session encoded of them, as
+        :meth:`Analyzer.predict` arguments: ``emotion`` and, when kept, ``face_emb`` and
+        ``voice_emb`` (lock held)."""
         info = self._info()
         tl = self.store.timeline(a, b, info, self.names)
         tl.fps = self.cfg.fps
@@ -441,7 +467,7 @@ class LiveSession:
         set_words(tl, words)
         tl.transcript_source = self._transcript_source()
         tl.language = self.tracker.language_found or (self.cfg.language or "")
-        return tl, self.store.emotion(a, b)
+        return tl, {"emotion": self.store.emotion(a, b), **self.store.embeddings(a, b)}
 
     def _transcript_source(self) -> str:
         if self.cfg.client_transcript:
@@ -514,10 +540,10 @@ class LiveSession:
         elif self.resampler is not None and n:
             self.run_speech_step(final=True)
         with self._lock:
-            tl, emotion = self._window(0, n)
+            tl, given = self._window(0, n)
             tl.speech = list(self.speech.all_speech())
             set_words(tl, list(self._words()))
-        pred = self.analyzer.predict(tl, emotion=emotion, embed=self.text_encoder.encode)
+        pred = self.analyzer.predict(tl, embed=self.text_encoder.encode, **given)
         result = self.analyzer.postprocess(tl, pred)
         self.clock.add("live_finish", time.perf_counter() - t)
         result.timings.update({k: round(v, 4) for k, v in self.clock.timings.items()})
@@ -541,6 +567,8 @@ class LiveSession:
             times = self.store.times[: len(self.store)].copy()
             words = self._words()
         values = tracker.prosody(audio, 0.0, times, new.all_speech(), words or None)
+        if self.embeddings:
+            values["voice_emb"] = self._voice(audio, 0.0, times, new.all_speech())
         with self._lock:
             self.store.set_audio(0, values)
 
