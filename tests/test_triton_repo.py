@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -197,6 +198,37 @@ def test_an_out_holding_something_else_is_refused(model_store, tmp_path):
     assert check_repository(model_store, empty) == []
     # nothing staged is left beside the outputs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "data", "empty"]
+
+
+@dataclass(frozen=True)
+class _Fusion:  # what write_repository needs of a FusionRef
+    name: str
+    path: Path
+    sha256: str
+    version: str
+
+
+def test_a_given_fusion_is_served_under_its_own_name(model_store, tmp_path):
+    graph = tmp_path / "trained" / "fusion.onnx"
+    graph.parent.mkdir()
+    shutil.copyfile(model_store.path(FUSION_MODEL), graph)
+    fusion = _Fusion("ah_fusion_mine", graph, _sha256(graph), "mine@3")
+    report = write_repository(model_store, tmp_path / "repo", fusion=fusion)
+    assert sorted(m.name for m in report.models) == ["ah_fusion_mine", "fer_emotion", "minilm"]
+    assert report.fusion == "ah_fusion_mine"
+    config = _parse(report.out / "ah_fusion_mine" / "config.pbtxt")
+    assert config.name == "ah_fusion_mine" and config.max_batch_size == 0
+    assert config.parameters["ahmer_version"].string_value == "mine@3"
+    assert check_repository(model_store, report.out, fusion=fusion) == []
+    # the fusion's file changed after it was recorded: refused, and the repository says so
+    changed = _Fusion("ah_fusion_mine", graph, "0" * 64, "mine@3")
+    with pytest.raises(TritonRepoError, match="ah_fusion_mine.*recorded 000000000000"):
+        write_repository(model_store, tmp_path / "repo2", fusion=changed)
+    assert not (tmp_path / "repo2").exists()
+    other = _Fusion("ah_fusion_mine", graph, _sha256(graph), "mine@4")
+    assert check_repository(model_store, report.out, fusion=other) == [
+        "ah_fusion_mine: repository has mine@3, the store has mine@4"
+    ]
 
 
 def _ahmer(*args: str) -> subprocess.CompletedProcess:
