@@ -9,9 +9,9 @@ prior does. What is learned, mirrored in torch op for op:
   linear term per embedding (face, voice, text; standardised with the training frames' mean
   and standard deviation; initialised at zero, L2-penalised), the bias, and the temporal
   context: the width ``sigma_s`` of the graph's Gaussian smoothing, within
-  :data:`SIGMA_BOUNDS`;
+  :data:`~ahmer.models.fusion_torch.SIGMA_BOUNDS`;
 - the clip head: the graph's soft maximum (log-mean-exp) of the frame logits, its sharpness
-  ``beta`` within :data:`BETA_BOUNDS`, then a scale and a bias.
+  ``beta`` within :data:`~ahmer.models.fusion_torch.BETA_BOUNDS`, then a scale and a bias.
 
 The loss is the class-weighted binary cross-entropy of the labelled frames (positives
 weighted by negatives/positives of the training frames, ~5 for BAH's 17 %), plus
@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract import FUSION_CONTRACT, MASK_NAMES
 from .featureset import (
     FeatureClip,
     FeatureSet,
@@ -60,20 +61,18 @@ from .featureset import (
 from .fusion import (
     EMBEDDING_INPUTS,
     FEATURE_NAMES,
-    HALF_TAPS,
     LEARNED_NAMES,
     FusionWeights,
     LearnedTerm,
     build_fusion_model,
 )
+from .fusion_card import card_markdown
 from .fusions import CARD_FILE, CARD_MD, GRAPH_FILE, resolve_fusion
 from .store import ModelStore, sha256_file
 
 __all__ = [
-    "BETA_BOUNDS",
     "CARD_SCHEMA",
     "PARITY_TOLERANCE",
-    "SIGMA_BOUNDS",
     "TrainConfig",
     "TrainReport",
     "TrainingError",
@@ -84,13 +83,9 @@ __all__ = [
 ]
 
 CARD_SCHEMA = "ahmer.fusion-card/1"
-SIGMA_BOUNDS = (0.05, 1.5)  # seconds: the Gaussian smoothing of the frame contributions
-BETA_BOUNDS = (0.25, 8.0)  # the clip soft maximum's sharpness
 PARITY_TOLERANCE = 1e-4  # |torch - onnxruntime| / max(1, |value|)
 THRESHOLD_GRID = np.round(np.arange(0.01, 0.99 + 1e-9, 0.005), 3)
-_MASK_OF = {
-    name: ("visual", "vocal", "verbal").index(g) for name, (_, _, g) in EMBEDDING_INPUTS.items()
-}
+_MASK_OF = {name: MASK_NAMES.index(group) for name, (_, _, group) in EMBEDDING_INPUTS.items()}
 
 Progress = Callable[[str], None]
 
@@ -222,139 +217,6 @@ def fold_thresholds(w: FusionWeights, frame_t: float, clip_t: float) -> FusionWe
 # -- the torch mirror of the graph ---------------------------------------------------------
 
 
-def _bounded_inverse(value: float, bounds: tuple[float, float]) -> float:
-    lo, hi = bounds
-    x = min(max((value - lo) / (hi - lo), 1e-4), 1 - 1e-4)
-    return math.log(x / (1 - x))
-
-
-def _make_module(torch, prior: FusionWeights, stats: dict[str, tuple[np.ndarray, np.ndarray]]):
-    """The torch module computing the graph's ``frame_ah_logit``, ``clip_ah_logit`` and
-    ``cue_contrib`` from ``cue_features``, masks, embeddings, valid and fps, with the
-    trainable weights initialised from ``prior`` (learned terms from zero)."""
-    nn = torch.nn
-    f32 = torch.float32
-
-    class FusionModule(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = nn.Parameter(torch.tensor(prior.weight_vector(), dtype=f32))
-            self.bias = nn.Parameter(torch.tensor(prior.bias, dtype=f32))
-            self.sigma_raw = nn.Parameter(
-                torch.tensor(_bounded_inverse(prior.sigma_s, SIGMA_BOUNDS), dtype=f32)
-            )
-            self.beta_raw = nn.Parameter(
-                torch.tensor(_bounded_inverse(prior.clip_beta, BETA_BOUNDS), dtype=f32)
-            )
-            self.clip_scale = nn.Parameter(torch.tensor(prior.clip_scale, dtype=f32))
-            self.clip_bias = nn.Parameter(torch.tensor(prior.clip_bias, dtype=f32))
-            self.learned = nn.ParameterDict()
-            for name in LEARNED_NAMES:
-                mean, scale = stats[name]
-                self.learned[name] = nn.Parameter(torch.zeros(len(mean), dtype=f32))
-                self.register_buffer(f"{name}_mean", torch.tensor(mean, dtype=f32))
-                self.register_buffer(f"{name}_scale", torch.tensor(scale, dtype=f32))
-            self.register_buffer("taps", torch.arange(-HALF_TAPS, HALF_TAPS + 1, dtype=f32))
-
-        @staticmethod
-        def _bounded(raw, bounds):
-            lo, hi = bounds
-            return lo + (hi - lo) * torch.sigmoid(raw)
-
-        def sigma(self):
-            return self._bounded(self.sigma_raw, SIGMA_BOUNDS)
-
-        def beta(self):
-            return self._bounded(self.beta_raw, BETA_BOUNDS)
-
-        def forward(self, batch: dict):
-            valid = batch["valid"]  # [B,T]
-            masks = batch["masks"]
-            parts = [batch["cue_features"] * self.w]
-            for name in LEARNED_NAMES:
-                emb = batch[name]
-                has = ((emb * emb).sum(-1) > 0).to(f32)
-                z = (emb - getattr(self, f"{name}_mean")) * getattr(self, f"{name}_scale")
-                term = (z @ self.learned[name]) * masks[..., _MASK_OF[name]] * has
-                parts.append(term.unsqueeze(-1))
-            contrib = torch.cat(parts, -1)  # [B,T,C]
-            b, t, c = contrib.shape
-            # Gaussian kernel per clip from its fps, as the graph builds it
-            z = (self.taps[None, :] / batch["fps"][:, None]) / self.sigma()
-            g = torch.exp((z * z) * -0.5)  # [B,K]
-            x = contrib.transpose(1, 2) * valid[:, None, :]  # [B,C,T]
-            kernel = g[:, None, None, :].expand(b, c, 1, g.shape[-1]).reshape(b * c, 1, -1)
-            num = torch.nn.functional.conv1d(
-                x.reshape(1, b * c, t), kernel, padding=HALF_TAPS, groups=b * c
-            ).reshape(b, c, t)
-            den = torch.nn.functional.conv1d(
-                valid[None], g[:, None, :], padding=HALF_TAPS, groups=b
-            ).reshape(b, 1, t)
-            smoothed = (num / torch.clamp(den, min=1e-6)).transpose(1, 2)  # [B,T,C]
-            logit = smoothed.sum(-1) + self.bias
-            beta = self.beta()
-            zc = logit * beta + torch.log(valid + 1e-12)
-            lse = torch.logsumexp(zc, dim=1)
-            count = valid.sum(1)
-            pooled = (lse - torch.log(torch.clamp(count, min=1.0))) / beta
-            clip = pooled * self.clip_scale + self.clip_bias
-            return {"frame_ah_logit": logit, "clip_ah_logit": clip, "cue_contrib": smoothed}
-
-        def to_weights(self, base: FusionWeights) -> FusionWeights:
-            """These weights as :class:`FusionWeights` (the base's anchors and constants)."""
-
-            def value(t) -> float:
-                return float(t.detach().cpu())
-
-            learned = {
-                name: LearnedTerm(
-                    getattr(self, f"{name}_mean").cpu().numpy().copy(),
-                    getattr(self, f"{name}_scale").cpu().numpy().copy(),
-                    self.learned[name].detach().cpu().numpy().copy(),
-                )
-                for name in LEARNED_NAMES
-            }
-            w = self.w.detach().cpu().numpy()
-            return replace(
-                base,
-                bias=value(self.bias),
-                contrib_weights={n: float(v) for n, v in zip(FEATURE_NAMES, w, strict=True)},
-                sigma_s=value(self.sigma()),
-                clip_beta=value(self.beta()),
-                clip_scale=value(self.clip_scale),
-                clip_bias=value(self.clip_bias),
-                learned=learned,
-            )
-
-    return FusionModule()
-
-
-_KEYS = ("cue_features", "masks", "valid", *LEARNED_NAMES)
-
-
-def _clip_tensors(torch, clip: FeatureClip) -> dict:
-    a = clip.arrays
-    out = {
-        "cue_features": a["cue_features"],
-        "masks": a["masks"],
-        "valid": a["valid"],
-        **{name: a[EMBEDDING_INPUTS[name][0]] for name in LEARNED_NAMES},
-        "frame_labels": a["frame_labels"].astype(np.float32),
-    }
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
-
-
-def _batch(torch, items: list[dict], clips: list[FeatureClip], device) -> dict:
-    pad = torch.nn.utils.rnn.pad_sequence
-    batch = {k: pad([it[k] for it in items], batch_first=True) for k in _KEYS}
-    batch["frame_labels"] = pad(
-        [it["frame_labels"] for it in items], batch_first=True, padding_value=-1.0
-    )
-    batch["fps"] = torch.tensor([c.fps for c in clips], dtype=torch.float32)
-    batch["label"] = torch.tensor([float(c.label) for c in clips], dtype=torch.float32)
-    return {k: v.to(device) for k, v in batch.items()}
-
-
 # -- training ------------------------------------------------------------------------------
 
 
@@ -417,12 +279,14 @@ def _setup_torch(config: TrainConfig):
 
 def _predict(torch, module, tensors, clips, device, batch_size: int) -> list[dict]:
     """Outputs per clip (numpy, padding removed), in ``clips`` order."""
+    from . import fusion_torch as ft
+
     out = []
     module.eval()
     with torch.no_grad():
         for start in range(0, len(clips), batch_size):
             part = clips[start : start + batch_size]
-            batch = _batch(torch, tensors[start : start + batch_size], part, device)
+            batch = ft.batch_tensors(tensors[start : start + batch_size], part, device)
             result = module(batch)
             for i, clip in enumerate(part):
                 out.append(
@@ -485,6 +349,8 @@ def _ratio(neg: int, pos: int) -> float:
 
 def _fit(torch, device, module, train, val, config: TrainConfig, say: Progress) -> list[dict]:
     """Train ``module`` in place; leave it at the selected epoch; return the history."""
+    from . import fusion_torch as ft
+
     counts = _counts(train)
     pos_weight = _ratio(
         counts["labelled_frames"] - counts["positive_frames"], counts["positive_frames"]
@@ -492,8 +358,8 @@ def _fit(torch, device, module, train, val, config: TrainConfig, say: Progress) 
     clip_pos_weight = _ratio(
         counts["labelled_videos"] - counts["positive_videos"], counts["positive_videos"]
     )
-    train_t = [_clip_tensors(torch, c) for c in train]
-    val_t = [_clip_tensors(torch, c) for c in val]
+    train_t = [ft.clip_tensors(c) for c in train]
+    val_t = [ft.clip_tensors(c) for c in val]
     module.to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
     rng = np.random.default_rng(config.seed)
@@ -505,7 +371,7 @@ def _fit(torch, device, module, train, val, config: TrainConfig, say: Progress) 
         total, batches = 0.0, 0
         for k in range(0, len(order), config.batch_size):
             idx = order[k : k + config.batch_size].tolist()
-            batch = _batch(torch, [train_t[i] for i in idx], [train[i] for i in idx], device)
+            batch = ft.batch_tensors([train_t[i] for i in idx], [train[i] for i in idx], device)
             optimizer.zero_grad()
             loss = _loss(torch, module, batch, pos_weight, clip_pos_weight, config)
             loss.backward()
@@ -540,12 +406,14 @@ def _fit(torch, device, module, train, val, config: TrainConfig, say: Progress) 
 
 def _parity(torch, module, graph: Path, clips: Sequence[FeatureClip]) -> dict:
     """Largest relative differences between the torch module (CPU) and ONNX Runtime."""
+    from . import fusion_torch as ft
+
     module = module.to("cpu").eval()
     session = fusion_session(graph)
     worst = {"frame_ah_logit": 0.0, "clip_ah_logit": 0.0, "cue_contrib": 0.0, "cue_features": 0.0}
     with torch.no_grad():
         for clip in clips:
-            mine = module(_batch(torch, [_clip_tensors(torch, clip)], [clip], "cpu"))
+            mine = module(ft.batch_tensors([ft.clip_tensors(clip)], [clip], "cpu"))
             theirs = run_fusion(session, clip, tuple(worst))
             pairs = {
                 "frame_ah_logit": mine["frame_ah_logit"][0].numpy(),
@@ -622,11 +490,13 @@ def train(
     prior = graph_weights(prior_ref.path)
 
     torch, device = _setup_torch(config)
-    module = _make_module(torch, prior, _embedding_stats(train_clips))
+    from . import fusion_torch as ft
+
+    module = ft.make_module(prior, _embedding_stats(train_clips))
     history = _fit(torch, device, module, train_clips, val_clips, config, say)
 
     # thresholds on the validation split, folded into the biases
-    val_t = [_clip_tensors(torch, c) for c in val_clips]
+    val_t = [ft.clip_tensors(c) for c in val_clips]
     outputs = _predict(torch, module, val_t, val_clips, device, config.batch_size)
     scores = _level_scores(val_clips, outputs)
     frame_t, frame_f1 = best_threshold(*scores.frame())
@@ -690,7 +560,7 @@ def train(
         "name": name or out.resolve().name,
         "sha256": sha,
         "weights_id": weights_id,
-        "contract": model_contract(model),
+        "contract": FUSION_CONTRACT,
         "uses_embeddings": weights.uses_embeddings,
         "data": {
             "fingerprint": features.fingerprint,
@@ -702,8 +572,8 @@ def train(
         "seed": config.seed,
         "hyperparameters": {
             **asdict(config),
-            "sigma_bounds_s": list(SIGMA_BOUNDS),
-            "beta_bounds": list(BETA_BOUNDS),
+            "sigma_bounds_s": list(ft.SIGMA_BOUNDS),
+            "beta_bounds": list(ft.BETA_BOUNDS),
             "optimizer": "Adam",
             "frame_loss": "BCE, positives weighted by negatives/positives of the train frames",
         },
@@ -739,65 +609,3 @@ def train(
     _write_atomic(out / CARD_MD, card_markdown(card).encode())
     say(f"wrote {graph} and its card in {seconds:.1f} s (peak RSS {peak:.0f} MB)")
     return TrainReport(out, graph, card, seconds, peak, history[:-1])
-
-
-def model_contract(model) -> str:
-    return {p.key: p.value for p in model.metadata_props}.get("contract", "")
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4f}"
-    return str(value)
-
-
-def card_markdown(card: dict) -> str:
-    """The human-readable model card."""
-    lines = [
-        f"# Fusion `{card['name']}`",
-        "",
-        f"- graph: `{GRAPH_FILE}`, sha256 `{card['sha256']}`, contract `{card['contract']}`, "
-        f"weights `{card['weights_id']}`",
-        f"- data fingerprint: `{card['data']['fingerprint']}` (layout {card['data']['layout']}, "
-        f"{card['data']['fps']} fps)",
-        f"- splits: {card['splits']['method']}; seed {card['seed']}",
-        f"- thresholds (raw, folded into the biases): frame {card['thresholds']['frame']:g}, "
-        f"clip {card['thresholds']['clip']:g}",
-        f"- training: {card['training']['seconds']} s, peak RSS {card['training']['peak_rss_mb']} "
-        f"MB, device {card['training']['device']}, {card['training']['threads']} thread(s), "
-        f"epoch {card['training']['selected_epoch']} of {card['training']['epochs_run']} kept",
-        "",
-        "| split | videos | participants | labelled frames | positive frames | labelled videos "
-        "| positive videos |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for split in ("train", "val", "test"):
-        c = card["splits"][split]
-        lines.append(
-            f"| {split} | {c['videos']} | {c['participants']} | {c['labelled_frames']} | "
-            f"{c['positive_frames']} | {c['labelled_videos']} | {c['positive_videos']} |"
-        )
-    lines += [
-        "",
-        "| split | level | fusion | AVGF1 | AP | accuracy | F1 no-A/H | F1 A/H | n |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for split in ("val", "test"):
-        block = card["metrics"].get(split)
-        if not block:
-            lines.append(f"| {split} | - | - | - | - | - | - | - | 0 |")
-            continue
-        for level in ("frame", "video"):
-            for who in ("trained", "prior"):
-                m = (block.get(who) or {}).get(level)
-                if not m:
-                    continue
-                lines.append(
-                    f"| {split} | {level} | {who} | {_fmt(m['avgf1'])} | {_fmt(m['ap'])} | "
-                    f"{_fmt(m['accuracy'])} | {_fmt(m['f1_0'])} | {_fmt(m['f1_1'])} | {m['n']} |"
-                )
-    hp = card["hyperparameters"]
-    lines += ["", "Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hp.items()), ""]
-    return "\n".join(lines)
