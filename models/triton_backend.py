@@ -59,6 +59,9 @@ REPO_HINT = (
 )
 _UNAVAILABLE = "StatusCode.UNAVAILABLE"
 _DEADLINE = "StatusCode.DEADLINE_EXCEEDED"
+# what Triton says of a model that was verified at load but is gone for now: it is shutting
+# down (models unload first) or restarting (models not loaded yet): transient, like UNAVAILABLE
+_GONE_FOR_NOW = ("unknown model", "no available versions", "is not ready", "server exiting")
 _READY_CACHE_S = 1.0
 _PROBE_TIMEOUT_S = 2.0
 
@@ -180,7 +183,7 @@ class TritonBackend(InferenceBackend):
                 status, detail = exc.status() or "", " ".join(str(exc.message()).split())
                 if status == _DEADLINE:
                     raise self._unavailable(what, f"no answer within {limit:g} s") from None
-                if status != _UNAVAILABLE:
+                if status != _UNAVAILABLE and not any(g in detail.lower() for g in _GONE_FOR_NOW):
                     raise BackendError(f"{what} failed on {self.where}: {detail}") from None
                 tries += 1
                 left = deadline - time.monotonic()
