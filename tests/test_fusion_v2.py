@@ -547,3 +547,20 @@ def test_a_live_session_keeps_the_embeddings_a_fusion_uses(analyzer, tmp_path):
     a = [f.ah_probability for f in live.result.frames]
     b = [f.ah_probability for f in sessions["prior"].result.frames]
     assert len(a) == len(b) and np.abs(np.subtract(a, b)).max() > 1e-4
+
+
+def test_results_name_their_contract_and_older_results_still_load(analyzer, hedging_timeline):
+    from ahmer.models.contract import FUSION_CONTRACT_V1
+    from ahmer.models.results import AnalysisResult
+
+    tl = hedging_timeline
+    result = analyzer.postprocess(tl, analyzer.predict(tl))
+    assert result.models["fusion_contract"] == FUSION_CONTRACT
+    data = result.to_dict()
+    assert AnalysisResult.from_dict(data).models["fusion_contract"] == FUSION_CONTRACT
+    # a result written before contract 2 names none: it loads, and readers take it as v1
+    del data["models"]["fusion_contract"]
+    data["models"]["ah_fusion_zeroshot"] = "ahmer-ah-zeroshot@1"
+    old = AnalysisResult.from_dict(data)
+    assert old.models.get("fusion_contract", FUSION_CONTRACT_V1) == FUSION_CONTRACT_V1
+    assert old.to_dict() == data
