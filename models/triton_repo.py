@@ -560,12 +560,16 @@ def _check_model(out: Path, model: RepoModel, python_backend: bool) -> list[str]
 
 
 def _config_parameters(path: Path) -> dict[str, str] | None:
-    """The string parameters of a ``config.pbtxt`` (None when it cannot be read or parsed)."""
+    """The string parameters of a ``config.pbtxt``, parsed as Triton's ``ModelConfig`` (None
+    when it cannot be read or parsed)."""
     try:
         from google.protobuf import text_format
         from tritonclient.grpc import model_config_pb2
-    except ImportError:  # pragma: no cover - the triton extra is part of the install
-        return None
+    except ImportError as exc:
+        raise TritonRepoError(
+            f"checking a repository parses its configs with tritonclient ({exc.name} is "
+            "missing): pip install 'ahmer[triton]'"
+        ) from exc
     try:
         config = text_format.Parse(path.read_text(encoding="utf-8"), model_config_pb2.ModelConfig())
     except (OSError, text_format.ParseError):
