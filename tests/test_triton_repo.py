@@ -437,6 +437,49 @@ def test_restart_keeps_the_address(triton, face_crops):
     assert got["probs"].shape == (2, 7)
 
 
+def test_triton_local_command_serves_until_interrupted(model_store):
+    """The README's one command: it writes a repository, serves it on the given ports, and
+    Ctrl-C stops Triton and removes the temporary repository."""
+    import signal
+    import time
+    import urllib.request
+
+    from ahmer.models.triton_local import _free_port
+
+    ports = [_free_port() for _ in range(3)]
+    exe = Path(sys.executable).with_name("ahmer")
+    cmd = [str(exe), "models", "triton-local", "--grpc-port", str(ports[0])]
+    cmd += ["--http-port", str(ports[1]), "--metrics-port", str(ports[2])]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+            if line.startswith("Triton ready"):
+                break
+        assert f"gRPC 127.0.0.1:{ports[0]}" in lines[-1]
+        ready = f"http://127.0.0.1:{ports[1]}/v2/health/ready"
+        with urllib.request.urlopen(ready, timeout=5) as reply:
+            assert reply.status == 200
+        repo = next(line for line in lines if line.startswith("wrote 3 models"))
+        repo = Path(repo.rsplit(" to ", 1)[1].strip())
+        assert (repo / REPO_MANIFEST).is_file()
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(60) == 130, rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "stopping tritonserver" in rest and "Traceback" not in rest
+    assert not repo.exists()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(ready, timeout=2)
+
+
 def test_a_missing_env_says_run_ci_install(tmp_path, monkeypatch):
     from ahmer.models.triton_local import LocalTriton, TritonLocalError
 
