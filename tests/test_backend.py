@@ -86,7 +86,10 @@ def test_fer_signature_and_metadata(backend, model_path):
     sig = backend.load("fer_emotion", model_path("fer_emotion"))
     assert isinstance(sig, Signature)
     assert sig.inputs == (TensorSpec("image", "float32", ("N", 1, 64, 64)),)
-    assert sig.outputs == (TensorSpec("probs", "float32", ("N", 7)),)
+    assert sig.outputs == (
+        TensorSpec("probs", "float32", ("N", 7)),
+        TensorSpec("embedding", "float32", ("N", 128)),
+    )
     assert sig.meta("labels") == "angry,disgust,fear,happy,sad,surprise,neutral"
 
 
