@@ -297,7 +297,6 @@ def part_whisper(args, save) -> None:
     from media import word_error_rate
 
     from ahmer.models.store import ModelStore
-    from ahmer.preprocessing.asr import Transcriber
     from ahmer.preprocessing.timeline import SAMPLE_RATE
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -305,23 +304,34 @@ def part_whisper(args, save) -> None:
     model = ModelStore().path("whisper_tiny_en")
     result: dict[str, Any] = {"status": "ok", "audio_s": round(len(audio) / SAMPLE_RATE, 2)}
     texts = {}
-    for device, compute in (("cuda", "float16"), ("cpu", "int8")):
-        t = time.perf_counter()
-        asr = Transcriber(model, device=device, compute_type=compute).load()
-        load_s = time.perf_counter() - t
-        out, times = timed(lambda a=asr: a.transcribe(audio), 1 if device == "cpu" else 3)
-        texts[device] = out.text
-        result[device] = {
-            "compute_type": compute,
-            "load_s": round(load_s, 3),
-            **summary_ms(times),
-            "realtime_factor": round(result["audio_s"] * 1000 / float(np.median(times)), 1),
-            "words": len(out.words),
-        }
+    for device, compute, repeats in (("cuda", "float16", 3), ("cpu", "int8", 1)):
+        result[device], texts[device] = transcribe_timed(model, audio, device, compute, repeats)
         save(result)
     result["speedup_vs_cpu"] = round(result["cpu"]["median_ms"] / result["cuda"]["median_ms"], 2)
     result["wer_cuda_vs_cpu"] = round(word_error_rate(texts["cpu"], texts["cuda"]), 3)
     save(result)
+
+
+def transcribe_timed(
+    model: Path, audio: np.ndarray, device: str, compute: str, repeats: int
+) -> tuple[dict, str]:
+    """Load Whisper on ``device`` and transcribe ``audio`` ``repeats`` times: the numbers and
+    the transcript."""
+    from ahmer.preprocessing.asr import Transcriber
+    from ahmer.preprocessing.timeline import SAMPLE_RATE
+
+    t = time.perf_counter()
+    asr = Transcriber(model, device=device, compute_type=compute).load()
+    load_s = time.perf_counter() - t
+    out, times = timed(lambda: asr.transcribe(audio), repeats)
+    seconds = len(audio) / SAMPLE_RATE
+    return {
+        "compute_type": compute,
+        "load_s": round(load_s, 3),
+        **summary_ms(times),
+        "realtime_factor": round(seconds * 1000 / float(np.median(times)), 1),
+        "words": len(out.words),
+    }, out.text
 
 
 def find_tritonserver() -> tuple[Path | None, str]:
@@ -341,7 +351,29 @@ def find_tritonserver() -> tuple[Path | None, str]:
     )
 
 
+def make_repo(repo: Path, *flags: str) -> str | None:
+    """``ahmer models triton-repo REPO FLAGS``; None, or its last error line."""
+    cmd = [sys.executable, "-m", "ahmer.service.cli", "models", "triton-repo", str(repo)]
+    made = subprocess.run([*cmd, *flags], capture_output=True, text=True)
+    if made.returncode == 0:
+        return None
+    lines = (made.stderr or made.stdout).strip().splitlines() or [str(made.returncode)]
+    return lines[-1]
+
+
 def part_triton(args, save) -> None:
+    if args.triton_local:  # this script's own check on a CPU: python backend, KIND_CPU
+        from ahmer.models.triton_local import LocalTriton
+
+        with tempfile.TemporaryDirectory() as tmp:
+            repo = Path(tmp) / "repo"
+            error = make_repo(repo, "--python-backend")
+            if error:
+                save({"status": f"failed: ahmer models triton-repo: {error}"})
+                return
+            with LocalTriton(repo) as server:
+                triton_checks(args, save, server.url, repo, None)
+        return
     no_gpu = need_gpu()
     if no_gpu:
         save({"status": no_gpu})
@@ -352,11 +384,9 @@ def part_triton(args, save) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
-        cmd = [sys.executable, "-m", "ahmer.service.cli", "models", "triton-repo", str(repo)]
-        made = subprocess.run(cmd + ["--kind", "gpu"], capture_output=True, text=True)
-        if made.returncode != 0:
-            lines = (made.stderr or made.stdout).strip().splitlines() or [str(made.returncode)]
-            save({"status": f"failed: ahmer models triton-repo: {lines[-1]}"})
+        error = make_repo(repo, "--kind", "gpu")
+        if error:
+            save({"status": f"failed: ahmer models triton-repo: {error}"})
             return
         ports = [free_port() for _ in range(3)]
         log = open(Path(tmp) / "triton.log", "w")
@@ -390,7 +420,7 @@ def triton_checks(args, save, url: str, repo: Path, server) -> None:
     client = grpcclient.InferenceServerClient(url)
     start = time.monotonic()
     while True:
-        if server.poll() is not None:
+        if server is not None and server.poll() is not None:
             save({"status": f"failed: tritonserver exited with {server.returncode}"})
             return
         try:
@@ -405,7 +435,7 @@ def triton_checks(args, save, url: str, repo: Path, server) -> None:
     result: dict[str, Any] = {
         "status": "ok",
         "ready_s": round(time.monotonic() - start, 1),
-        "repo": json.loads((repo / "ahmer_repo.json").read_text()),
+        "repo": repo_summary(json.loads((repo / "ahmer_repo.json").read_text())),
         "models": {},
     }
     axes = QUICK_AXES if args.quick else AXES
@@ -483,6 +513,14 @@ def triton_checks(args, save, url: str, repo: Path, server) -> None:
             "largest_batch": max(batches, default=0),
         }
     save(result)
+
+
+def repo_summary(record: dict) -> dict:
+    """What ``ahmer_repo.json`` says about the repository, without the tensor lists."""
+    keep = ("kind", "python_backend", "tensorrt_fp16", "max_queue_delay_us", "fusion")
+    out = {k: record.get(k) for k in keep} | {"ahmer_version": record.get("ahmer_version")}
+    out["models"] = {m["name"]: f"{m['version']} {m['sha256'][:12]}" for m in record["models"]}
+    return out
 
 
 def _triton_dtype(dtype: np.dtype) -> str:
@@ -624,6 +662,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stream-seconds", type=float, help="seconds per stream (20; quick 5)")
     p.add_argument("--analysis-fps", type=float, default=5.0, help="analysis fps (5)")
     p.add_argument("--stream-device", default="cuda", help="ahmer serve --device (cuda)")
+    p.add_argument(
+        "--triton-local",
+        action="store_true",
+        help="triton part on the local python-backend tritonserver (.venv-triton), KIND_CPU: "
+        "checks this script on a machine without a GPU",
+    )
     p.add_argument("--child", choices=PARTS, help=argparse.SUPPRESS)
     p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -72,3 +72,43 @@ def test_unknown_part_is_refused():
         [sys.executable, str(SCRIPT), "--parts", "env,gpus"], capture_output=True, text=True
     )
     assert run.returncode == 2 and "unknown parts ['gpus']" in run.stderr
+
+
+def test_provider_parity_code_on_the_cpu_provider(model_path):
+    """The GPU providers' path (load, first run, timing, max abs diff against the reference)
+    run with the CPU provider: the same session gives a difference of 0."""
+    from ahmer.models.onnx_backend import OnnxRuntimeBackend
+
+    gpu = _gpu_module()
+    path = model_path("fer_emotion")
+    cpu = OnnxRuntimeBackend(device="cpu", warmup=False)
+    feeds = gpu.make_feeds(cpu.load("fer_emotion", path), gpu.QUICK_AXES)
+    ref = cpu.run("fer_emotion", feeds)
+    row = {"cpu": {"median_ms": 1.0}}
+    got = gpu.run_provider("fer_emotion", path, "cpu", feeds, ref, 3, None, row)
+    assert got["status"] == "ok" and got["providers"][0] == "CPUExecutionProvider"
+    assert got["max_abs_diff"].keys() == ref.keys() and got["max_abs_diff_all"] == 0.0
+    assert got["runs"] == 3 and got["speedup_vs_cpu"] > 0
+
+
+def test_whisper_timing_code_on_cpu(model_path, tmp_path):
+    gpu = _gpu_module()
+    audio = gpu.speech(tmp_path, 4)
+    row, text = gpu.transcribe_timed(model_path("whisper_tiny_en"), audio, "cpu", "int8", 1)
+    assert row["words"] >= 5 and row["realtime_factor"] > 0 and row["runs"] == 1
+    assert "smoking" in text.lower() or "sure" in text.lower()
+
+
+def test_triton_part_on_the_local_python_backend_triton(model_store):
+    """The triton part's checks against the local tritonserver (python backend, KIND_CPU):
+    every model of the repository answers like ONNX Runtime, and 32 callers get batched."""
+    gpu = _gpu_module()
+    result = gpu.run_part("triton", ["--quick", "--triton-local"], 150)
+    assert result["status"] == "ok", result
+    assert result["repo"]["kind"] == "cpu" and result["repo"]["python_backend"] is True
+    assert set(result["models"]) == set(result["repo"]["models"])
+    for name, row in result["models"].items():
+        assert row["instance_kinds"] == ["KIND_CPU"], name
+        assert row["max_abs_diff_all"] < 1e-4, name
+    batching = result["batching"]
+    assert batching["requests"] > 0 and batching["largest_batch"] > 1
