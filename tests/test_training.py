@@ -356,39 +356,84 @@ def clip(tmp_path_factory):
     return speech_clip(tmp_path_factory.mktemp("clip"), HEDGING, "hedging")
 
 
-def test_analyze_with_a_trained_fusion_names_it_and_quotes_its_card(
-    installed, run, home, clip, store
-):
-    proc = ahmer("analyze", str(clip), "--fusion", installed, "--json", "-", "--quiet", home=home)
+def check_analyze(name: str, card: dict, clip: Path, home: Path, store: ModelStore) -> dict:
+    """``ahmer analyze CLIP --fusion NAME``: the result names the fusion and quotes its card."""
+    proc = ahmer("analyze", str(clip), "--fusion", name, "--json", "-", "--quiet", home=home)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    ref = resolve_fusion(store, installed)
-    assert result["models"]["fusion"] == installed
-    assert result["models"][installed] == ref.version
+    assert result["models"]["fusion"] == name
+    assert result["models"][name] == resolve_fusion(store, name).version
     assert FUSION_MODEL not in result["models"]
     notice = result["notice"]
-    test = run.card["metrics"]["test"]["trained"]
-    assert f"fusion {installed} trained on {run.card['data']['fingerprint'][:12]}" in notice
+    test = card["metrics"]["test"]["trained"]
+    assert f"fusion {name} trained on {card['data']['fingerprint'][:12]}" in notice
     assert f"test frame AVGF1 {test['frame']['avgf1']:.3f}" in notice
     assert "not from a model trained" not in notice
     assert len(result["frames"]) > 0 and result["explanation"]["summary"]
-    assert f"trained fusion {installed}" in proc.stderr  # the summary line names it
+    assert f"trained fusion {name}" in proc.stderr  # the summary line names it
+    return result
 
 
-def test_a_server_started_with_a_fusion_names_it_in_get_models(installed, home, store):
+def check_server(name: str, home: Path, store: ModelStore) -> None:
+    """``ahmer serve`` with AHMER_FUSION=NAME answers GetModels naming the fusion."""
     from serving import serve_process
 
     from ahmer.client import AhmerClient
 
-    env = {"AHMER_HOME": str(home), "AHMER_FUSION": installed}
+    env = {"AHMER_HOME": str(home), "AHMER_FUSION": name}
     with serve_process(env=env) as (_proc, target), AhmerClient(target) as client:
         info = client.get_models()
     models = {m.name: m for m in info.models}
-    assert models[installed].version == resolve_fusion(store, installed).version
-    assert models[installed].role.startswith("A/H and emotion fusion (trained)")
-    assert FUSION_MODEL not in models and models["fusion"].version == installed
+    assert models[name].version == resolve_fusion(store, name).version
+    assert models[name].role.startswith("A/H and emotion fusion (trained)")
+    assert FUSION_MODEL not in models and models["fusion"].version == name
+
+
+def test_analyze_with_a_trained_fusion_names_it_and_quotes_its_card(
+    installed, run, home, clip, store
+):
+    check_analyze(installed, run.card, clip, home, store)
+
+
+def test_a_server_started_with_a_fusion_names_it_in_get_models(installed, home, store):
+    check_server(installed, home, store)
 
 
 def test_an_unknown_fusion_is_one_clear_error(home, clip):
     proc = ahmer("analyze", str(clip), "--fusion", "nope", "--quiet", home=home)
     one_error_line(proc, 1, "fusion 'nope'", "ahmer models list")
+
+
+# -- end to end on the synthetic BAH-layout dataset ----------------------------------------
+
+
+def test_bah_layout_features_train_beat_the_prior_and_serve(
+    bah_dataset, bah_features, home, store, tmp_path
+):
+    """``ahmer features`` of the generated BAH-layout set (tests/bahgen.py) -> ``ahmer
+    train`` -> the trained fusion beats the prior on the held-out test participants ->
+    ``add-fusion`` -> ``ahmer analyze --fusion`` and ``ahmer serve`` name it."""
+    out = tmp_path / "bahgen-run"
+    proc = ahmer("train", str(bah_features), "--out", str(out), "--name", "bahgen", home=home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads((out / "card.json").read_text())
+    assert card["splits"]["method"] == "index"
+    test_people = {c.pid for c in bah_dataset.clips if c.split == "test"}
+    assert card["splits"]["test"]["participants"] == len(test_people)
+    test = card["metrics"]["test"]
+    trained, prior = test["trained"]["frame"]["avgf1"], test["prior"]["frame"]["avgf1"]
+    print(
+        f"bahgen test split ({card['splits']['test']['videos']} videos): frame AVGF1 trained "
+        f"{trained:.4f} vs prior {prior:.4f} (margin {trained - prior:+.4f}); video AVGF1 "
+        f"trained {test['trained']['video']['avgf1']:.4f} vs prior "
+        f"{test['prior']['video']['avgf1']:.4f}; training {card['training']['seconds']} s, "
+        f"peak RSS {card['training']['peak_rss_mb']} MB"
+    )
+    assert trained > prior
+    assert max(card["parity"]["max_relative_difference"].values()) <= PARITY_TOLERANCE
+
+    proc = ahmer("models", "add-fusion", str(out), home=home)
+    assert proc.returncode == 0, proc.stderr
+    clip = next(c for c in bah_dataset.clips if c.split == "test" and c.label == 1)
+    check_analyze("bahgen", card, clip.path, home, store)
+    check_server("bahgen", home, store)
