@@ -326,6 +326,53 @@ def test_triton_stopped_mid_run_then_back(served, triton, clip_files):
     assert "Traceback" not in text
 
 
+def test_serve_started_before_triton_waits_for_it(repo, clip_files, tmp_path):
+    """``ahmer serve`` whose Triton is not up yet: NOT_SERVING, calls UNAVAILABLE naming
+    Triton; it loads its models and serves as soon as Triton is there."""
+    import os
+
+    from ahmer.client import AhmerClient, Unavailable
+    from ahmer.models.triton_local import LocalTriton
+
+    later = LocalTriton(
+        repo, grpc_port=free_port(), http_port=free_port(), metrics_port=free_port()
+    )
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    env = {**os.environ, "AHMER_HOST": "127.0.0.1", "AHMER_PORT": str(port),
+           "AHMER_METRICS_PORT": "off", "AHMER_BACKEND": "triton",
+           "AHMER_TRITON_URL": later.url, "AHMER_TRITON_TIMEOUT": "2",
+           "AHMER_BACKEND_CHECK_SECONDS": "1"}  # fmt: skip
+    log = tmp_path / "serve.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([*CLI, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        _wait_health(target, health_pb2.HealthCheckResponse.NOT_SERVING, 120)
+        deadline = time.monotonic() + 60
+        with AhmerClient(target, retries=0) as client:
+            while True:
+                with pytest.raises(Unavailable) as refused:
+                    client.get_models(timeout=10)
+                if "Triton at" in refused.value.details() or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+        assert f"(Triton at {later.url}) is unavailable; retry shortly" in refused.value.details()
+        assert proc.poll() is None
+        later.start(timeout=240)
+        waited = _wait_health(target, health_pb2.HealthCheckResponse.SERVING, 180)
+        with AhmerClient(target) as client:
+            assert len(client.analyze_file(clip_files["confident"], timeout=120).frames) > 5
+        print(f"ahmer serve started before Triton: SERVING {waited:.1f} s after Triton was up")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        later.close()
+    assert "waiting for the inference server" in log.read_text()
+
+
 def test_score_records_clips_failed_by_triton_and_a_rerun_completes(triton, tmp_path):
     """Triton goes away mid-batch: the clips it failed are failures.csv rows naming it, the
     command exits 1 without a traceback; once Triton is back the same command scores them."""
