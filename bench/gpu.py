@@ -556,6 +556,7 @@ def part_streams(args, save) -> None:
             "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "off",
             "--device", args.stream_device,
             "--max-sessions", str(max(levels) + 8),
+            "--max-concurrent-rpcs", str(max(levels) + 16),  # default 64 refuses 128 streams
             "--max-stream-seconds", str(int(args.stream_seconds) + 120),
             "--log-level", "warning",
         ]  # fmt: skip
