@@ -196,6 +196,7 @@ class LocalTriton:
                     _free_port(),
                     _free_port(),
                 )
+            self._check_ports()
             self._launch(env)
             try:
                 self._wait_ready(timeout)
@@ -292,6 +293,23 @@ class LocalTriton:
             (python / "triton_python_backend_stub").symlink_to(env.stub)
         return python.parent
 
+    def _check_ports(self) -> None:
+        """Refuse ports something already listens on: its answers would pass for Triton's."""
+        for what, port in (
+            ("gRPC", self.grpc_port),
+            ("HTTP", self.http_port),
+            ("metrics", self.metrics_port),
+        ):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Triton binds
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError as exc:
+                    raise TritonLocalError(
+                        f"{what} port {port} on 127.0.0.1 is in use ({exc.strerror}): stop what "
+                        "listens there or choose other ports"
+                    ) from None
+
     def _launch(self, env: TritonEnv) -> None:
         backends = self._backend_dir(env)
         assert self._work is not None
@@ -345,7 +363,7 @@ class LocalTriton:
                 raise TritonLocalError(f"tritonserver exited with code {code} while starting")
             try:
                 with urllib.request.urlopen(url, timeout=1.0) as reply:
-                    if reply.status == 200:
+                    if reply.status == 200 and self._proc.poll() is None:
                         return
             except (urllib.error.URLError, OSError):
                 pass

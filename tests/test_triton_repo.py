@@ -480,6 +480,22 @@ def test_triton_local_command_serves_until_interrupted(model_store):
         urllib.request.urlopen(ready, timeout=2)
 
 
+def test_ports_in_use_are_refused(triton):
+    """A second Triton on the same ports is refused before it starts (the first one's health
+    answers must not pass for its own)."""
+    from ahmer.models.triton_local import LocalTriton, TritonLocalError
+
+    ports = {"grpc_port": triton.grpc_port, "http_port": triton.http_port}
+    second = LocalTriton(triton.repo, metrics_port=triton.metrics_port, **ports)
+    try:
+        with pytest.raises(TritonLocalError, match=f"gRPC port {triton.grpc_port} .* in use"):
+            second.start(timeout=30)
+        assert second.pid is None
+    finally:
+        second.close()
+    assert triton.running()
+
+
 def test_a_missing_env_says_run_ci_install(tmp_path, monkeypatch):
     from ahmer.models.triton_local import LocalTriton, TritonLocalError
 
