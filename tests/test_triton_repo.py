@@ -178,6 +178,22 @@ def test_tampering_is_detected(model_store, tmp_path):
     assert "no ahmer_repo.json" in check_repository(model_store, out)[0]
 
 
+def test_a_corrupt_store_model_is_refused(model_store, tmp_path):
+    from ahmer.models.store import ModelStore
+
+    root = tmp_path / "store"
+    root.mkdir()
+    shutil.copyfile(model_store.root / "manifest.json", root / "manifest.json")
+    shutil.copytree(model_store.root / "fer_emotion", root / "fer_emotion")
+    onnx_file = root / model_store.manifest()["fer_emotion"].path
+    data = bytearray(onnx_file.read_bytes())
+    data[-1] ^= 0xFF
+    onnx_file.write_bytes(bytes(data))
+    with pytest.raises(TritonRepoError, match="'fer_emotion' .* is corrupt"):
+        write_repository(ModelStore(root), tmp_path / "repo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
 def test_an_out_holding_something_else_is_refused(model_store, tmp_path):
     foreign = tmp_path / "data"
     foreign.mkdir()
