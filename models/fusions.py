@@ -47,6 +47,7 @@ __all__ = [
     "fusion_notice",
     "install_fusion",
     "installed_fusions",
+    "recheck_fusion",
     "resolve_fusion",
 ]
 
@@ -386,6 +387,23 @@ def resolve_fusion(store: ModelStore, spec: str) -> FusionRef:
     raise FusionError(
         f"fusion {spec!r} is neither an installed fusion (installed: {names}; see `ahmer models "
         "list`) nor an existing .onnx file or training run folder"
+    )
+
+
+def recheck_fusion(ref: FusionRef) -> str | None:
+    """Hash a loaded fusion's graph again (a running server's periodic check: files can
+    change under it); None when it still matches ``ref.sha256``, else what is wrong and the
+    fix."""
+    try:
+        found = sha256_file(ref.path)
+    except OSError as exc:
+        found = f"unreadable ({exc})"
+    if found == ref.sha256:
+        return None
+    return (
+        f"fusion {ref.name!r} at {ref.path} is corrupt (sha256 mismatch: loaded "
+        f"{ref.sha256[:12]}, found {found[:12]}): install it again (`ahmer models add-fusion "
+        f"RUN --name {ref.name} --force`) and restart"
     )
 
 

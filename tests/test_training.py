@@ -437,3 +437,28 @@ def test_bah_layout_features_train_beat_the_prior_and_serve(
     clip = next(c for c in bah_dataset.clips if c.split == "test" and c.label == 1)
     check_analyze("bahgen", card, clip.path, home, store)
     check_server("bahgen", home, store)
+
+
+def test_the_server_store_check_covers_a_trained_fusion(run, store, tmp_path, caplog):
+    """A running server hashes its trained fusion again with the store: a changed graph
+    turns it NOT_SERVING with one critical line naming the fusion and the fix."""
+    import copy
+    import logging
+
+    from serving import ServerThread, shared_analyzer
+
+    folder = tmp_path / "run"
+    shutil.copytree(run.out, folder)
+    analyzer = copy.copy(shared_analyzer())
+    analyzer.fusion = resolve_fusion(store, str(folder))
+    srv = ServerThread(analyzer=analyzer).wait_ready()
+    try:
+        assert srv.call(srv.server.check_store()) is True
+        with open(folder / "fusion.onnx", "ab") as f:
+            f.write(b"\0")
+        with caplog.at_level(logging.CRITICAL, logger="ahmer.service"):
+            assert srv.call(srv.server.check_store()) is False
+        lines = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
+        assert len(lines) == 1 and "fusion 'synth1'" in lines[0] and "add-fusion" in lines[0]
+    finally:
+        srv.stop()

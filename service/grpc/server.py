@@ -3,7 +3,8 @@
 Life cycle: :meth:`AhmerServer.start` binds the port and answers health checks at once with
 NOT_SERVING; the models load and warm up in a worker thread, then health turns SERVING.
 While serving, :meth:`AhmerServer.check_store` hashes the loaded models' store files again
-every :data:`STORE_CHECK_SECONDS` (``AHMER_STORE_CHECK_SECONDS``; 0: never): a file changed
+(and a trained fusion's graph) every :data:`STORE_CHECK_SECONDS` (``AHMER_STORE_CHECK_SECONDS``;
+0: never): a file changed
 or gone under a running server (a bad deploy, a failing disk) turns health NOT_SERVING for
 good, with a critical log line naming the model and the fix, so that an orchestrator stops
 routing to it and restarts it, instead of the server answering from a store no restart
@@ -257,7 +258,13 @@ class AhmerServer:
         ]
 
         def problems() -> list[str]:
-            return [m for m in map(store.recheck, names) if m]
+            found = [m for m in map(store.recheck, names) if m]
+            fusion = getattr(analyzer, "fusion", None)  # a trained fusion is not in ARTIFACTS
+            if fusion is not None and fusion.trained:
+                from ahmer.models.fusions import recheck_fusion
+
+                found += [m for m in (recheck_fusion(fusion),) if m]
+            return found
 
         found = await asyncio.get_running_loop().run_in_executor(None, problems)
         if not found or self.state.stopping:
