@@ -41,9 +41,11 @@ def write_features(
     per_participant: int = 4,
     seed: int = 0,
     splits: bool = True,
+    frames: tuple[int, int] = (40, 80),
 ) -> Path:
     """Write a features folder under ``root`` and return it. With ``splits``, participants
-    0-5 (of 10) are train, 6-7 val, 8-9 test; without, index.csv's split column is empty."""
+    0-5 (of 10) are train, 6-7 val, 8-9 test; without, index.csv's split column is empty.
+    Videos have ``frames[0]`` to ``frames[1] - 1`` frames at 5 fps."""
     rng = np.random.default_rng(seed)
     direction = {
         "face": rng.normal(size=FACE_EMBED_DIM).astype(np.float32),
@@ -60,7 +62,7 @@ def write_features(
             )
         for q in range(per_participant):
             vid = f"p{p:02d}_q{q}"
-            n = int(rng.integers(40, 80))
+            n = int(rng.integers(*frames))
             label = int(rng.random() < 0.5)
             frame_labels = np.zeros(n, np.int8)
             cues = rng.uniform(0.0, 0.4, (n, len(CUE_NAMES))).astype(np.float32)
