@@ -462,3 +462,22 @@ def test_the_server_store_check_covers_a_trained_fusion(run, store, tmp_path, ca
         assert len(lines) == 1 and "fusion 'synth1'" in lines[0] and "add-fusion" in lines[0]
     finally:
         srv.stop()
+
+
+def test_score_with_a_trained_fusion_names_it_and_rescores_on_a_change(
+    installed, home, clip, tmp_path
+):
+    out = tmp_path / "scored"
+    args = ["score", str(clip), "--out", str(out), "--workers", "1"]
+    proc = ahmer(*args, "--fusion", installed, home=home)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = (out / "results").glob("*.json")
+    assert json.loads(result.read_text())["models"]["fusion"] == installed
+    clips_csv = (out / "clips.csv").read_text()
+    assert "ahmer-ah-trained@" in clips_csv  # the ah_model column: the fusion's version
+    again = ahmer(*args, "--fusion", installed, home=home)
+    assert again.returncode == 0 and "1 already done, 0 to score" in again.stderr
+    prior = ahmer(*args, home=home)  # the prior: not the same results
+    assert prior.returncode == 0 and "0 already done, 1 to score" in prior.stderr
+    assert json.loads(result.read_text())["models"]["fusion"] == FUSION_MODEL
+    one_error_line(ahmer(*args, "--fusion", "nope", home=home), 2, "--fusion", "nope")
