@@ -371,13 +371,12 @@ class TritonBackend(InferenceBackend):
             now = time.monotonic()
             if now - self._ready_at < _READY_CACHE_S:
                 return self._ready_value
-            self.problem = self._probe()
+            before, self.problem = self.problem, self._probe()
             value = self.problem is None
-            if value != self._was_ready:
-                if value:
-                    log.warning("triton: %s is ready again", self.where)
-                else:
-                    log.error("triton: %s is not ready: %s", self.where, self.problem)
+            if value and not self._was_ready:
+                log.warning("triton: %s is ready again", self.where)
+            elif not value and self.problem != before:  # logged once per reason
+                log.error("triton: %s is not ready: %s", self.where, self.problem)
             self._was_ready = self._ready_value = value
             self._ready_at = time.monotonic()
             return value

@@ -326,6 +326,35 @@ def test_triton_stopped_mid_run_then_back(served, triton, clip_files):
     assert "Traceback" not in text
 
 
+def test_triton_back_on_other_files_is_not_trusted(served, triton, repo, tmp_path):
+    """Triton comes back on the same address serving a repository of other files: the server
+    stays NOT_SERVING and says why in its log; back on the right one, it serves again."""
+    from ahmer.models.triton_local import LocalTriton
+
+    _, target, log = served
+    other = tmp_path / "other"
+    shutil.copytree(repo, other)
+    config = other / "fer_emotion" / "config.pbtxt"
+    text = config.read_text()
+    sha = text.split('key: "ahmer_sha256"')[1].split('string_value: "')[1].split('"')[0]
+    config.write_text(text.replace(sha, "f" * 64))
+    ports = {"grpc_port": triton.grpc_port, "http_port": triton.http_port,
+             "metrics_port": triton.metrics_port}  # fmt: skip
+    triton.stop()
+    try:
+        _wait_health(target, health_pb2.HealthCheckResponse.NOT_SERVING, 30)
+        with LocalTriton(other, **ports) as impostor:
+            assert impostor.url == triton.url
+            time.sleep(4)  # several readiness checks with Triton up
+            assert _health(target) == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        triton.start(timeout=240)
+    _wait_health(target, health_pb2.HealthCheckResponse.SERVING, 60)
+    assert "model 'fer_emotion' changed while Triton was away (ahmer_sha256 ffffffffffff" in (
+        log.read_text()
+    )
+
+
 def test_serve_started_before_triton_waits_for_it(repo, clip_files, tmp_path):
     """``ahmer serve`` whose Triton is not up yet: NOT_SERVING, calls UNAVAILABLE naming
     Triton; it loads its models and serves as soon as Triton is there."""
