@@ -550,56 +550,67 @@ def part_streams(args, save) -> None:
     bench = argparse.Namespace(duration=args.stream_seconds, analysis_fps=args.analysis_fps)
     with tempfile.TemporaryDirectory() as tmp:
         clip = stream.make_media(Path(tmp), 15)
-        port = free_port()
-        cmd = [
-            sys.executable, "-m", "ahmer.service.cli", "serve",
-            "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "off",
+        flags = [
             "--device", args.stream_device,
-            "--max-sessions", str(max(levels) + 8),
-            "--max-concurrent-rpcs", str(max(levels) + 16),  # default 64 refuses 128 streams
             "--max-stream-seconds", str(int(args.stream_seconds) + 120),
-            "--log-level", "warning",
         ]  # fmt: skip
-        log = open(Path(tmp) / "server.log", "w")
-        server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        t = time.monotonic()
+        server, target = start_serve(flags, max(levels), Path(tmp) / "server.log")
         try:
-            from ahmer.client import AhmerClient
-
-            t = time.monotonic()
-            with AhmerClient(f"127.0.0.1:{port}") as client:
-                while server.poll() is None and time.monotonic() - t < 120:
-                    try:
-                        client.wait_ready(timeout=1)
-                        break
-                    except TimeoutError:
-                        pass
-                else:
-                    log.flush()
-                    tail = (Path(tmp) / "server.log").read_text().strip().splitlines()[-3:]
-                    raise RuntimeError(f"ahmer serve not ready (exit {server.poll()}): {tail}")
             result["server_ready_s"] = round(time.monotonic() - t, 1)
             save(result)
             for n in levels:
-                r = stream.run_level(n, f"127.0.0.1:{port}", clip, bench, server.pid)
-                rss = [m for _, m in r["rss"]] or [float("nan")]
                 result["levels"].append(
-                    {
-                        "streams": n,
-                        "frames_sent": r["sent"],
-                        "frames_analysed": r["analysed"],
-                        "dropped_for_load": r["skipped_load"],
-                        "frames_per_s": round(r["throughput"], 1),
-                        "first_ms_p50_p95_p99": [round(v, 1) for v in r["first"]],
-                        "final_ms_p50_p95_p99": [round(v, 1) for v in r["final"]],
-                        "rss_mb_max": round(max(rss), 1),
-                        "wall_s": round(r["wall"], 1),
-                    }
+                    stream_row(stream.run_level(n, target, clip, bench, server.pid))
                 )
                 save(result)
         finally:
             stop(server)
-            log.close()
     save(result)
+
+
+def start_serve(flags: list[str], streams: int, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """``ahmer serve`` on a free 127.0.0.1 port with room for ``streams`` live sessions, once
+    it is SERVING: the process and its address (a RuntimeError with its log's tail if not)."""
+    from ahmer.client import AhmerClient
+
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "ahmer.service.cli", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "off",
+        "--max-sessions", str(streams + 8),
+        "--max-concurrent-rpcs", str(streams + 16),  # the default 64 refuses 128 streams
+        "--log-level", "warning", *flags,
+    ]  # fmt: skip
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    t = time.monotonic()
+    with AhmerClient(f"127.0.0.1:{port}") as client:
+        while server.poll() is None and time.monotonic() - t < 120:
+            try:
+                client.wait_ready(timeout=1)
+                return server, f"127.0.0.1:{port}"
+            except TimeoutError:
+                pass
+    stop(server)
+    tail = log_path.read_text().strip().splitlines()[-3:]
+    raise RuntimeError(f"ahmer serve not ready (exit {server.poll()}): {tail}")
+
+
+def stream_row(r: dict) -> dict:
+    """The numbers of one ``bench/stream.py`` level, without its per-frame lists."""
+    rss = [m for _, m in r["rss"]] or [float("nan")]
+    return {
+        "streams": r["streams"],
+        "frames_sent": r["sent"],
+        "frames_analysed": r["analysed"],
+        "dropped_for_load": r["skipped_load"],
+        "frames_per_s": round(r["throughput"], 1),
+        "first_ms_p50_p95_p99": [round(v, 1) for v in r["first"]],
+        "final_ms_p50_p95_p99": [round(v, 1) for v in r["final"]],
+        "rss_mb_max": round(max(rss), 1),
+        "wall_s": round(r["wall"], 1),
+    }
 
 
 PART_FUNCS = {

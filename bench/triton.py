@@ -20,7 +20,13 @@ streams, what dynamic batching wins back. The two backends take turns at each le
 ``--slices`` alternating slices, so a busy machine's drift hits both alike. Both answer the
 first frame of each stream alike (max absolute difference printed).
 
+``--live`` measures whole live sessions instead: ``bench/stream.py``'s clients (JPEG frames at
+15 fps and PCM audio in real time) against two ``ahmer serve``, one per backend, level by
+level: first-result latency, frames analysed per second and frames dropped for load, and the
+batches Triton formed.
+
     .venv/bin/python bench/triton.py                      # 1, 4, 16 streams, 8 s each
+    .venv/bin/python bench/triton.py --live               # live sessions, 15 s each
     .venv/bin/python bench/triton.py --streams 1,16 --seconds 5 --json out.json
 """
 
@@ -154,81 +160,90 @@ def max_diff(a: list[dict], b: list[dict]) -> float:
     return worst
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--streams", default="1,4,16", help="concurrent streams per level (1,4,16)")
-    p.add_argument("--seconds", type=float, default=8.0, help="seconds per level and backend")
-    p.add_argument(
-        "--slices", type=int, default=4, help="alternate the backends this many times (4)"
-    )
-    p.add_argument("--json", type=Path, help="write the numbers here")
-    args = p.parse_args(argv)
-    levels = [int(n) for n in args.streams.split(",")]
-
+def model_levels(args, levels: list[int], url: str, names: list[str], paths) -> list[dict]:
+    """The model-call benchmark: each level through both backends, in alternating slices."""
     from ahmer.models.backend import make_backend
     from ahmer.models.contract import FUSION_MODEL
-    from ahmer.models.store import ModelStore
-    from ahmer.models.triton_local import LocalTriton
-    from ahmer.models.triton_repo import write_repository
 
-    store = ModelStore()
-    names = ["fer_emotion", "minilm", FUSION_MODEL]
-    paths = {n: store.path(n) for n in names}
-    paths = {n: (next(p.glob("*.onnx")) if p.is_dir() else p) for n, p in paths.items()}
-    report: dict[str, Any] = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpus": os.cpu_count(),
-        "load_avg_start": os.getloadavg(),
-        "seconds_per_level": args.seconds,
-        "slices": args.slices,
-        "levels": [],
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        repo = write_repository(store, Path(tmp) / "repo", python_backend=True)
-        report["max_queue_delay_us"] = repo.max_queue_delay_us
-        inproc = make_backend("onnxruntime", device="cpu")
-        with LocalTriton(Path(tmp) / "repo") as server:
-            triton = make_backend("triton", url=server.url)
-            signatures = {}
-            for name in names:
-                signatures[name] = inproc.load(name, paths[name])
-                triton.load(name, paths[name])
-            for n in levels:
-                cycles = [frame_calls(signatures, FUSION_MODEL, k) for k in range(n)]
-                row: dict[str, Any] = {"streams": n}
-                runs: dict[str, list[dict]] = {"onnxruntime": [], "triton": []}
-                before = triton_counts(server.url, names)
-                for _ in range(args.slices):  # alternated: drift hits both alike
-                    for kind, backend in (("onnxruntime", inproc), ("triton", triton)):
-                        slice_s = args.seconds / args.slices
-                        runs[kind].append(run_slice(backend, cycles, slice_s))
-                after = triton_counts(server.url, names)
-                row["onnxruntime"] = summarize(runs["onnxruntime"])
-                row["triton"] = summarize(runs["triton"])
-                row["triton"]["mean_batch"] = {
-                    m: round((after[m][0] - before[m][0]) / max(1, after[m][1] - before[m][1]), 2)
-                    for m in names
-                }
-                row["max_abs_diff"] = max_diff(
-                    runs["onnxruntime"][0]["first"], runs["triton"][0]["first"]
-                )
-                row["ratio_triton_over_inproc"] = {
-                    k: round(row["triton"][k] / row["onnxruntime"][k], 2)
-                    for k in ("p50_ms", "p95_ms", "frames_per_s")
-                }
-                report["levels"].append(row)
-                print(f"{n} streams done", file=sys.stderr)
-            triton.close()
-        inproc.close()
-    report["load_avg_end"] = os.getloadavg()
-    by_n = {r["streams"]: r for r in report["levels"]}
-    if levels:
-        lo, hi = by_n[min(levels)], by_n[max(levels)]
-        report["hop_cost_p50_ms"] = round(lo["triton"]["p50_ms"] - lo["onnxruntime"]["p50_ms"], 2)
-        report["scaling"] = {
-            kind: round(hi[kind]["frames_per_s"] / lo[kind]["frames_per_s"], 2)
-            for kind in ("onnxruntime", "triton")
+    inproc = make_backend("onnxruntime", device="cpu")
+    triton = make_backend("triton", url=url)
+    signatures = {}
+    for name in names:
+        signatures[name] = inproc.load(name, paths[name])
+        triton.load(name, paths[name])
+    rows = []
+    for n in levels:
+        cycles = [frame_calls(signatures, FUSION_MODEL, k) for k in range(n)]
+        row: dict[str, Any] = {"streams": n}
+        runs: dict[str, list[dict]] = {"onnxruntime": [], "triton": []}
+        before = triton_counts(url, names)
+        for _ in range(args.slices):  # alternated: drift hits both alike
+            for kind, backend in (("onnxruntime", inproc), ("triton", triton)):
+                runs[kind].append(run_slice(backend, cycles, args.seconds / args.slices))
+        after = triton_counts(url, names)
+        row["onnxruntime"] = summarize(runs["onnxruntime"])
+        row["triton"] = summarize(runs["triton"])
+        row["triton"]["mean_batch"] = mean_batch(before, after)
+        row["max_abs_diff"] = max_diff(runs["onnxruntime"][0]["first"], runs["triton"][0]["first"])
+        row["ratio_triton_over_inproc"] = {
+            k: round(row["triton"][k] / row["onnxruntime"][k], 2)
+            for k in ("p50_ms", "p95_ms", "frames_per_s")
         }
+        rows.append(row)
+        print(f"{n} streams done", file=sys.stderr)
+    triton.close()
+    inproc.close()
+    return rows
+
+
+def live_levels(args, levels: list[int], url: str, names: list[str], tmp: Path) -> list[dict]:
+    """Whole live sessions (``bench/stream.py``: JPEG frames and PCM audio at 15 fps in real
+    time) against two ``ahmer serve``: ``--backend onnxruntime`` and ``--backend triton``."""
+    import stream
+    from gpu import start_serve, stop, stream_row
+
+    bench = argparse.Namespace(duration=args.seconds, analysis_fps=args.analysis_fps)
+    clip = stream.make_media(tmp, CAMERA_FPS)
+    limit = ["--max-stream-seconds", str(int(args.seconds) + 120)]
+    servers = {
+        "onnxruntime": start_serve(limit, max(levels), tmp / "inproc.log"),
+        "triton": start_serve(
+            [*limit, "--backend", "triton", "--triton-url", url], max(levels), tmp / "triton.log"
+        ),
+    }
+    rows = []
+    try:
+        for n in levels:
+            row: dict[str, Any] = {"streams": n}
+            for kind, (server, target) in servers.items():
+                before = triton_counts(url, names)
+                row[kind] = stream_row(stream.run_level(n, target, clip, bench, server.pid))
+                if kind == "triton":
+                    row[kind]["mean_batch"] = mean_batch(before, triton_counts(url, names))
+            a, b = row["onnxruntime"], row["triton"]
+            row["ratio_triton_over_inproc"] = {
+                "first_p50": round(b["first_ms_p50_p95_p99"][0] / a["first_ms_p50_p95_p99"][0], 2),
+                "first_p95": round(b["first_ms_p50_p95_p99"][1] / a["first_ms_p50_p95_p99"][1], 2),
+                "frames_per_s": round(b["frames_per_s"] / a["frames_per_s"], 2),
+            }
+            rows.append(row)
+            print(f"{n} live streams done", file=sys.stderr)
+    finally:
+        for server, _ in servers.values():
+            stop(server)
+    return rows
+
+
+def mean_batch(before: dict, after: dict) -> dict[str, float]:
+    """Per model: inferences per execution between two ``triton_counts``."""
+    return {
+        m: round((after[m][0] - before[m][0]) / max(1, after[m][1] - before[m][1]), 2)
+        for m in after
+    }
+
+
+def print_models(report: dict, args) -> None:
+    from ahmer.models.contract import FUSION_MODEL
 
     print(
         f"\nper live frame: fer_emotion (1 crop) + fusion ({PROVISIONAL_FRAMES} frames); "
@@ -249,12 +264,88 @@ def main(argv: list[str] | None = None) -> int:
             f"{b['p50_ms']:>9.2f}/{b['p95_ms']:<9.2f} {b['frames_per_s']:>7.1f} "
             f"{q['p50_ms']:>8.2f} {q['frames_per_s']:>8.2f} {batch:>16} {r['max_abs_diff']:>8.1e}"
         )
+    levels = [r["streams"] for r in report["levels"]]
     if levels:
+        lo, hi = report["levels"][0], report["levels"][-1]
+        report["hop_cost_p50_ms"] = round(lo["triton"]["p50_ms"] - lo["onnxruntime"]["p50_ms"], 2)
+        report["scaling"] = {
+            kind: round(hi[kind]["frames_per_s"] / lo[kind]["frames_per_s"], 2)
+            for kind in ("onnxruntime", "triton")
+        }
         print(
-            f"network hop at {min(levels)} stream(s): +{report['hop_cost_p50_ms']:.2f} ms p50; "
-            f"frames/s from {min(levels)} to {max(levels)} streams: in-process "
+            f"network hop at {levels[0]} stream(s): +{report['hop_cost_p50_ms']:.2f} ms p50; "
+            f"frames/s from {levels[0]} to {levels[-1]} streams: in-process "
             f"x{report['scaling']['onnxruntime']:.2f}, Triton x{report['scaling']['triton']:.2f}"
         )
+
+
+def print_live(report: dict, args) -> None:
+    print(
+        f"\nlive sessions: {CAMERA_FPS} fps camera, analysis at {args.analysis_fps:g} fps, "
+        f"{args.seconds:g} s each; {os.cpu_count()} CPUs, load "
+        f"{report['load_avg_start'][0]:.2f} -> {report['load_avg_end'][0]:.2f}"
+    )
+    print(
+        f"{'N':>3} {'in-process first p50/p95/p99 ms':>32} {'fps':>6} {'dropped':>7} "
+        f"{'Triton first p50/p95/p99 ms':>28} {'fps':>6} {'dropped':>7} {'batch fer':>9}"
+    )
+    for r in report["levels"]:
+        a, b = r["onnxruntime"], r["triton"]
+        print(
+            f"{r['streams']:>3} {'/'.join(f'{v:.0f}' for v in a['first_ms_p50_p95_p99']):>32} "
+            f"{a['frames_per_s']:>6.1f} {a['dropped_for_load']:>7} "
+            f"{'/'.join(f'{v:.0f}' for v in b['first_ms_p50_p95_p99']):>28} "
+            f"{b['frames_per_s']:>6.1f} {b['dropped_for_load']:>7} "
+            f"{b['mean_batch']['fer_emotion']:>9.2f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--streams", default="1,4,16", help="concurrent streams per level (1,4,16)")
+    p.add_argument("--seconds", type=float, help="seconds per level and backend (8; live 15)")
+    p.add_argument(
+        "--slices", type=int, default=4, help="alternate the backends this many times (4)"
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="whole live sessions through two ahmer serve (one per backend) instead",
+    )
+    p.add_argument("--analysis-fps", type=float, default=5.0, help="--live: analysis fps (5)")
+    p.add_argument("--json", type=Path, help="write the numbers here")
+    args = p.parse_args(argv)
+    args.seconds = args.seconds or (15.0 if args.live else 8.0)
+    levels = [int(n) for n in args.streams.split(",")]
+
+    from ahmer.models.contract import FUSION_MODEL
+    from ahmer.models.store import ModelStore
+    from ahmer.models.triton_local import LocalTriton
+    from ahmer.models.triton_repo import write_repository
+
+    store = ModelStore()
+    names = ["fer_emotion", "minilm", FUSION_MODEL]
+    paths = {n: store.path(n) for n in names}
+    paths = {n: (next(p.glob("*.onnx")) if p.is_dir() else p) for n, p in paths.items()}
+    report: dict[str, Any] = {
+        "mode": "live" if args.live else "model_calls",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load_avg_start": os.getloadavg(),
+        "seconds_per_level": args.seconds,
+        "slices": None if args.live else args.slices,
+        "analysis_fps": args.analysis_fps if args.live else None,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = write_repository(store, Path(tmp) / "repo", python_backend=True)
+        report["max_queue_delay_us"] = repo.max_queue_delay_us
+        with LocalTriton(Path(tmp) / "repo") as server:
+            if args.live:
+                report["levels"] = live_levels(args, levels, server.url, names, Path(tmp))
+            else:
+                report["levels"] = model_levels(args, levels, server.url, names, paths)
+    report["load_avg_end"] = os.getloadavg()
+    (print_live if args.live else print_models)(report, args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 0
