@@ -59,6 +59,7 @@ __all__ = [
     "fusion_session",
     "level_metrics",
     "run_fusion",
+    "score_clips",
     "score_fusion",
 ]
 
@@ -359,9 +360,17 @@ def score_fusion(
     features: FeatureSet, rows: Sequence[IndexRow], path: Path, threads: int = 1
 ) -> LevelScores:
     """Run the fusion graph at ``path`` over ``rows``' features; gather the level scores."""
-    session = fusion_session(path, threads)
-    scores = LevelScores()
-    for clip in features.clips(rows):
-        out = run_fusion(session, clip, ("frame_ah_logit", "clip_ah_logit"))
-        scores.add(clip, out["frame_ah_logit"], float(out["clip_ah_logit"]))
+    return score_clips(features.clips(rows), {"fusion": path}, threads)["fusion"]
+
+
+def score_clips(
+    clips: Iterable[FeatureClip], paths: dict[str, Path], threads: int = 1
+) -> dict[str, LevelScores]:
+    """Run each fusion graph of ``paths`` (key -> .onnx) over ``clips`` (read once)."""
+    sessions = {key: fusion_session(path, threads) for key, path in paths.items()}
+    scores = {key: LevelScores() for key in paths}
+    for clip in clips:
+        for key, session in sessions.items():
+            out = run_fusion(session, clip, ("frame_ah_logit", "clip_ah_logit"))
+            scores[key].add(clip, out["frame_ah_logit"], float(out["clip_ah_logit"]))
     return scores

@@ -27,8 +27,9 @@ contributions within :data:`PARITY_TOLERANCE`, and the graph's own ``cue_feature
 the features files'); a mismatch fails the run and no graph is written.
 
 Determinism: the seed fixes the fold assignment and the batch order; initial weights do not
-depend on it; torch runs with deterministic algorithms and ``threads`` CPU threads, so two
-runs with the same data, seed, options and thread count write byte-identical graphs.
+depend on it; torch runs with ``threads`` CPU threads (its CPU kernels for these ops are
+deterministic; on CUDA it is told to use deterministic algorithms), so two runs with the same
+data, seed, options, device and thread count write byte-identical graphs.
 """
 
 from __future__ import annotations
@@ -50,13 +51,12 @@ from .contract import FUSION_CONTRACT, MASK_NAMES
 from .featureset import (
     FeatureClip,
     FeatureSet,
-    IndexRow,
     LevelScores,
     assign_splits,
     fusion_session,
     level_metrics,
     run_fusion,
-    score_fusion,
+    score_clips,
 )
 from .fusion import (
     EMBEDDING_INPUTS,
@@ -271,8 +271,9 @@ def _setup_torch(config: TrainConfig):
     if config.device == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda: torch sees no CUDA device on this machine")
     torch.manual_seed(config.seed)
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
+    if config.device == "cuda":  # CPU kernels of these ops are deterministic as they are
+        torch.use_deterministic_algorithms(True)  # (and this imports torch's compiler: ~9 s)
+        torch.backends.cudnn.benchmark = False
     torch.set_num_threads(max(1, config.threads))
     return torch, torch.device(config.device)
 
@@ -428,10 +429,12 @@ def _parity(torch, module, graph: Path, clips: Sequence[FeatureClip]) -> dict:
     return {"videos": len(clips), "max_relative_difference": worst}
 
 
-def _scores_of(features: FeatureSet, rows: Sequence[IndexRow], graph: Path) -> dict | None:
-    if not rows:
+def _metrics_of(clips: Sequence[FeatureClip], trained: Path, prior: Path) -> dict | None:
+    """Trained and prior metrics over ``clips`` (None without clips)."""
+    if not clips:
         return None
-    return level_metrics(score_fusion(features, rows, graph))
+    scores = score_clips(clips, {"trained": trained, "prior": prior})
+    return {key: level_metrics(value) for key, value in scores.items()}
 
 
 def _peak_rss_mb() -> float:
@@ -475,10 +478,11 @@ def train(
     )
     train_clips = list(features.clips(splits["train"]))
     val_clips = list(features.clips(splits["val"]))
+    test_clips = list(features.clips(splits["test"]))
     counts = {
         "train": _counts(train_clips),
         "val": _counts(val_clips),
-        "test": _counts(list(features.clips(splits["test"]))),
+        "test": _counts(test_clips),
     }
     tc = counts["train"]
     if not tc["positive_frames"] or tc["positive_frames"] == tc["labelled_frames"]:
@@ -545,11 +549,10 @@ def train(
 
     sha = sha256_file(graph)
     say("evaluating the trained fusion and the zero-shot prior on val and test")
-    metrics = {}
-    for split in ("val", "test"):
-        trained = _scores_of(features, splits[split], graph)
-        prior_m = _scores_of(features, splits[split], prior_ref.path)
-        metrics[split] = None if trained is None else {"trained": trained, "prior": prior_m}
+    metrics = {
+        "val": _metrics_of(val_clips, graph, prior_ref.path),
+        "test": _metrics_of(test_clips, graph, prior_ref.path),
+    }
     seconds = time.perf_counter() - started
     peak = _peak_rss_mb()
     gpu_peak = None
