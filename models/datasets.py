@@ -167,8 +167,17 @@ def _strict_label(text: str, where: str, allow_empty: bool = False) -> int:
     except ValueError:
         number = None
     if number not in (0.0, 1.0):
-        raise DatasetError(f"{where}: label {value!r} is not 0 or 1")
+        raise DatasetError(f"{where}: label {_shown(value)} is not 0 or 1")
     return int(number)
+
+
+def _shown(value: str) -> str:
+    """A cell for an error message: quoted when it is a number or at most 3 characters;
+    otherwise only its length (a line shifted by a missing comma puts transcript words in
+    the label's place, and transcript text never goes into messages)."""
+    if len(value) <= 3 or re.fullmatch(r"[-+]?[\d.eE]+", value):
+        return repr(value)
+    return f"of {len(value)} characters"
 
 
 def read_class_ids(path: Path, root: Path | None = None) -> dict[str, int]:
@@ -255,7 +264,9 @@ def _frame_labels_table(path: Path, root: Path) -> np.ndarray:
         try:
             value = float(cell)
         except ValueError:
-            raise DatasetError(f"{where}:{number}: frame label {cell!r} is not a number") from None
+            raise DatasetError(
+                f"{where}:{number}: frame label {_shown(cell)} is not a number"
+            ) from None
         values.append(int(value) if value in (0.0, 1.0) else -1)
     if not values:
         raise DatasetError(f"{where}: no frame labels")

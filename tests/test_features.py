@@ -135,6 +135,7 @@ BAD_LAYOUTS = [
     ({**T1, "video_annotation.yaml": "a: [unclosed\n"}, "video_annotation.yaml: not valid YAML"),
     ({**T1, "splits/train.csv": "b.mp4,0,\n"}, "train.txt and splits/train.csv: two train split"),
     ({**T1, "test.txt": "b.mp4,0\na.mp4,0\n"}, "test.txt:2: a.mp4 is listed already (train.txt:1)"),
+    ({"train.txt": "a.mp4,0\nb.mp4,maybe later\n"}, "train.txt:2: label of 11 characters is"),
     ({"notes.txt": "hello\n"}, "not a dataset"),
     ({"val.txt": "video_path,label,transcript\n"}, "val.txt: no videos listed"),
 ]
@@ -146,7 +147,7 @@ def test_bad_bah_layouts_name_file_and_line(tmp_path, files, message):
         _write(tmp_path / name, text)
     with pytest.raises(DatasetError) as err:
         open_dataset(tmp_path)
-    assert message in str(err.value)
+    assert message in str(err.value) and "maybe" not in str(err.value)
     assert str(tmp_path) not in str(err.value) or message == "not a dataset"
 
 
@@ -360,3 +361,17 @@ def test_manifest_with_a_broken_video_fails_it_alone(bah_dataset, tmp_path):
     info = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert info["layout"] == "csv" and info["failed"] == 2 and info["written"] == 2
     assert info["transcript_sources"] == {"dataset": 2}
+
+
+def test_split_and_limit_select_videos(bah_dataset, model_store, tmp_path):
+    out = tmp_path / "out"
+    proc = _ahmer("features", str(bah_dataset.root), "--out", str(out), "--split", "test",
+                  "--split", "val", "--limit", "1")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (row,) = _rows(out / "index.csv")
+    first = min(
+        (c for c in bah_dataset.clips if c.split in ("val", "test")), key=lambda c: c.path.stem
+    )
+    assert row["id"] == first.path.stem
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["items"] == 1 and info["splits"] == {first.split: {str(first.label): 1}}
