@@ -497,6 +497,7 @@ def _open_manifest(path: Path) -> Dataset:
     files = [name]
     tables: dict[Path, dict[str, np.ndarray]] = {}
     rows: list[dict] = []
+    seen: dict[str, str] = {}
     for number, raw in numbered[1:]:
         where = f"{name}:{number}"
 
@@ -507,6 +508,10 @@ def _open_manifest(path: Path) -> Dataset:
         source = cell("path")
         if not source:
             raise DatasetError(f"{where}: empty path")
+        resolved = os.path.normpath(root / source)
+        if resolved in seen:
+            raise DatasetError(f"{where}: {source} is listed already ({seen[resolved]})")
+        seen[resolved] = where
         split_text = cell("split").lower()
         split = _SPLIT_NAMES.get(split_text, "") if split_text else ""
         if split_text and not split:

@@ -161,6 +161,7 @@ BAD_MANIFESTS = [
     ("path,label,frame_labels\na.mp4,1,f.csv\n", "f.csv:3: frame label 'one' is not a number"),
     ("path,label,id\na.mp4,1,x\nb.mp4,0,x\n", "duplicate id 'x'"),
     ("path,label\n", "list.csv: no videos listed"),
+    ("path,label\na.mp4,1\n./a.mp4,0\n", "list.csv:3: ./a.mp4 is listed already (list.csv:2)"),
 ]  # fmt: skip
 
 
