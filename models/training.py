@@ -437,6 +437,17 @@ def _metrics_of(clips: Sequence[FeatureClip], trained: Path, prior: Path) -> dic
     return {key: level_metrics(value) for key, value in scores.items()}
 
 
+def _finite(value):
+    """``value`` with NaN and infinities (a metric without samples) as None: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -490,6 +501,9 @@ def train(
             raise TrainingError(
                 "the train split needs labelled A/H and no-A/H examples (frame or video labels)"
             )
+    vc = counts["val"]
+    if not vc["labelled_frames"] and not vc["labelled_videos"]:
+        raise TrainingError("the val split has no labelled frames or videos to select on")
     prior_ref = resolve_fusion(store, "")
     prior = graph_weights(prior_ref.path)
 
@@ -608,7 +622,8 @@ def train(
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _write_atomic(out / CARD_FILE, (json.dumps(card, indent=2) + "\n").encode())
+    card = _finite(card)
+    _write_atomic(out / CARD_FILE, (json.dumps(card, indent=2, allow_nan=False) + "\n").encode())
     _write_atomic(out / CARD_MD, card_markdown(card).encode())
     say(f"wrote {graph} and its card in {seconds:.1f} s (peak RSS {peak:.0f} MB)")
     return TrainReport(out, graph, card, seconds, peak, history[:-1])

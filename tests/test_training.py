@@ -237,6 +237,8 @@ def test_evaluate_prints_and_writes_the_card_numbers(run, features, home, tmp_pa
         assert f"{report['frame']['avgf1']:.4f}" in proc.stdout
         name = FUSION_MODEL if who == "prior" else "synth1"
         assert report["fusion"]["name"] == name and name[:10] in proc.stdout
+    bad = ahmer("evaluate", str(features), "--threshold", "1.5", home=home)
+    one_error_line(bad, 2, "--threshold", "between 0 and 1")
 
 
 # -- installing and resolving --------------------------------------------------------------
@@ -267,10 +269,13 @@ def test_add_fusion_installs_and_resolves_by_name_and_path(run, store, home, tmp
     with pytest.raises(FusionError, match="synth-a"):
         resolve_fusion(store, "no-such-fusion")
 
-    # an installed graph that changed is refused (a fresh process hashes it)
+    # an installed graph that changed is listed as corrupt and refused (a fresh process)
     ahmer("models", "add-fusion", str(run.out), "--name", "synth-c", home=home)
     with open(store.root / "fusions" / "synth-c" / "fusion.onnx", "ab") as f:
         f.write(b"\0")
+    listing = ahmer("models", "list", home=home)
+    row = next(line for line in listing.stdout.splitlines() if line.startswith("synth-c "))
+    assert row.split()[-1] == "corrupt" and "--name synth-c --force" in listing.stderr
     code = "from ahmer.models.fusions import resolve_fusion as r; from ahmer.models.store " \
         "import ModelStore; r(ModelStore(), 'synth-c')"  # fmt: skip
     proc = subprocess.run(

@@ -17,6 +17,16 @@ __all__ = ["add_evaluate_parser", "run_evaluate"]
 SPLIT_CHOICES = ("train", "val", "test", "all")
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def add_evaluate_parser(sub) -> None:
     p = sub.add_parser(
         "evaluate",
@@ -43,7 +53,7 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="the folds' seed, without splits (0)")
     p.add_argument(
         "--threshold",
-        type=float,
+        type=_probability,
         default=0.5,
         help="decision threshold on the A/H probability (0.5; a trained fusion has its "
         "chosen thresholds folded in)",
@@ -61,8 +71,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if not args.features.is_dir():
         raise PathError(f"{args.features}: not a folder (a features folder of `ahmer features`)")
-    if not 0 < args.threshold < 1:
-        raise ValueError(f"--threshold must be between 0 and 1, got {args.threshold:g}")
     to_stdout = check_outputs({"--json": args.json_out}, (args.features,))
     features = FeatureSet.open(args.features)
     ref = resolve_fusion(ModelStore(), args.fusion)

@@ -145,10 +145,17 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         for row in table:
             print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         print(f"store: {store.root}")
-    bad = [r["name"] for r in rows + fusions if r["status"] != "ok"]
+    bad = [r["name"] for r in rows if r["status"] != "ok"]
     if bad:
         print(
             f"{len(bad)} artifact(s) not ready ({', '.join(bad)}): run `ahmer models build`",
             file=sys.stderr,
         )
+    for r in fusions:
+        if r["status"] != "ok":
+            print(
+                f"fusion {r['name']} is {r['status']}: install it again with `ahmer models "
+                f"add-fusion RUN --name {r['name']} --force`",
+                file=sys.stderr,
+            )
     return 0
