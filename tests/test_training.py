@@ -28,7 +28,7 @@ from ahmer.models.featureset import (
     score_fusion,
 )
 from ahmer.models.fusion import build_fusion_model
-from ahmer.models.fusions import FusionError, install_fusion, resolve_fusion
+from ahmer.models.fusions import FusionError, fusion_notice, install_fusion, resolve_fusion
 from ahmer.models.store import ModelStore, sha256_file
 from ahmer.models.training import (
     PARITY_TOLERANCE,
@@ -265,6 +265,8 @@ def test_add_fusion_installs_and_resolves_by_name_and_path(run, store, home, tmp
     shutil.copyfile(run.graph, bare)
     by_file = resolve_fusion(store, str(bare))
     assert by_file.name == "bare" and by_file.card is None and by_file.trained
+    assert "without a model card: no measured metrics" in fusion_notice(by_file)
+    assert fusion_notice(resolve_fusion(store, FUSION_MODEL)) is None  # the prior's default
     assert resolve_fusion(store, "").name == FUSION_MODEL
     with pytest.raises(FusionError, match="synth-a"):
         resolve_fusion(store, "no-such-fusion")
