@@ -239,12 +239,12 @@ def _split_rows(path: Path, root: Path) -> list[tuple[int, str, int, str | None]
     return rows
 
 
-def _frame_labels_file(path: Path, root: Path) -> dict[str, np.ndarray]:
+def _annotations(path: Path, root: Path) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """(frame labels, ``global_ah`` video labels) of a ``video_annotation.yaml``."""
     try:
-        frames, _ = read_frame_annotations(path)
+        return read_frame_annotations(path)
     except MetricsError as exc:
         raise DatasetError(str(exc).replace(str(path), _rel(path, root))) from exc
-    return frames
 
 
 def _frame_labels_table(path: Path, root: Path) -> np.ndarray:
@@ -448,16 +448,15 @@ def _open_bah(root: Path) -> Dataset:
     annotations = _find_one(root, ("video_annotation.yaml", "video_annotation.yml"))
     if annotations is not None:
         files.append(_rel(annotations, root))
-        frames = _frame_labels_file(annotations, root)
+        frames, videos = _annotations(annotations, root)
         _attach_frames(rows, frames)
         if not splits:
-            _labels_from_annotations(rows, annotations)
+            _labels_from_annotations(rows, videos)
     return Dataset(root, "bah", _items(rows), files, unlisted)
 
 
-def _labels_from_annotations(rows: list[dict], path: Path) -> None:
+def _labels_from_annotations(rows: list[dict], videos: dict[str, int]) -> None:
     """Video labels without split files: ``global_ah``, else any A/H frame."""
-    _, videos = read_frame_annotations(path)
     matched = match_labels([(r["id"], r["source"]) for r in rows], videos)
     for row in rows:
         if row["id"] in matched:
@@ -533,7 +532,7 @@ def _open_manifest(path: Path) -> Dataset:
                 raise DatasetError(f"{where}: frame labels {labels_file}: no such file")
             if target.suffix.lower() in (".yaml", ".yml"):
                 if target not in tables:
-                    tables[target] = _frame_labels_file(target, root)
+                    tables[target] = _annotations(target, root)[0]
                     files.append(_rel(target, root))
                 row["frames_from"] = target
             else:
@@ -554,7 +553,7 @@ def _open_manifest(path: Path) -> Dataset:
     beside = root / "video_annotation.yaml"
     if "frame_labels" not in cols and beside.is_file():
         files.append(beside.name)
-        _attach_frames(rows, _frame_labels_file(beside, root))
+        _attach_frames(rows, _annotations(beside, root)[0])
     return Dataset(root, "csv", _items(rows), files)
 
 
