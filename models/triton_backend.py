@@ -57,10 +57,13 @@ REPO_HINT = (
     "regenerate Triton's repository from this model store with `ahmer models triton-repo OUT` "
     "and restart (or reload) Triton on it"
 )
-_UNAVAILABLE = "StatusCode.UNAVAILABLE"
 _DEADLINE = "StatusCode.DEADLINE_EXCEEDED"
-# what Triton says of a model that was verified at load but is gone for now: it is shutting
-# down (models unload first) or restarting (models not loaded yet): transient, like UNAVAILABLE
+# Transient: Triton unreachable or stopping (UNAVAILABLE), a request it dropped while shutting
+# down (CANCELLED: this client never cancels), seen in 3 stops under load (4 threads calling):
+# ~2000 UNAVAILABLE, ~2000 NOT_FOUND "unknown model ... has no available versions" (models
+# unload first), 2 CANCELLED. A model verified at load that Triton says is unknown or not
+# ready is restarting or shutting down, not a wrong name: retried too.
+_TRANSIENT = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
 _GONE_FOR_NOW = ("unknown model", "no available versions", "is not ready", "server exiting")
 _READY_CACHE_S = 1.0
 _PROBE_TIMEOUT_S = 2.0
@@ -183,7 +186,8 @@ class TritonBackend(InferenceBackend):
                 status, detail = exc.status() or "", " ".join(str(exc.message()).split())
                 if status == _DEADLINE:
                     raise self._unavailable(what, f"no answer within {limit:g} s") from None
-                if status != _UNAVAILABLE and not any(g in detail.lower() for g in _GONE_FOR_NOW):
+                transient = status in _TRANSIENT or any(g in detail.lower() for g in _GONE_FOR_NOW)
+                if not transient and self._server_ready():
                     raise BackendError(f"{what} failed on {self.where}: {detail}") from None
                 tries += 1
                 left = deadline - time.monotonic()
@@ -193,6 +197,14 @@ class TritonBackend(InferenceBackend):
                     ) from None
                 time.sleep(delay)
                 delay = min(2 * delay, self.max_backoff)
+
+    def _server_ready(self) -> bool:
+        """Whether Triton says it is ready (one short call): an error from a Triton that is
+        not is an outage, retried, rather than a fault of the request or the model."""
+        try:
+            return bool(self._client.is_server_ready(client_timeout=1.0))
+        except InferenceServerException:
+            return False
 
     # -- InferenceBackend ------------------------------------------------------------------
 
