@@ -296,16 +296,24 @@ def test_triton_stopped_mid_run_then_back(served, triton, clip_files):
         except Exception as exc:
             outcomes.append(exc)
 
-    in_flight = [threading.Thread(target=call) for _ in range(2)]
+    def session() -> None:
+        try:
+            with AhmerClient(target, retries=0) as client:
+                responses = client.stream_file(clip_files["hedging"], realtime=True)
+                outcomes.append([r for r in responses if r.WhichOneof("message") == "result"])
+        except Exception as exc:
+            outcomes.append(exc)
+
+    in_flight = [threading.Thread(target=f) for f in (call, call, session)]
     for t in in_flight:
         t.start()
-    time.sleep(0.3)  # the calls are decoding their clip
+    time.sleep(1.0)  # the calls are decoding their clip, the session has sent a second
     triton.stop()
     down = _wait_health(target, health_pb2.HealthCheckResponse.NOT_SERVING, 30)
     for t in in_flight:
         t.join(120)
-    assert len(outcomes) == 2
-    for outcome in outcomes:  # in flight when Triton went away
+    assert len(outcomes) == 3
+    for outcome in outcomes:  # in flight when Triton went away: 2 clips, 1 live session
         assert isinstance(outcome, Unavailable), outcome
         assert message in outcome.details() and "retry shortly" in outcome.details()
     with AhmerClient(target, retries=0) as client:  # new calls: refused at once
