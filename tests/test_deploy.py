@@ -114,7 +114,9 @@ def test_triton_overlay_runs_triton_on_a_gpu_with_health_probes():
         assert triton[probe]["httpGet"] == {"path": f"/v2/health/{path}", "port": "http"}
     assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
     assert triton["securityContext"]["readOnlyRootFilesystem"] is True
+    assert triton["securityContext"]["capabilities"]["drop"] == ["ALL"]
     mounts = {m["name"]: m for m in triton["volumeMounts"]}
     assert mounts["models"]["mountPath"] == "/models" and mounts["models"]["readOnly"]
 
