@@ -216,40 +216,50 @@ def part_env(args, save) -> None:
 def part_onnxruntime(args, save) -> None:
     import onnxruntime as ort
 
-    from ahmer.models.onnx_backend import OnnxRuntimeBackend
-
     axes = QUICK_AXES if args.quick else AXES
     repeats = 5 if args.quick else 30
     result: dict[str, Any] = {"status": "ok", "axes": axes, "models": {}}
     available = ort.get_available_providers()
     no_gpu = need_gpu()
-    cache = Path(tempfile.mkdtemp(prefix="ahmer-trt-"))
-    for name, path in onnx_models().items():
-        row: dict[str, Any] = {}
-        result["models"][name] = row
-        cpu = OnnxRuntimeBackend(device="cpu", warmup=False)
-        signature = cpu.load(name, path)
-        feeds = make_feeds(signature, axes)
-        row["inputs"] = {k: list(v.shape) for k, v in feeds.items()}
-        cpu.run(name, feeds)
-        ref, times = timed(lambda b=cpu, n=name, f=feeds: b.run(n, f), repeats)
-        row["cpu"] = {"status": "ok", **summary_ms(times)}
-        cpu.close()
-        save(result)
-        for device, provider in (
-            ("cuda", "CUDAExecutionProvider"),
-            ("tensorrt", "TensorrtExecutionProvider"),
-        ):
-            if provider not in available:
-                why = f"onnxruntime {ort.__version__} has no {provider} (it has {available})"
-                row[device] = {"status": f"not available: {why}"}
-                continue
-            if no_gpu:
-                row[device] = {"status": no_gpu}
-                continue
-            row[device] = run_provider(name, path, device, feeds, ref, repeats, cache, row)
-            save(result)
+    with tempfile.TemporaryDirectory(prefix="ahmer-trt-") as cache:
+        for name, path in onnx_models().items():
+            onnx_model(name, path, axes, repeats, available, no_gpu, Path(cache), result, save)
     save(result)
+
+
+def onnx_model(name, path, axes, repeats, available, no_gpu, cache, result, save) -> None:
+    """One model: CPU reference, then each GPU provider (a failure stays in its row)."""
+    import onnxruntime as ort
+
+    from ahmer.models.onnx_backend import OnnxRuntimeBackend
+
+    row: dict[str, Any] = {}
+    result["models"][name] = row
+    cpu = OnnxRuntimeBackend(device="cpu", warmup=False)
+    signature = cpu.load(name, path)
+    feeds = make_feeds(signature, axes)
+    row["inputs"] = {k: list(v.shape) for k, v in feeds.items()}
+    cpu.run(name, feeds)
+    ref, times = timed(lambda: cpu.run(name, feeds), repeats)
+    row["cpu"] = {"status": "ok", **summary_ms(times)}
+    cpu.close()
+    save(result)
+    for device, provider in (
+        ("cuda", "CUDAExecutionProvider"),
+        ("tensorrt", "TensorrtExecutionProvider"),
+    ):
+        if provider not in available:
+            why = f"onnxruntime {ort.__version__} has no {provider} (it has {available})"
+            row[device] = {"status": f"not available: {why}"}
+            continue
+        if no_gpu:
+            row[device] = {"status": no_gpu}
+            continue
+        try:
+            row[device] = run_provider(name, path, device, feeds, ref, repeats, cache, row)
+        except Exception as exc:
+            row[device] = {"status": f"failed: {type(exc).__name__}: {exc}"}
+        save(result)
 
 
 def run_provider(name, path, device, feeds, ref, repeats, cache, row) -> dict:
