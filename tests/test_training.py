@@ -488,3 +488,33 @@ def test_score_with_a_trained_fusion_names_it_and_rescores_on_a_change(
     assert prior.returncode == 0 and "0 already done, 1 to score" in prior.stderr
     assert json.loads(result.read_text())["models"]["fusion"] == FUSION_MODEL
     one_error_line(ahmer(*args, "--fusion", "nope", home=home), 2, "--fusion", "nope")
+
+
+def test_triton_serves_a_trained_fusion_under_its_name(installed, run, home, store, clip, tmp_path):
+    """``triton-repo --fusion NAME`` serves the trained graph as model NAME; ``ahmer analyze
+    --backend triton --fusion NAME`` through a real local Triton equals the in-process run."""
+    from ahmer.models.triton_local import LocalTriton
+    from ahmer.models.triton_repo import write_repository
+
+    ref = resolve_fusion(store, installed)
+    assert run.card["uses_embeddings"]  # so the face and voice embeddings go through Triton
+    repo = tmp_path / "repo"
+    write_repository(store, repo, python_backend=True, fusion=ref)
+    assert (repo / installed / "config.pbtxt").is_file()
+    local = ahmer("analyze", str(clip), "--fusion", installed, "--json", "-", "--quiet", home=home)
+    assert local.returncode == 0, local.stderr
+    with LocalTriton(repo).start(timeout=240) as triton:
+        args = ["--backend", "triton", "--triton-url", triton.url, "--triton-timeout", "60"]
+        proc = ahmer(
+            "analyze", str(clip), "--fusion", installed, "--json", "-", "--quiet", *args,
+            home=home,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    remote, mine = json.loads(proc.stdout), json.loads(local.stdout)
+    assert remote["models"][installed] == ref.version and remote["notice"] == mine["notice"]
+    pairs = [(remote["clip"]["ah_probability"], mine["clip"]["ah_probability"])]
+    pairs += [
+        (a["ah_probability"], b["ah_probability"])
+        for a, b in zip(remote["frames"], mine["frames"], strict=True)
+    ]
+    assert max(abs(a - b) for a, b in pairs) <= 1e-4 + 1e-9  # the JSON rounds to 4 decimals
