@@ -548,6 +548,13 @@ def train(
     try:
         parity = _parity(torch, module, staged, val_clips)
         bad = {k: v for k, v in parity["max_relative_difference"].items() if v > PARITY_TOLERANCE}
+        if "cue_features" in bad:
+            raise TrainingError(
+                "the features' cue_features differ from what this ahmer's fusion graph computes "
+                f"from their inputs (relative difference {bad['cue_features']:.2g}): they were "
+                "extracted with other models (see dataset.json's models); run `ahmer features` "
+                "again with this model store; no graph was written"
+            )
         if bad:
             raise TrainingError(
                 "the exported graph does not reproduce the trained model on the validation "

@@ -518,3 +518,20 @@ def test_triton_serves_a_trained_fusion_under_its_name(installed, run, home, sto
         for a, b in zip(remote["frames"], mine["frames"], strict=True)
     ]
     assert max(abs(a - b) for a, b in pairs) <= 1e-4 + 1e-9  # the JSON rounds to 4 decimals
+
+
+def test_features_of_other_models_fail_the_parity_check(tmp_path, prior_graph, store):
+    """cue_features that this store's graph does not compute from the inputs (features made
+    with other models) stop the run before a graph is written."""
+    from ahmer.models.training import TrainingError
+
+    feats = write_features(tmp_path / "feats", prior_graph, participants=5, seed=2)
+    for path in (feats / "features").glob("*.npz"):
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+        arrays["cue_features"] = arrays["cue_features"] * 1.1 + 0.01
+        np.savez(path, **arrays)
+    with pytest.raises(TrainingError, match="extracted with other models"):
+        train(feats, tmp_path / "run", TrainConfig(epochs=1), store=store)
+    assert not (tmp_path / "run" / "fusion.onnx").exists()
+    assert not list((tmp_path / "run").glob(".fusion*"))
