@@ -280,13 +280,14 @@ def make_backend(kind: str = "onnxruntime", **options: Any) -> InferenceBackend:
         return OnnxRuntimeBackend(**options)
     if kind == "triton":
         try:
-            import tritonclient.grpc  # noqa: F401
+            from .triton_backend import TritonBackend
         except ImportError as exc:
+            if not (exc.name or "").startswith("tritonclient"):
+                raise
             raise BackendError(
                 f"the triton backend needs tritonclient[grpc], which cannot be imported "
                 f"({exc}): install ahmer[triton]"
             ) from None
-        from .triton_backend import TritonBackend
 
         return TritonBackend(**options)
     raise BackendError(f"unknown inference backend {kind!r}; choose one of {BACKEND_KINDS}")

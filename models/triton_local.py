@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -48,6 +49,7 @@ __all__ = [
 
 ENV_VARIABLE = "AHMER_TRITON_ENV"
 ENV_FOLDER = ".venv-triton"
+_LAUNCHES = itertools.count()  # numbers each launch of this process (shared-memory names)
 _INSTALL_HINT = "run .ci/install (it creates .venv-triton with nvidia-pytriton)"
 
 
@@ -188,7 +190,7 @@ class LocalTriton:
         if not self.repo.is_dir():
             raise TritonLocalError(f"no model repository at {self.repo}")
         env = self._env()
-        tries = 3 if self._auto_ports else 1
+        tries = 3
         for attempt in range(tries):
             if self._auto_ports and (attempt or not self.grpc_port):
                 self.grpc_port, self.http_port, self.metrics_port = (
@@ -204,8 +206,9 @@ class LocalTriton:
             except TritonLocalError as exc:
                 tail = self.log_tail()
                 self.stop()
-                if attempt + 1 < tries and "already in use" in tail:
-                    continue
+                busy = self._auto_ports and "already in use" in tail
+                if attempt + 1 < tries and (busy or "lock_exception" in tail):
+                    continue  # other ports / a start that aborted in its python backend
                 raise TritonLocalError(f"{exc}; Triton said:\n{self.log_errors()}") from None
         raise AssertionError("unreachable")
 
@@ -337,6 +340,10 @@ class LocalTriton:
             f"--metrics-port={self.metrics_port}",
             f"--exit-timeout-secs={self.exit_timeout}",
             "--log-verbose=0",
+            # the python backend's shared-memory regions are named from this prefix: two
+            # Tritons on one machine with the same prefix collide (a start that aborts with
+            # boost::interprocess::lock_exception), so each launch gets its own
+            f"--backend-config=python,shm-region-prefix-name=ahmer{os.getpid()}x{next(_LAUNCHES)}_",
         ]
         atexit.register(self._kill_quietly)  # never leave a Triton behind
         with open(self._log, "ab") as log:

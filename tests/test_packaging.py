@@ -23,7 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ("preprocessing", "models", "service")
 # files that may import what only an extra brings (relative to ROOT) -> the extra
-EXTRA_FILES = {"models/export/": "export", "models/triton_": "triton"}
+EXTRA_FILES = {
+    "models/export/": "export",
+    "models/training.py": "export",  # ahmer train: torch, imported once it is known installed
+    "models/fusion_torch.py": "export",
+    "models/triton_": "triton",
+}
 # files that never run in ahmer's environment (relative to ROOT) -> where they run instead
 FOREIGN_FILES = {"models/triton_python_model.py": "inside Triton's python stub (.venv-triton)"}
 

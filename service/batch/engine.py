@@ -368,7 +368,14 @@ class _Context:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    known = ("MediaError", "TranscriptError", "FileNotFoundError", "PathError", "ValueError")
+    known = (
+        "MediaError",
+        "TranscriptError",
+        "FileNotFoundError",
+        "PathError",
+        "ValueError",
+        "BackendUnavailable",  # names Triton and its URL itself
+    )
     ours = any(cls.__name__ in known for cls in type(exc).__mro__)  # TruncatedMedia too
     prefix = "" if ours else f"{type(exc).__name__}: "
     return (prefix + text)[:300]
