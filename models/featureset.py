@@ -50,6 +50,7 @@ from .fusion import FEATURE_NAMES
 __all__ = [
     "FEATURES_SCHEMA",
     "FUSION_INPUTS",
+    "INDEX_COLUMNS",
     "FeatureClip",
     "FeatureError",
     "FeatureSet",
@@ -66,7 +67,18 @@ __all__ = [
 FEATURES_SCHEMA = "ahmer.features/1"
 SPLITS = ("train", "val", "test")
 FOLDS = 5
-INDEX_COLUMNS = ("id", "split", "participant", "label", "frames")
+INDEX_COLUMNS = (
+    "id",
+    "split",
+    "participant",
+    "label",
+    "frames",
+    "labelled_frames",
+    "duration",
+    "source",
+)
+"""``index.csv``'s columns as ``ahmer features`` writes them; reading needs the first five."""
+_REQUIRED_COLUMNS = INDEX_COLUMNS[:5]
 
 # name -> (dtype, trailing shape) of the per-frame arrays; "T" is the frame axis
 _FRAME_ARRAYS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -225,7 +237,7 @@ def _read_index(path: Path) -> list[IndexRow]:
     except OSError as exc:
         raise FeatureError(f"{path}: unreadable ({exc})") from exc
     reader = csv.DictReader(text.splitlines())
-    missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or ())]
+    missing = [c for c in _REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
     if missing:
         raise FeatureError(f"{path}:1: header lacks column(s) {', '.join(missing)}")
     rows, seen = [], set()

@@ -19,7 +19,7 @@ import numpy as np
 
 from ahmer.models.contract import EMBED_DIM, FACE_EMBED_DIM, FUSION_CONTRACT, VOICE_EMBED_DIM
 from ahmer.models.cues import CUE_NAMES
-from ahmer.models.featureset import FEATURES_SCHEMA, fusion_session
+from ahmer.models.featureset import FEATURES_SCHEMA, INDEX_COLUMNS, fusion_session
 
 __all__ = ["write_features"]
 
@@ -109,18 +109,7 @@ def write_features(
             rows.append([vid, split, f"P{p:02d}", label, n, labelled, n / FPS, f"{vid}.mp4"])
     with open(root / "index.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(
-            [
-                "id",
-                "split",
-                "participant",
-                "label",
-                "frames",
-                "labelled_frames",
-                "duration",
-                "source",
-            ]
-        )
+        writer.writerow(INDEX_COLUMNS)
         writer.writerows(rows)
     fingerprint = hashlib.sha256(f"synthetic:{seed}:{participants}:{splits}".encode()).hexdigest()
     info = {

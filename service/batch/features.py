@@ -41,6 +41,7 @@ import numpy as np
 from ahmer.models.config import AnalyzerConfig
 from ahmer.models.contract import FUSION_CONTRACT
 from ahmer.models.datasets import Dataset, DatasetItem, resample_labels
+from ahmer.models.featureset import FEATURES_SCHEMA, FUSION_INPUTS, INDEX_COLUMNS
 
 from ..files import atomic_write_bytes, atomic_write_text
 from .engine import BatchItem, BatchJob, _ahmer_version, _one_line, _stat, file_sha256
@@ -61,20 +62,9 @@ __all__ = [
 ]
 
 FEATURES = "features"
-FEATURES_SCHEMA = "ahmer.features/1"
 ITEM_SCHEMA = "ahmer.features-item/1"
-INPUT_KEYS = ("cues", "masks", "emotion", "text_emb", "face_emb", "voice_emb", "valid", "fps")
+INPUT_KEYS = FUSION_INPUTS
 """The fusion inputs a features file holds (without the batch axis)."""
-INDEX_COLUMNS = (
-    "id",
-    "split",
-    "participant",
-    "label",
-    "frames",
-    "labelled_frames",
-    "duration",
-    "source",
-)
 _TRANSCRIPT_SOURCE = {"client": "dataset", "asr": "asr", "none": "none"}
 
 
