@@ -14,8 +14,15 @@ import grpc
 import pytest
 from serving import serve_process
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from upload_memory import rss_mb, run_round  # noqa: E402
+# bench/ is on sys.path only while this loads (upload_memory imports bench/stream.py): left
+# there, bench/triton.py would shadow the `triton` package for the rest of the session, which
+# torch probes for when a later test trains a fusion
+_BENCH = str(Path(__file__).resolve().parent.parent / "bench")
+sys.path.insert(0, _BENCH)
+try:
+    from upload_memory import rss_mb, run_round
+finally:
+    sys.path.remove(_BENCH)
 
 MIB = 1024 * 1024
 UPLOAD_MB = 100
