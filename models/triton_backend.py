@@ -27,11 +27,20 @@ errors are a plain ``BackendError``. :meth:`ready` (server live and ready, every
 ready; cached for a second) is what the gRPC server's readiness follows; when Triton comes
 back it re-checks each model's ``ahmer_sha256``, so a Triton restarted on another repository
 is not trusted.
+
+TLS (``tls=True``): gRPC's default roots, which in grpcio are the public roots it bundles
+(``grpc/_cython/_credentials/roots.pem``), not the operating system's store. gRPC reads the
+environment variable ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` before those: a PEM file of the CAs
+to trust instead, which is how a Triton with a certificate from a private CA is trusted (the
+tests do just that). A handshake that fails on the certificate, or a TLS client at a port
+without TLS, is a configuration fault, not an outage: it fails at once, saying what to set,
+rather than being retried for the whole timeout.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +56,7 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 from .backend import BackendError, BackendUnavailable, InferenceBackend, Signature
 from .store import _onnx_signature, sha256_file
 
-__all__ = ["REPO_HINT", "TritonBackend", "onnx_signature"]
+__all__ = ["REPO_HINT", "ROOTS_VARIABLE", "TritonBackend", "onnx_signature", "tls_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +74,30 @@ _DEADLINE = "StatusCode.DEADLINE_EXCEEDED"
 # ready is restarting or shutting down, not a wrong name: retried too.
 _TRANSIENT = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
 _GONE_FOR_NOW = ("unknown model", "no available versions", "is not ready", "server exiting")
+ROOTS_VARIABLE = "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"
+_VERIFY_FAILED = re.compile(r"CERTIFICATE_VERIFY_FAILED(?:: ([^:]+))?")
 _READY_CACHE_S = 1.0
 _PROBE_TIMEOUT_S = 2.0
+
+
+def tls_problem(detail: str, tls: bool) -> str | None:
+    """What a gRPC error ``detail`` says is wrong with TLS to Triton, when it is a fault of the
+    configuration (one that retrying cannot cure), as a sentence with the fix; else None."""
+    verify = _VERIFY_FAILED.search(detail)
+    if verify:
+        reason = (verify.group(1) or "").strip() or "verification failed"
+        return (
+            f"TLS handshake failed: Triton's certificate is not trusted ({reason}); to trust a "
+            f"private CA, set {ROOTS_VARIABLE} to a PEM file holding it"
+        )
+    if "Hostname Verification Check failed" in detail or "is not in peer certificate" in detail:
+        return (
+            "TLS handshake failed: Triton's certificate does not name the host of its URL "
+            "(host name check failed); use a host name or address the certificate lists"
+        )
+    if tls and "WRONG_VERSION_NUMBER" in detail:
+        return "TLS handshake failed: Triton's gRPC port does not speak TLS (turn TLS off)"
+    return None
 
 
 def onnx_signature(path: Path) -> Signature:
@@ -109,6 +140,7 @@ class TritonBackend(InferenceBackend):
     roots. ``timeout``: seconds one call may take, retries included (and how long ``load``
     waits for a model to become ready). ``retries``: at most this many retries of one call;
     ``backoff``: the first wait between tries, doubled each time up to ``max_backoff``.
+    TLS trusts gRPC's default roots or the CAs in ``$GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``.
     """
 
     kind = "triton"
@@ -184,6 +216,9 @@ class TritonBackend(InferenceBackend):
                 return fn(max(left, 0.001))
             except InferenceServerException as exc:
                 status, detail = exc.status() or "", " ".join(str(exc.message()).split())
+                problem = tls_problem(detail, self.tls)
+                if problem:
+                    raise self._unavailable(what, problem) from None
                 if status == _DEADLINE:
                     raise self._unavailable(what, f"no answer within {limit:g} s") from None
                 transient = status in _TRANSIENT or any(g in detail.lower() for g in _GONE_FOR_NOW)
@@ -192,6 +227,8 @@ class TritonBackend(InferenceBackend):
                 tries += 1
                 left = deadline - time.monotonic()
                 if tries > self.retries or left <= delay:
+                    if not self.tls and "socket closed" in detail.lower():
+                        detail += " (a client without TLS at a TLS port sees this: TLS needed?)"
                     raise self._unavailable(
                         what, f"{detail} ({tries} tries in {limit - max(left, 0):.1f} s)"
                     ) from None
@@ -416,5 +453,6 @@ class TritonBackend(InferenceBackend):
                             "this service, or point Triton back at the repository it loaded"
                         )
         except InferenceServerException as exc:
-            return " ".join(str(exc.message()).split()) or str(exc.status())
+            detail = " ".join(str(exc.message()).split())
+            return tls_problem(detail, self.tls) or detail or str(exc.status())
         return None

@@ -16,8 +16,11 @@ up (``/work/shared/DESIGN.md``, section 4):
 
 It serves a repository written by :func:`ahmer.models.triton_repo.write_repository` with
 ``python_backend=True``. Ports are free ones on 127.0.0.1 unless given; :meth:`restart` keeps
-them, so clients reconnect to the same URL. Triton and its python stubs run in a process group
-of their own that :meth:`stop` ends (SIGTERM, then SIGKILL), also at interpreter exit.
+them, so clients reconnect to the same URL. With ``tls_cert`` and ``tls_key`` (PEM files) the
+gRPC endpoint speaks TLS only (``--grpc-use-ssl``), as a Triton behind an internal CA would;
+HTTP, which the readiness wait polls, and metrics stay plain. Triton and its python stubs
+run in a process group of their own that :meth:`stop` ends (SIGTERM, then SIGKILL), also at
+interpreter exit.
 """
 
 from __future__ import annotations
@@ -141,8 +144,14 @@ class LocalTriton:
         http_port: int = 0,
         metrics_port: int = 0,
         exit_timeout: int = 5,
+        tls_cert: Path | str | None = None,
+        tls_key: Path | str | None = None,
     ) -> None:
         self.repo = Path(repo).absolute()
+        if (tls_cert is None) != (tls_key is None):
+            raise TritonLocalError("TLS needs both tls_cert and tls_key (PEM files), or neither")
+        self.tls_cert = Path(tls_cert).absolute() if tls_cert is not None else None
+        self.tls_key = Path(tls_key).absolute() if tls_key is not None else None
         self._env_arg = env
         self.grpc_port, self.http_port, self.metrics_port = grpc_port, http_port, metrics_port
         self._auto_ports = not (grpc_port or http_port or metrics_port)
@@ -157,6 +166,11 @@ class LocalTriton:
     def url(self) -> str:
         """The gRPC address, ``127.0.0.1:PORT`` (what ``--triton-url`` takes)."""
         return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def tls(self) -> bool:
+        """Whether the gRPC endpoint speaks TLS (clients need ``--triton-tls``)."""
+        return self.tls_cert is not None
 
     @property
     def http_url(self) -> str:
@@ -189,6 +203,9 @@ class LocalTriton:
             return self
         if not self.repo.is_dir():
             raise TritonLocalError(f"no model repository at {self.repo}")
+        for what, path in (("TLS certificate", self.tls_cert), ("TLS key", self.tls_key)):
+            if path is not None and not path.is_file():
+                raise TritonLocalError(f"{what} {path} is not a file")
         env = self._env()
         tries = 3
         for attempt in range(tries):
@@ -334,6 +351,7 @@ class LocalTriton:
             "--allow-grpc=true",
             "--grpc-address=127.0.0.1",
             f"--grpc-port={self.grpc_port}",
+            *self._tls_flags(),
             "--allow-metrics=true",
             "--allow-gpu-metrics=false",
             "--metrics-address=127.0.0.1",
@@ -359,6 +377,16 @@ class LocalTriton:
                 )
             except OSError as exc:
                 raise TritonLocalError(f"cannot run {env.binary}: {exc}") from exc
+
+    def _tls_flags(self) -> list[str]:
+        """Triton 2.51's flags for a TLS-only gRPC endpoint (server authentication only)."""
+        if self.tls_cert is None:
+            return []
+        return [
+            "--grpc-use-ssl=true",
+            f"--grpc-server-cert={self.tls_cert}",
+            f"--grpc-server-key={self.tls_key}",
+        ]
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
