@@ -3,11 +3,9 @@ certificate from the ``cryptography`` package), against real servers."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-
 import grpc
 import pytest
+from pki import write_pki
 from serving import TOKEN, ServerThread, metric_value, settled_metric, shared_analyzer
 
 cryptography = pytest.importorskip("cryptography")
@@ -16,73 +14,9 @@ cryptography = pytest.importorskip("cryptography")
 # -- certificates ------------------------------------------------------------------------------
 
 
-def _key():
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(key) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _cert(subject_cn, key, issuer_cn=None, issuer_key=None, ca=False, server=False):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn or subject_cn)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    elif not ca:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    cert = builder.sign(issuer_key or key, hashes.SHA256())
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pki")
-    files = {}
-
-    def write(name, data):
-        files[name] = folder / name
-        files[name].write_bytes(data)
-
-    ca_key, other_key = _key(), _key()
-    write("ca.pem", _cert("ahmer test CA", ca_key, ca=True))
-    write("other-ca.pem", _cert("other CA", other_key, ca=True))
-    server_key, client_key, rogue_key = _key(), _key(), _key()
-    write("server.pem", _cert("localhost", server_key, "ahmer test CA", ca_key, server=True))
-    write("server.key", _pem_key(server_key))
-    write("client.pem", _cert("app", client_key, "ahmer test CA", ca_key))
-    write("client.key", _pem_key(client_key))
-    write("rogue.pem", _cert("rogue", rogue_key, "other CA", other_key))
-    write("rogue.key", _pem_key(rogue_key))
-    return files
+    return write_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")

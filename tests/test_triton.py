@@ -453,3 +453,102 @@ def test_score_records_clips_failed_by_triton_and_a_rerun_completes(triton, tmp_
     assert f"{len(texts)} clip(s) scored ({done} from earlier runs), 0 failed" in again.stdout
     with open(out / "failures.csv", newline="") as f:
         assert list(csv.DictReader(f)) == []
+
+
+# -- TLS to Triton -------------------------------------------------------------------------
+# A second Triton whose gRPC port speaks TLS only, with a certificate from a private test CA
+# (tests/pki.py). The client trusts that CA through gRPC's GRPC_DEFAULT_SSL_ROOTS_FILE_PATH.
+
+
+@pytest.fixture(scope="module")
+def tls_pki(tmp_path_factory):
+    pytest.importorskip("cryptography")
+    from pki import write_pki
+
+    return write_pki(tmp_path_factory.mktemp("triton_pki"))
+
+
+@pytest.fixture(scope="module")
+def tls_triton(repo, tls_pki):
+    from ahmer.models.triton_local import LocalTriton
+
+    server = LocalTriton(repo, tls_cert=tls_pki["server.pem"], tls_key=tls_pki["server.key"])
+    server.start(timeout=240)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _ahmer_env(roots: object, *args: str) -> subprocess.CompletedProcess:
+    """``ahmer ARGS`` with gRPC's default roots replaced by the PEM file ``roots`` (None:
+    grpcio's own bundled public roots)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+    if roots is not None:
+        env["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = str(roots)
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+def _error_line(proc: subprocess.CompletedProcess) -> str:
+    """The one ``error:`` line of a failed command (no traceback)."""
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if "error:" in x]
+    return line
+
+
+def test_analyze_over_tls_equals_plain(triton, tls_triton, tls_pki, clip_files, tmp_path):
+    """``--triton-tls`` with the private CA trusted: the result is the plain Triton's."""
+    import json
+
+    assert tls_triton.tls and not triton.tls
+    clip = str(clip_files["confident"])
+    results = {}
+    for name, server, extra in (("tls", tls_triton, ["--triton-tls"]), ("plain", triton, [])):
+        out = tmp_path / f"{name}.json"
+        proc = _ahmer_env(
+            tls_pki["ca.pem"], "analyze", clip, "--json", str(out), "--quiet",
+            "--backend", "triton", "--triton-url", server.url, "--triton-timeout", "60", *extra,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        results[name] = json.loads(out.read_text())
+        results[name].pop("timings")
+    assert len(results["tls"]["frames"]) > 5
+    assert sum(f["emotion"] is not None for f in results["tls"]["frames"]) > 5  # faces ran
+    assert results["tls"] == results["plain"]
+
+
+def test_tls_mismatches_fail_at_once_with_one_line(triton, tls_triton, tls_pki, clip_files):
+    """No TLS at the TLS port, TLS with Triton's CA untrusted, TLS at a plain port: exit 1,
+    one error line naming Triton's URL and what to change; the certificate faults are not
+    retried (no "tries in")."""
+    from ahmer.models.triton_local import LocalTriton, TritonLocalError
+
+    clip = str(clip_files["confident"])
+    base = ("analyze", clip, "--quiet", "--backend", "triton", "--triton-timeout")
+
+    plain = _error_line(_ahmer_env(None, *base, "2", "--triton-url", tls_triton.url))
+    assert f"the inference server (Triton at {tls_triton.url}) is unavailable" in plain
+    assert "Socket closed" in plain and "TLS needed?" in plain
+
+    for roots in (None, tls_pki["other-ca.pem"]):  # grpcio's public roots; another private CA
+        untrusted = _error_line(
+            _ahmer_env(roots, *base, "30", "--triton-url", tls_triton.url, "--triton-tls")
+        )
+        assert f"(Triton at {tls_triton.url}) is unavailable" in untrusted
+        assert "Triton's certificate is not trusted (unable to get local issuer certificate)" in (
+            untrusted
+        )
+        assert "set GRPC_DEFAULT_SSL_ROOTS_FILE_PATH to a PEM file" in untrusted
+        assert "tries in" not in untrusted
+
+    no_tls = _error_line(
+        _ahmer_env(tls_pki["ca.pem"], *base, "30", "--triton-url", triton.url, "--triton-tls")
+    )
+    assert f"(Triton at {triton.url}) is unavailable" in no_tls
+    assert "Triton's gRPC port does not speak TLS" in no_tls and "tries in" not in no_tls
+
+    with pytest.raises(TritonLocalError, match="both tls_cert and tls_key"):
+        LocalTriton(tls_triton.repo, tls_cert=tls_pki["server.pem"])
