@@ -194,7 +194,8 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
         "triton_tls",
         parse_bool,
         None,
-        "TLS to Triton (the system's trusted roots), with --backend triton",
+        "TLS to Triton (gRPC's default roots, or the CAs in $GRPC_DEFAULT_SSL_ROOTS_FILE_PATH), "
+        "with --backend triton",
         "TLS to Triton (backend triton)",
     ),
     AnalysisOption(
