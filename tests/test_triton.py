@@ -9,9 +9,13 @@ very ONNX files the in-process backend runs.
 - Triton stopped mid-run: calls end UNAVAILABLE naming Triton, health turns NOT_SERVING, the
   server lives on and serves again by itself once Triton is back; ``ahmer score`` writes the
   failed clips to failures.csv and a re-run completes them;
-- a repository whose sha256 or signature is not the store's is refused at load.
+- a repository whose sha256 or signature is not the store's is refused at load;
+- ``--triton-tls`` against a Triton whose gRPC port speaks TLS (a private test CA, trusted
+  through ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``) gives the plain result; TLS mismatches and an
+  untrusted CA fail with one line naming Triton.
 
-One Triton for the module (a restart test brings it back before it ends).
+One plain Triton for the module (a restart test brings it back before it ends), and one TLS
+Triton for the TLS tests.
 """
 
 from __future__ import annotations
