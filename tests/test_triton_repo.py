@@ -496,6 +496,33 @@ def test_triton_local_command_serves_until_interrupted(model_store):
         urllib.request.urlopen(ready, timeout=2)
 
 
+def test_triton_local_refuses_half_a_tls_pair_before_any_work(model_store, tmp_path):
+    """--tls-cert without --tls-key: a usage error (exit 2, one line) before a repository is
+    written or Triton started."""
+    exe = Path(sys.executable).with_name("ahmer")
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not used")
+    run = subprocess.run(
+        [
+            str(exe),
+            "models",
+            "triton-local",
+            "--tls-cert",
+            str(cert),
+            "--repo",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        "ahmer models: error: TLS needs both tls_cert and tls_key (PEM files), or neither"
+    ]
+    assert not (tmp_path / "r").exists()
+
+
 def test_ports_in_use_are_refused(triton):
     """A second Triton on the same ports is refused before it starts (the first one's health
     answers must not pass for its own)."""

@@ -113,6 +113,14 @@ def add_triton_parsers(actions: Any) -> None:
     local.add_argument(
         "--metrics-port", type=_port, default=8002, help="metrics port (default 8002)"
     )
+    local.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="PEM",
+        help="serve gRPC over TLS with this certificate chain (with --tls-key; clients trust "
+        "its CA through GRPC_DEFAULT_SSL_ROOTS_FILE_PATH)",
+    )
+    local.add_argument("--tls-key", type=Path, metavar="PEM", help="the TLS private key")
     _common(local)
     local.set_defaults(func=cmd_triton_local)
 
@@ -166,12 +174,21 @@ def cmd_triton_local(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="ahmer-triton-repo-") as tmp:
         repo = args.repo if args.repo is not None else Path(tmp) / "repo"
+        try:
+            triton = LocalTriton(
+                repo,
+                grpc_port=args.grpc_port,
+                http_port=args.http_port,
+                metrics_port=args.metrics_port,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+            )
+        except TritonLocalError as exc:
+            _err(str(exc))
+            return 2
         code = _write(args, repo, python_backend=True)
         if code:
             return code
-        triton = LocalTriton(
-            repo, grpc_port=args.grpc_port, http_port=args.http_port, metrics_port=args.metrics_port
-        )
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             print("starting tritonserver ...", file=sys.stderr, flush=True)
@@ -179,7 +196,8 @@ def cmd_triton_local(args: argparse.Namespace) -> int:
             print(
                 f"Triton ready: gRPC {triton.url}, HTTP {triton.http_url}, metrics "
                 f"{triton.metrics_url} (log {triton.log_path})\n"
-                f"use: ahmer analyze CLIP --backend triton --triton-url {triton.url}\n"
+                f"use: ahmer analyze CLIP --backend triton --triton-url {triton.url}"
+                f"{' --triton-tls' if triton.tls else ''}\n"
                 "Ctrl-C stops it",
                 file=sys.stderr,
                 flush=True,
