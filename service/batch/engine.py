@@ -503,6 +503,12 @@ class BatchOutcome:
     def failures(self) -> list[dict[str, Any]]:
         return [s for s in self.finished if s.get("error")]
 
+    def failure_rows(self, items: Iterable[Any]) -> list[dict[str, str]]:
+        """The rows of ``failures.csv`` (``id``, ``path``, ``error``) of the failed items,
+        their paths taken from ``items`` (anything with ``id`` and ``path``)."""
+        paths = {item.id: str(item.path) for item in items}
+        return [{"id": s["id"], "path": paths[s["id"]], "error": s["error"]} for s in self.failures]
+
 
 Event = Callable[[str, dict[str, Any]], None]
 """``on_event(kind, info)``: kind is ``"ready"`` (a worker loaded its models), ``"start"``

@@ -154,11 +154,7 @@ def run_features(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     display.close()
 
-    by_id = {i.id: i for i in items}
-    failures = [
-        {"id": s["id"], "path": str(by_id[s["id"]].path), "error": s["error"]}
-        for s in outcome.failures
-    ]
+    failures = outcome.failure_rows(items)
     write_failures(args.out / "failures.csv", failures)
     metas = write_index(args.out, items)
     write_dataset_json(args.out, dataset, options, models, metas, len(failures), args.label_fps)

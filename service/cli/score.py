@@ -377,11 +377,7 @@ def run_score(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     display.close()
 
-    by_id = {i.id: i for i in items}
-    failures = [
-        {"id": s["id"], "path": str(by_id[s["id"]].path), "error": s["error"]}
-        for s in outcome.failures
-    ]
+    failures = outcome.failure_rows(items)
     ok_ids = [i.id for i in done] + [s["id"] for s in outcome.finished if not s.get("error")]
     if shard:
         name = f"failures.shard-{shard[0]}-of-{shard[1]}.csv"
