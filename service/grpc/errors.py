@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-__all__ = ["RequestError", "Undecodable", "status_for"]
+__all__ = ["RequestError", "Undecodable", "backend_unavailable", "status_for"]
 
 
 class RequestError(Exception):
@@ -44,11 +44,17 @@ _BAD_INPUT = {
 }
 
 
+def backend_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the inference backend's ``BackendUnavailable`` (Triton down): a
+    transient fault, not the request's (by class name, like :data:`_BAD_INPUT`)."""
+    return any(cls.__name__ == "BackendUnavailable" for cls in type(exc).__mro__)
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status and message for an exception raised while analysing a request."""
     if isinstance(exc, RequestError):
         return exc.code, exc.message
-    if any(cls.__name__ == "BackendUnavailable" for cls in type(exc).__mro__):
+    if backend_unavailable(exc):
         # the inference server (Triton) is down: transient, the client may retry
         return grpc.StatusCode.UNAVAILABLE, f"{exc}; retry shortly"
     for cls in type(exc).__mro__:

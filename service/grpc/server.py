@@ -37,6 +37,7 @@ from ahmer.v1 import service_pb2, service_pb2_grpc
 
 from ..logs import log_event
 from .auth import TokenAuth, load_tokens, server_credentials
+from .errors import backend_unavailable
 from .interceptors import CallInterceptor
 from .prometheus import Metrics
 from .servicer import AnalysisServicer, ServerState
@@ -55,10 +56,6 @@ log = logging.getLogger("ahmer.service")
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["AnalysisService"].full_name
 STORE_CHECK_SECONDS = 600.0  # hashing the whole store costs well under a second of one core
 BACKEND_CHECK_SECONDS = 2.0  # a Triton probe is a few small gRPC calls
-
-
-def _backend_unavailable(exc: BaseException) -> bool:
-    return any(cls.__name__ == "BackendUnavailable" for cls in type(exc).__mro__)
 
 
 def _down_message(backend) -> str:
@@ -166,7 +163,7 @@ class AhmerServer:
                     await loop.run_in_executor(self.state.clip_pool, warm_up, analyzer)
                     break
                 except Exception as exc:
-                    if not _backend_unavailable(exc) or self.state.stopping:
+                    if not backend_unavailable(exc) or self.state.stopping:
                         raise
                     # Triton is not up yet (or restarting): wait for it, do not give up
                     self.state.backend_down = _down_message(analyzer.backend)
