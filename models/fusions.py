@@ -30,12 +30,11 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .contract import FUSION_CONTRACT, FUSION_MODEL, TensorSpec
-from .store import ModelStore, ModelStoreError, sha256_file
+from .store import ModelStore, ModelStoreError, graph_signature, sha256_file
 
 __all__ = [
     "CARD_FILE",
@@ -81,19 +80,6 @@ class FusionRef:
 # -- checks ---------------------------------------------------------------------------------
 
 
-def _specs(values: Any) -> tuple[TensorSpec, ...]:
-    from onnx import helper
-
-    out = []
-    for v in values:
-        t = v.type.tensor_type
-        dims = tuple(
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim
-        )
-        out.append(TensorSpec(v.name, helper.tensor_dtype_to_np_dtype(t.elem_type).name, dims))
-    return tuple(out)
-
-
 @lru_cache(maxsize=1)
 def _contract_signature() -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """The inputs and outputs of this ahmer's fusion graph (built with neutral weights)."""
@@ -106,10 +92,7 @@ def _contract_signature() -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...
         contrib_weights=dict.fromkeys(FEATURE_NAMES, 0.0),
         anchors=np.zeros((EMBED_DIM, 4), np.float32),
     )
-    model = build_fusion_model(neutral)
-    init = {i.name for i in model.graph.initializer}
-    inputs = tuple(s for s in _specs(model.graph.input) if s.name not in init)
-    return inputs, _specs(model.graph.output)
+    return graph_signature(build_fusion_model(neutral).graph)
 
 
 def _probe_feed(inputs: tuple[TensorSpec, ...], frames: int = 12) -> dict[str, np.ndarray]:
@@ -145,9 +128,7 @@ def check_fusion_graph(path: Path) -> dict[str, str]:
             f"{path}: a fusion graph must have contract {FUSION_CONTRACT!r}, this one has {found}"
         )
     want_in, want_out = _contract_signature()
-    init = {i.name for i in model.graph.initializer}
-    have_in = tuple(s for s in _specs(model.graph.input) if s.name not in init)
-    have_out = _specs(model.graph.output)
+    have_in, have_out = graph_signature(model.graph)
     for kind, have, want in (("inputs", have_in, want_in), ("outputs", have_out, want_out)):
         if have != want:
             diff = sorted({str(s) for s in have} ^ {str(s) for s in want})

