@@ -235,9 +235,9 @@ def worker_faces(
     import numpy as np
 
     t = time.perf_counter()
-    from ahmer.models.backend import make_backend
-    from ahmer.models.encoders import FaceEmotionEncoder
-    from ahmer.models.store import ModelStore
+    from ahmer.models.backends.factory import make_backend
+    from ahmer.models.fusion.encoders import FaceEmotionEncoder
+    from ahmer.models.store.model_store import ModelStore
     from ahmer.preprocessing.faces import FaceAnalyzer
 
     store = ModelStore()

@@ -87,7 +87,7 @@ def need_gpu() -> str | None:
 
 def onnx_models() -> dict[str, Path]:
     """Every ONNX model of the store: name -> the .onnx file."""
-    from ahmer.models.store import ModelStore
+    from ahmer.models.store.model_store import ModelStore
 
     store = ModelStore()
     found = {}
@@ -231,7 +231,7 @@ def onnx_model(name, path, axes, repeats, available, no_gpu, cache, result, save
     """One model: CPU reference, then each GPU provider (a failure stays in its row)."""
     import onnxruntime as ort
 
-    from ahmer.models.onnx_backend import OnnxRuntimeBackend
+    from ahmer.models.backends.ort import OnnxRuntimeBackend
 
     row: dict[str, Any] = {}
     result["models"][name] = row
@@ -263,7 +263,7 @@ def onnx_model(name, path, axes, repeats, available, no_gpu, cache, result, save
 
 
 def run_provider(name, path, device, feeds, ref, repeats, cache, row) -> dict:
-    from ahmer.models.onnx_backend import OnnxRuntimeBackend
+    from ahmer.models.backends.ort import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend(device=device, warmup=False, tensorrt_cache=cache)
     try:
@@ -306,7 +306,7 @@ def part_whisper(args, save) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from media import word_error_rate
 
-    from ahmer.models.store import ModelStore
+    from ahmer.models.store.model_store import ModelStore
     from ahmer.preprocessing.timeline import SAMPLE_RATE
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -373,7 +373,7 @@ def make_repo(repo: Path, *flags: str) -> str | None:
 
 def part_triton(args, save) -> None:
     if args.triton_local:  # this script's own check on a CPU: python backend, KIND_CPU
-        from ahmer.models.triton_local import LocalTriton
+        from ahmer.models.triton.local import LocalTriton
 
         with tempfile.TemporaryDirectory() as tmp:
             repo = Path(tmp) / "repo"
@@ -425,7 +425,7 @@ def triton_checks(args, save, url: str, repo: Path, server) -> None:
 
     import tritonclient.grpc as grpcclient
 
-    from ahmer.models.onnx_backend import OnnxRuntimeBackend
+    from ahmer.models.backends.ort import OnnxRuntimeBackend
 
     client = grpcclient.InferenceServerClient(url)
     start = time.monotonic()

@@ -20,7 +20,7 @@ the visual cues on a face that *moves*: a real face photo (``tests/media.py``'s 
 
 For every ``k`` the same frames run through a fresh analyzer (as the pipeline runs them:
 tiered, then :func:`interpolate_landmark_gaps`), and the visual cues of
-``ahmer.models.cues.compute_cues`` are compared with ``k = 1`` (landmarks on every frame):
+``ahmer.models.fusion.cues.compute_cues`` are compared with ``k = 1`` (landmarks on every frame):
 mean absolute difference per cue over all frames; and *peak kept*: for each event, how much
 of the excursion of what it moves (the mean of its blendshapes, :data:`SIGNAL_OF`, or yaw's
 peak-to-peak for head shakes) above that signal's resting level (its median over frames
@@ -148,7 +148,7 @@ def _offsets(p: np.ndarray, kind: str, a: float, t: float, face_h: float) -> tup
 
 def render_frames(duration: float, fps: float, seed: int = 0):
     """The analysis frames (640x360 RGB), their times, and the events."""
-    from ahmer.models.store import ModelStore
+    from ahmer.models.store.model_store import ModelStore
     from ahmer.preprocessing.faces import FaceAnalyzer
 
     media = _test_media()
@@ -196,7 +196,7 @@ def render_frames(duration: float, fps: float, seed: int = 0):
 
 def _cues(faces, times, fps: float) -> dict[str, np.ndarray]:
     """The visual cues of ``compute_cues`` for the primary face of each frame."""
-    from ahmer.models.cues import CUE_NAMES, compute_cues
+    from ahmer.models.fusion.cues import CUE_NAMES, compute_cues
     from ahmer.preprocessing.faces import BLENDSHAPE_NAMES
     from ahmer.preprocessing.timeline import MediaInfo, Timeline
 
@@ -232,7 +232,7 @@ def _signals(faces) -> dict[str, np.ndarray]:
 
 
 def measure(frames, times, fps: float, k: int, repeat: int) -> dict:
-    from ahmer.models.store import ModelStore
+    from ahmer.models.store.model_store import ModelStore
     from ahmer.preprocessing.faces import FaceAnalyzer, interpolate_landmark_gaps
 
     store = ModelStore()

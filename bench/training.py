@@ -41,7 +41,7 @@ def main() -> int:
     from synthfeatures import write_features
 
     from ahmer.models.contract import FUSION_MODEL
-    from ahmer.models.store import ModelStore
+    from ahmer.models.store.model_store import ModelStore
 
     work = Path(tempfile.mkdtemp(prefix="ahmer-bench-train-"))
     try:

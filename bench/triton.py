@@ -162,7 +162,7 @@ def max_diff(a: list[dict], b: list[dict]) -> float:
 
 def model_levels(args, levels: list[int], url: str, names: list[str], paths) -> list[dict]:
     """The model-call benchmark: each level through both backends, in alternating slices."""
-    from ahmer.models.backend import make_backend
+    from ahmer.models.backends.factory import make_backend
     from ahmer.models.contract import FUSION_MODEL
 
     inproc = make_backend("onnxruntime", device="cpu")
@@ -319,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(n) for n in args.streams.split(",")]
 
     from ahmer.models.contract import FUSION_MODEL
-    from ahmer.models.store import ModelStore
-    from ahmer.models.triton_local import LocalTriton
-    from ahmer.models.triton_repo import write_repository
+    from ahmer.models.store.model_store import ModelStore
+    from ahmer.models.triton.local import LocalTriton
+    from ahmer.models.triton.repository import write_repository
 
     store = ModelStore()
     names = ["fer_emotion", "minilm", FUSION_MODEL]

@@ -2,7 +2,7 @@
 
 For each ``--delays`` value (microseconds) a python-backend repository is written with that
 ``max_queue_delay_microseconds`` and served by the local tritonserver
-(:class:`ahmer.models.triton_local.LocalTriton`); ``--callers`` threads then each send
+(:class:`ahmer.models.triton.local.LocalTriton`); ``--callers`` threads then each send
 ``--calls`` one-crop ``fer_emotion`` requests (a live frame each; the model with the most
 requests), back to back or paced at ``--fps`` as live streams send frames. Per delay and load:
 per-call latency p50/p95, requests per second, and the mean batch Triton formed (its own
@@ -100,9 +100,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 
-    from ahmer.models.store import ModelStore
-    from ahmer.models.triton_local import LocalTriton
-    from ahmer.models.triton_repo import write_repository
+    from ahmer.models.store.model_store import ModelStore
+    from ahmer.models.triton.local import LocalTriton
+    from ahmer.models.triton.repository import write_repository
 
     crop = np.random.default_rng(0).uniform(0, 255, (1, 1, 64, 64)).astype(np.float32)
     store = ModelStore()

@@ -45,7 +45,7 @@ def speech(seconds: float) -> np.ndarray:
 
 def main() -> None:
     from ahmer.models.contract import VOICE_EMBED_DIM
-    from ahmer.models.store import ModelStore
+    from ahmer.models.store.model_store import ModelStore
     from ahmer.preprocessing.asr import Transcriber
     from ahmer.preprocessing.timeline import Segment
     from ahmer.preprocessing.voice import voice_embedding

@@ -17,6 +17,32 @@ from pathlib import Path
 
 import numpy as np
 
+from ahmer.models.backends.base import InferenceBackend
+from ahmer.models.backends.factory import backend_options, make_backend
+from ahmer.models.config import AnalyzerConfig
+from ahmer.models.contract import (
+    ATTRIBUTION_NAMES,
+    EMBED_DIM,
+    EMOTIONS,
+    FACE_EMBED_DIM,
+    FUSION_CONTRACT_V1,
+    MASK_NAMES,
+    VOICE_EMBED_DIM,
+)
+from ahmer.models.contract import FUSION_MODEL as FUSION
+from ahmer.models.fusion.cues import CueFrames, compute_cues
+from ahmer.models.fusion.encoders import FaceEmotionEncoder, TextEncoder, words_window_texts
+from ahmer.models.fusion.explain import explain, segments_from
+from ahmer.models.fusion.registry import fusion_notice, resolve_fusion
+from ahmer.models.results import (
+    PRIOR_NOTICE,
+    AnalysisResult,
+    ClipResult,
+    FaceRef,
+    FrameResult,
+    TranscriptWord,
+)
+from ahmer.models.store.model_store import ModelStore
 from ahmer.preprocessing.media import MediaSource
 from ahmer.preprocessing.pipeline import (
     Cancelled,
@@ -27,32 +53,6 @@ from ahmer.preprocessing.pipeline import (
 )
 from ahmer.preprocessing.timeline import Timeline
 from ahmer.preprocessing.voice import voice_embedding
-
-from .backend import InferenceBackend, backend_options, make_backend
-from .config import AnalyzerConfig
-from .contract import (
-    ATTRIBUTION_NAMES,
-    EMBED_DIM,
-    EMOTIONS,
-    FACE_EMBED_DIM,
-    FUSION_CONTRACT_V1,
-    MASK_NAMES,
-    VOICE_EMBED_DIM,
-)
-from .contract import FUSION_MODEL as FUSION
-from .cues import CueFrames, compute_cues
-from .encoders import FaceEmotionEncoder, TextEncoder, words_window_texts
-from .explain import explain, segments_from
-from .fusions import fusion_notice, resolve_fusion
-from .results import (
-    PRIOR_NOTICE,
-    AnalysisResult,
-    ClipResult,
-    FaceRef,
-    FrameResult,
-    TranscriptWord,
-)
-from .store import ModelStore
 
 __all__ = ["AnalyzerConfig", "Analyzer", "Cancelled", "Prediction", "frame_results"]
 

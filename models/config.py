@@ -28,10 +28,10 @@ __all__ = [
 ]
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "tensorrt", "auto")
-"""Where the models run (see :mod:`ahmer.models.onnx_backend`)."""
+"""Where the models run (see :mod:`ahmer.models.backends.ort`)."""
 
 BACKENDS: tuple[str, ...] = ("onnxruntime", "triton")
-"""What runs the models (see :func:`ahmer.models.backend.make_backend`)."""
+"""What runs the models (see :func:`ahmer.models.backends.base.make_backend`)."""
 
 
 def _one_of(values: tuple[str, ...]) -> Rule:

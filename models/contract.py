@@ -54,7 +54,7 @@ VOICE_EMBED_DIM = 384
 analysis frames, the fusion graph's ``voice_emb`` input."""
 
 FUSION_CONTRACT = "ahmer.fusion/2"
-"""The fusion graph's inputs and outputs (:mod:`ahmer.models.fusion`), stored in its metadata
+"""The fusion graph's inputs and outputs (:mod:`ahmer.models.fusion.graph`), stored in its metadata
 and named by every result (``models["fusion_contract"]``)."""
 
 FUSION_CONTRACT_V1 = "ahmer.fusion/1"

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .contract import RESULT_SCHEMA
+from ahmer.models.contract import RESULT_SCHEMA
 
 __all__ = [
     "PRIOR_NOTICE",

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 @pytest.fixture(scope="session")
 def model_store():
     """The real offline model store, built by the install command (`ahmer models build`)."""
-    from ahmer.models.store import ModelStore
+    from ahmer.models.store.model_store import ModelStore
 
     store = ModelStore()
     store.build()  # idempotent: verifies and skips what is already there

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ahmer.models.contract import EMBED_DIM, FACE_EMBED_DIM, FUSION_CONTRACT, VOICE_EMBED_DIM
-from ahmer.models.cues import CUE_NAMES
-from ahmer.models.featureset import FEATURES_SCHEMA, INDEX_COLUMNS, fusion_session
+from ahmer.models.fusion.cues import CUE_NAMES
+from ahmer.models.training.featureset import FEATURES_SCHEMA, INDEX_COLUMNS, fusion_session
 
 __all__ = ["write_features"]
 

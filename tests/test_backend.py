@@ -13,14 +13,14 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ahmer.models.backend import (
+from ahmer.models.backends.base import (
     BackendError,
     InferenceBackend,
     Signature,
-    make_backend,
 )
+from ahmer.models.backends.factory import make_backend
+from ahmer.models.backends.ort import OnnxRuntimeBackend, choose_providers
 from ahmer.models.contract import TensorSpec
-from ahmer.models.onnx_backend import OnnxRuntimeBackend, choose_providers
 
 RNG = np.random.default_rng(7)
 W = RNG.standard_normal((4, 2)).astype(np.float32)
@@ -176,7 +176,7 @@ def test_unknown_model_output_and_file(backend, tiny_model, tmp_path):
 def test_cuda_on_cpu_machine_falls_back_with_one_warning(caplog, tiny_model):
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has a CUDA provider")
-    with caplog.at_level(logging.INFO, logger="ahmer.models.onnx_backend"):
+    with caplog.at_level(logging.INFO, logger="ahmer.models.backends.ort"):
         b = make_backend(device="cuda")
         b.load("a", tiny_model)
         b.load("b", tiny_model)
@@ -194,7 +194,7 @@ def test_cuda_on_cpu_machine_falls_back_with_one_warning(caplog, tiny_model):
 
 
 def test_describe_and_auto_on_cpu(caplog):
-    with caplog.at_level(logging.WARNING, logger="ahmer.models.onnx_backend"):
+    with caplog.at_level(logging.WARNING, logger="ahmer.models.backends.ort"):
         b = make_backend(device="auto")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         assert b.describe()["providers"] == ["CPUExecutionProvider"]

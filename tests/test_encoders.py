@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from media import face_photo
 
-from ahmer.models.backend import make_backend
+from ahmer.models.backends.factory import make_backend
 from ahmer.models.contract import EMOTIONS
-from ahmer.models.encoders import (
+from ahmer.models.fusion.encoders import (
     EncoderError,
     FaceEmotionEncoder,
     TextEncoder,
@@ -44,7 +44,7 @@ def _face_crop(size: int = 112) -> np.ndarray:
 
 
 def test_labels_match_the_export():
-    from ahmer.models.export.fer import LABELS
+    from ahmer.models.store.export.fer import LABELS
 
     assert FaceEmotionEncoder.LABELS == EMOTIONS == LABELS
 

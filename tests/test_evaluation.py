@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from ahmer.models.evaluation import (
+from ahmer.models.training.evaluation import (
     LabelSet,
     MetricsError,
     ScoredVideo,

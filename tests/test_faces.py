@@ -436,8 +436,8 @@ def test_tiered_follows_the_face_between_landmark_frames(models, head):
 
 
 def test_tiered_crops_read_the_same_emotion(models, model_path, head):
-    from ahmer.models.backend import make_backend
-    from ahmer.models.encoders import FaceEmotionEncoder
+    from ahmer.models.backends.factory import make_backend
+    from ahmer.models.fusion.encoders import FaceEmotionEncoder
 
     frames = swaying(head, 9)
     with analyzer(models) as fa:

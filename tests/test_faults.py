@@ -324,7 +324,7 @@ def test_a_store_corrupted_under_a_running_server_turns_it_not_serving(
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from serving import ServerThread
 
-    from ahmer.models.store import ModelStore
+    from ahmer.models.store.model_store import ModelStore
 
     root = tmp_path / "store"
     shutil.copytree(model_store.root, root, copy_function=_link_or_copy)

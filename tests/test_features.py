@@ -21,7 +21,7 @@ import pytest
 from cli_checks import one_error_line
 
 from ahmer.models.contract import EMBED_DIM, FACE_EMBED_DIM, VOICE_EMBED_DIM
-from ahmer.models.datasets import DatasetError, open_dataset, resample_labels
+from ahmer.models.training.datasets import DatasetError, open_dataset, resample_labels
 
 KEYS = {
     "cues": 15,

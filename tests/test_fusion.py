@@ -10,16 +10,16 @@ import onnxruntime as ort
 import pytest
 
 from ahmer.models.contract import ATTRIBUTION_NAMES, EMBED_DIM, FACE_EMBED_DIM, VOICE_EMBED_DIM
-from ahmer.models.cues import CUE_NAMES, compute_cues, lexical_hits
-from ahmer.models.explain import explain, segments_from
-from ahmer.models.fusion import (
+from ahmer.models.fusion.cues import CUE_NAMES, compute_cues, lexical_hits
+from ahmer.models.fusion.explain import explain, segments_from
+from ahmer.models.fusion.graph import (
     CONTRIB_NAMES,
     FEATURE_NAMES,
     LEARNED_NAMES,
     FusionWeights,
     build_fusion_model,
 )
-from ahmer.models.zeroshot import BIAS, CUES, LEARNED_DOCS, cue_table_markdown, zeroshot_weights
+from ahmer.models.fusion.prior import BIAS, CUES, LEARNED_DOCS, cue_table_markdown, zeroshot_weights
 from ahmer.preprocessing.timeline import MediaInfo, Segment, Timeline, Word
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,7 +244,7 @@ def test_segments_from_probabilities():
 def test_store_fusion_artifact_is_the_zeroshot_prior(model_store):
     import onnx
 
-    from ahmer.models.zeroshot import WEIGHTS_ID
+    from ahmer.models.fusion.prior import WEIGHTS_ID
 
     entry = model_store.manifest().entries["ah_fusion_zeroshot"]
     assert entry.version == WEIGHTS_ID

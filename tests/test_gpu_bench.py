@@ -77,7 +77,7 @@ def test_unknown_part_is_refused():
 def test_provider_parity_code_on_the_cpu_provider(model_path):
     """The GPU providers' path (load, first run, timing, max abs diff against the reference)
     run with the CPU provider: the same session gives a difference of 0."""
-    from ahmer.models.onnx_backend import OnnxRuntimeBackend
+    from ahmer.models.backends.ort import OnnxRuntimeBackend
 
     gpu = _gpu_module()
     path = model_path("fer_emotion")

@@ -50,6 +50,25 @@ FORBIDDEN = {
     ),
 }
 
+# The wings of ``models/``, lowest first: a wing may import the top's light modules (contract,
+# config, results, telemetry) and the wings before it, never one after it nor the analyzer.
+WINGS = ("store", "backends", "fusion", "triton", "training")
+MODELS_TOP = ("contract", "config", "results", "telemetry")
+for _i, _wing in enumerate(WINGS):
+    FORBIDDEN[f"ahmer.models.{_wing}"] = (
+        "ahmer.service",
+        "ahmer.client",
+        "ahmer.v1",
+        "grpc",
+        "ahmer.models.analyzer",
+        *(f"ahmer.models.{w}" for w in WINGS[_i + 1 :]),
+    )
+for _top in MODELS_TOP:
+    FORBIDDEN[f"ahmer.models.{_top}"] = (
+        "ahmer.models.analyzer",
+        *(f"ahmer.models.{w}" for w in WINGS),
+    )
+
 
 def _module_name(path: Path) -> str:
     rel = path.relative_to(ROOT).with_suffix("")
@@ -118,6 +137,53 @@ def test_dependencies_point_one_way(path):
     if not _matches(name, "ahmer.service.cli"):
         bad = sorted(i for i in imports if _matches(i, "ahmer.service.cli"))
         assert not bad, f"nothing imports the CLI, but {name} imports {bad}"
+
+
+def test_models_is_in_wings_each_with_its_purpose():
+    """``models/`` holds the contract, config, results and analyzer at the top and the rest in
+    wings, each a package whose docstring says in one sentence what it holds."""
+    import ast as _ast
+
+    top = {p.stem for p in (ROOT / "models").glob("*.py")} - {"__init__"}
+    assert top == {"analyzer", *MODELS_TOP}
+    wings = {p.name for p in (ROOT / "models").iterdir() if (p / "__init__.py").exists()}
+    assert wings == set(WINGS)
+    for wing in WINGS:
+        doc = _ast.get_docstring(_ast.parse((ROOT / "models" / wing / "__init__.py").read_text()))
+        assert doc and doc.count(". ") == 0 and doc.endswith("."), (wing, doc)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Library module -> the library modules it imports (function-level imports too)."""
+    files = {_module_name(p): p for p in _library_files()}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        graph[name] = {
+            i for i in _imports(path) if i in files and i != name and not name.startswith(i + ".")
+        }
+    return graph
+
+
+def test_no_import_loops_in_the_library():
+    """No module reaches itself through its imports (a package importing its own submodules
+    counts as the package; a submodule importing its package's ``__init__`` does not loop)."""
+    graph = _import_graph()
+    state: dict[str, int] = {}
+    loops: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                loops.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not loops, "import loops: " + "; ".join(" -> ".join(loop) for loop in loops)
 
 
 def test_the_rule_checker_resolves_relative_imports():

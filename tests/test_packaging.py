@@ -24,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ("preprocessing", "models", "service")
 # files that may import what only an extra brings (relative to ROOT) -> the extra
 EXTRA_FILES = {
-    "models/export/": "export",
-    "models/training.py": "export",  # ahmer train: torch, imported once it is known installed
-    "models/fusion_torch.py": "export",
-    "models/triton_": "triton",
+    "models/store/export/": "export",
+    "models/training/train.py": "export",  # ahmer train: torch, imported once it is known installed
+    "models/training/torch_mirror.py": "export",
+    "models/backends/triton_client.py": "triton",
+    "models/triton/": "triton",
 }
 # files that never run in ahmer's environment (relative to ROOT) -> where they run instead
-FOREIGN_FILES = {"models/triton_python_model.py": "inside Triton's python stub (.venv-triton)"}
+FOREIGN_FILES = {"models/triton/python_model.py": "inside Triton's python stub (.venv-triton)"}
 
 
 def _name(requirement: str) -> str:

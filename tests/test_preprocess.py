@@ -20,7 +20,7 @@ from media import (
 )
 from scipy.signal import resample_poly
 
-from ahmer.models.assets import preprocess_config
+from ahmer.models.store.assets import preprocess_config
 from ahmer.preprocessing.media import MediaError
 from ahmer.preprocessing.pipeline import preprocess
 from ahmer.preprocessing.timeline import SCHEMA, Timeline

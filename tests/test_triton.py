@@ -1,5 +1,5 @@
 """The Triton backend end to end, against a real ``tritonserver`` on 127.0.0.1 (the one in the
-``nvidia-pytriton`` wheel, run by :class:`~ahmer.models.triton_local.LocalTriton` from the
+``nvidia-pytriton`` wheel, run by :class:`~ahmer.models.triton.local.LocalTriton` from the
 ``.venv-triton`` env) serving a python-backend repository written from the model store: the
 very ONNX files the in-process backend runs.
 
@@ -44,7 +44,7 @@ def _ahmer(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def repo(model_store, tmp_path_factory):
-    from ahmer.models.triton_repo import write_repository
+    from ahmer.models.triton.repository import write_repository
 
     out = tmp_path_factory.mktemp("triton") / "repo"
     write_repository(model_store, out, python_backend=True)
@@ -53,7 +53,7 @@ def repo(model_store, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def triton(repo):
-    from ahmer.models.triton_local import LocalTriton
+    from ahmer.models.triton.local import LocalTriton
 
     server = LocalTriton(repo).start(timeout=240)
     try:
@@ -142,7 +142,7 @@ def test_analyze_with_triton_matches_in_process(triton, clip_files, tmp_path):
 def test_raw_model_outputs_match_in_process(triton, clip_files):
     """The encoders' and the fusion's own outputs (unrounded) through Triton and in-process."""
     from ahmer.models.analyzer import Analyzer, AnalyzerConfig
-    from ahmer.models.backend import make_backend
+    from ahmer.models.backends.factory import make_backend
 
     local = shared_analyzer()
     remote_backend = make_backend("triton", url=triton.url, timeout=60)
@@ -174,8 +174,9 @@ def test_raw_model_outputs_match_in_process(triton, clip_files):
 def test_repository_of_other_files_is_refused_at_load(repo, model_path, tmp_path):
     """A repository whose sha256 or signature is not the local file's: refused, saying what
     differs and how to fix it; a model the repository lacks: refused, listing what it has."""
-    from ahmer.models.backend import BackendError, make_backend
-    from ahmer.models.triton_local import LocalTriton
+    from ahmer.models.backends.base import BackendError
+    from ahmer.models.backends.factory import make_backend
+    from ahmer.models.triton.local import LocalTriton
 
     bad = tmp_path / "repo"
     bad.mkdir()
@@ -341,7 +342,7 @@ def test_triton_stopped_mid_run_then_back(served, triton, clip_files):
 def test_triton_back_on_other_files_is_not_trusted(served, triton, repo, tmp_path):
     """Triton comes back on the same address serving a repository of other files: the server
     stays NOT_SERVING and says why in its log; back on the right one, it serves again."""
-    from ahmer.models.triton_local import LocalTriton
+    from ahmer.models.triton.local import LocalTriton
 
     _, target, log = served
     other = tmp_path / "other"
@@ -373,7 +374,7 @@ def test_serve_started_before_triton_waits_for_it(repo, clip_files, tmp_path):
     import os
 
     from ahmer.client import AhmerClient, Unavailable
-    from ahmer.models.triton_local import LocalTriton
+    from ahmer.models.triton.local import LocalTriton
 
     later = LocalTriton(
         repo, grpc_port=free_port(), http_port=free_port(), metrics_port=free_port()
@@ -474,7 +475,7 @@ def tls_pki(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tls_triton(repo, tls_pki):
-    from ahmer.models.triton_local import LocalTriton
+    from ahmer.models.triton.local import LocalTriton
 
     server = LocalTriton(repo, tls_cert=tls_pki["server.pem"], tls_key=tls_pki["server.key"])
     server.start(timeout=240)
@@ -528,7 +529,7 @@ def test_tls_mismatches_fail_at_once_with_one_line(triton, tls_triton, tls_pki, 
     """No TLS at the TLS port, TLS with Triton's CA untrusted, TLS at a plain port: exit 1,
     one error line naming Triton's URL and what to change; the certificate faults are not
     retried (no "tries in")."""
-    from ahmer.models.triton_local import LocalTriton, TritonLocalError
+    from ahmer.models.triton.local import LocalTriton, TritonLocalError
 
     clip = str(clip_files["confident"])
     base = ("analyze", clip, "--quiet", "--backend", "triton", "--triton-timeout")

@@ -29,7 +29,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from ahmer.models.contract import FUSION_MODEL
-from ahmer.models.triton_repo import (
+from ahmer.models.triton.repository import (
     MAX_BATCH_SIZE,
     REPO_MANIFEST,
     TritonRepoError,
@@ -179,7 +179,7 @@ def test_tampering_is_detected(model_store, tmp_path):
 
 
 def test_a_corrupt_store_model_is_refused(model_store, tmp_path):
-    from ahmer.models.store import ModelStore
+    from ahmer.models.store.model_store import ModelStore
 
     root = tmp_path / "store"
     root.mkdir()
@@ -282,7 +282,7 @@ def test_cli_writes_a_repository_and_refuses_with_one_line(model_store, tmp_path
 
 @pytest.fixture(scope="module")
 def triton(model_store, tmp_path_factory):
-    from ahmer.models.triton_local import LocalTriton
+    from ahmer.models.triton.local import LocalTriton
 
     repo = write_repository(
         model_store, tmp_path_factory.mktemp("triton") / "repo", python_backend=True
@@ -460,7 +460,7 @@ def test_triton_local_command_serves_until_interrupted(model_store):
     import time
     import urllib.request
 
-    from ahmer.models.triton_local import _free_port
+    from ahmer.models.triton.local import _free_port
 
     ports = [_free_port() for _ in range(3)]
     exe = Path(sys.executable).with_name("ahmer")
@@ -526,7 +526,7 @@ def test_triton_local_refuses_half_a_tls_pair_before_any_work(model_store, tmp_p
 def test_ports_in_use_are_refused(triton):
     """A second Triton on the same ports is refused before it starts (the first one's health
     answers must not pass for its own)."""
-    from ahmer.models.triton_local import LocalTriton, TritonLocalError
+    from ahmer.models.triton.local import LocalTriton, TritonLocalError
 
     ports = {"grpc_port": triton.grpc_port, "http_port": triton.http_port}
     second = LocalTriton(triton.repo, metrics_port=triton.metrics_port, **ports)
@@ -540,7 +540,7 @@ def test_ports_in_use_are_refused(triton):
 
 
 def test_a_missing_env_says_run_ci_install(tmp_path, monkeypatch):
-    from ahmer.models.triton_local import LocalTriton, TritonLocalError
+    from ahmer.models.triton.local import LocalTriton, TritonLocalError
 
     monkeypatch.setenv("AHMER_TRITON_ENV", str(tmp_path / "nowhere"))
     with pytest.raises(TritonLocalError, match="run .ci/install"):
@@ -553,7 +553,7 @@ def test_a_missing_env_says_run_ci_install(tmp_path, monkeypatch):
 
 def test_a_failing_start_shows_the_log(tmp_path):
     """A repository whose model cannot load: Triton exits, and the error carries its log."""
-    from ahmer.models.triton_local import LocalTriton, TritonLocalError
+    from ahmer.models.triton.local import LocalTriton, TritonLocalError
 
     bad = tmp_path / "repo" / "broken"
     (bad / "1").mkdir(parents=True)

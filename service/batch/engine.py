@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ahmer.models.config import AnalyzerConfig
-from ahmer.models.datasets import safe_id
+from ahmer.models.training.datasets import safe_id
 
 from ..files import atomic_write_text, read_input_bytes
 from ..logs import native_stderr_silenced
@@ -263,7 +263,7 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 def model_fingerprint(store=None, whisper_model: str | None = None) -> dict[str, str]:
     """``{artifact: "version@sha256[:12]"}`` of every artifact in the model store (a user
     Whisper model is named by its path)."""
-    from ahmer.models.store import ModelStore
+    from ahmer.models.store.model_store import ModelStore
 
     store = store or ModelStore()
     out = {n: f"{e.version}@{e.sha256[:12]}" for n, e in sorted(store.manifest().entries.items())}

@@ -40,8 +40,8 @@ import numpy as np
 
 from ahmer.models.config import AnalyzerConfig
 from ahmer.models.contract import FUSION_CONTRACT
-from ahmer.models.datasets import Dataset, DatasetItem, resample_labels
-from ahmer.models.featureset import FEATURES_SCHEMA, FUSION_INPUTS, INDEX_COLUMNS
+from ahmer.models.training.datasets import Dataset, DatasetItem, resample_labels
+from ahmer.models.training.featureset import FEATURES_SCHEMA, FUSION_INPUTS, INDEX_COLUMNS
 
 from ..files import atomic_write_bytes, atomic_write_text
 from .engine import BatchItem, BatchJob, _ahmer_version, _one_line, _stat, file_sha256

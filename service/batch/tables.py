@@ -89,10 +89,10 @@ class BatchResult:
 
     def scored_video(self):
         """What the evaluation against labels reads of this result
-        (:class:`ahmer.models.evaluation.ScoredVideo`)."""
+        (:class:`ahmer.models.training.evaluation.ScoredVideo`)."""
         import numpy as np
 
-        from ahmer.models.evaluation import ScoredVideo
+        from ahmer.models.training.evaluation import ScoredVideo
 
         r, frames = self.result, self.result.frames
         return ScoredVideo(

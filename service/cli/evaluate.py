@@ -63,9 +63,14 @@ def add_evaluate_parser(sub) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ahmer.models.featureset import FeatureSet, assign_splits, level_metrics, score_fusion
-    from ahmer.models.fusions import resolve_fusion
-    from ahmer.models.store import ModelStore
+    from ahmer.models.fusion.registry import resolve_fusion
+    from ahmer.models.store.model_store import ModelStore
+    from ahmer.models.training.featureset import (
+        FeatureSet,
+        assign_splits,
+        level_metrics,
+        score_fusion,
+    )
 
     from .train import metrics_table
 

@@ -4,7 +4,8 @@ of a labelled dataset (the BAH release layout or a CSV manifest), for ``ahmer tr
 
 Runs on the batch engine: worker processes, resumable (a re-run skips videos whose file is
 current; changed labels only rewrite the labels), atomic files, ``failures.csv``, progress on
-stderr. Formats: :mod:`ahmer.service.batch.features`; layouts: :mod:`ahmer.models.datasets`.
+stderr. Formats: :mod:`ahmer.service.batch.features`; layouts:
+:mod:`ahmer.models.training.datasets`.
 
 Exit codes as ``ahmer score``: 0 all written, 1 some failed, 2 usage error (a dataset that
 cannot be read: the message names the file and line), 130 interrupted.
@@ -110,7 +111,7 @@ def _check_args(args: argparse.Namespace) -> str | None:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from ahmer.models.datasets import Dataset, DatasetError, open_dataset
+    from ahmer.models.training.datasets import Dataset, DatasetError, open_dataset
 
     problem = _check_args(args)
     if problem:

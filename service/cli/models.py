@@ -8,8 +8,8 @@ import sys
 import time
 from typing import Any
 
-from ahmer.models.sources import ARTIFACTS
-from ahmer.models.store import ModelStore, ModelStoreError
+from ahmer.models.store.model_store import ModelStore, ModelStoreError
+from ahmer.models.store.sources import ARTIFACTS
 
 from .args import examples
 from .models_fusion import add_fusion_parsers, fusion_rows

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ahmer.models.store import ModelStore
+from ahmer.models.store.model_store import ModelStore
 
 from .args import examples
 
@@ -36,14 +36,14 @@ def add_fusion_parsers(actions: Any) -> None:
 
 
 def cmd_add_fusion(args: argparse.Namespace) -> int:
-    from ahmer.models.fusions import install_fusion
+    from ahmer.models.fusion.registry import install_fusion
 
     from ..files import PathError
 
     if not args.run.exists():
         raise PathError(f"{args.run}: no such folder")
     ref = install_fusion(ModelStore(), args.run, name=args.name, replace=args.force)
-    from ahmer.models.fusions import fusion_notice
+    from ahmer.models.fusion.registry import fusion_notice
 
     print(f"installed fusion {ref.name} ({ref.version}) at {ref.path.parent}")
     print(f"  {fusion_notice(ref)}")
@@ -54,7 +54,7 @@ def cmd_add_fusion(args: argparse.Namespace) -> int:
 def fusion_rows(store: ModelStore) -> list[dict[str, Any]]:
     """One row per installed fusion for ``ahmer models list``: name, version, kind, size,
     sha256, status, and the card's test metrics."""
-    from ahmer.models.fusions import GRAPH_FILE, fusion_status, installed_fusions
+    from ahmer.models.fusion.registry import GRAPH_FILE, fusion_status, installed_fusions
 
     rows = []
     for name, record in installed_fusions(store).items():

@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ahmer.models.store import ModelStore, ModelStoreError
-from ahmer.models.triton_repo import (
+from ahmer.models.store.model_store import ModelStore, ModelStoreError
+from ahmer.models.triton.repository import (
     DEFAULT_MAX_QUEUE_DELAY_US,
     KINDS,
     TritonRepoError,
@@ -134,7 +134,7 @@ def _fusion(store: ModelStore, spec: str) -> Any:
     if not spec:
         return None
     try:
-        from ahmer.models.fusions import resolve_fusion  # type: ignore[attr-defined]
+        from ahmer.models.fusion.registry import resolve_fusion  # type: ignore[attr-defined]
     except ImportError:
         raise TritonRepoError(f"--fusion {spec!r}: this ahmer has no trained fusions") from None
     return resolve_fusion(store, spec)
@@ -170,7 +170,7 @@ def cmd_triton_repo(args: argparse.Namespace) -> int:
 
 
 def cmd_triton_local(args: argparse.Namespace) -> int:
-    from ahmer.models.triton_local import LocalTriton, TritonLocalError
+    from ahmer.models.triton.local import LocalTriton, TritonLocalError
 
     with tempfile.TemporaryDirectory(prefix="ahmer-triton-repo-") as tmp:
         repo = args.repo if args.repo is not None else Path(tmp) / "repo"

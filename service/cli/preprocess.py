@@ -31,7 +31,7 @@ def add_preprocess_parser(sub) -> None:
 
 
 def run_preprocess(args: argparse.Namespace) -> int:
-    from ahmer.models.assets import preprocess_config
+    from ahmer.models.store.assets import preprocess_config
     from ahmer.preprocessing.pipeline import preprocess
     from ahmer.preprocessing.transcript import MAX_BYTES, format_of
 

@@ -178,7 +178,7 @@ class ProgressDisplay:
 
 
 def compute_metrics(results: list[BatchResult], labels, label_fps: float | None) -> dict[str, Any]:
-    from ahmer.models.evaluation import evaluate
+    from ahmer.models.training.evaluation import evaluate
 
     report = evaluate([b.scored_video() for b in results], labels, label_fps=label_fps)
     models: dict[str, str] = {}
@@ -215,7 +215,7 @@ def write_outputs(
     label_fps: float | None = None,
 ) -> list[str]:
     """Tables, report and metrics for ``results`` (the report shows ``labels``, a
-    :class:`~ahmer.models.evaluation.LabelSet`, when given); returns the names written."""
+    :class:`~ahmer.models.training.evaluation.LabelSet`, when given); returns the names written."""
     from ..files import atomic_write_text
 
     written = []
@@ -306,7 +306,8 @@ def _unwritable(folder: Path) -> str | None:
 def _check_backend(args: argparse.Namespace) -> str | None:
     """Why the backend cannot be used (None: it can), before any work: a bad option, or a
     Triton that does not answer (``--triton-url`` wrong, or down)."""
-    from ahmer.models.backend import BackendError, backend_options, make_backend
+    from ahmer.models.backends.base import BackendError
+    from ahmer.models.backends.factory import backend_options, make_backend
 
     config = analysis_config(args)
     try:
@@ -329,7 +330,7 @@ def run_score(args: argparse.Namespace) -> int:
         return _usage(problem)
     labels = None
     if args.labels:
-        from ahmer.models.evaluation import MetricsError, load_labels
+        from ahmer.models.training.evaluation import MetricsError, load_labels
 
         try:
             labels = load_labels(args.labels)
@@ -352,8 +353,8 @@ def run_score(args: argparse.Namespace) -> int:
     options = analysis_config(args)
     models = model_fingerprint(whisper_model=options.whisper_model)
     if options.fusion:  # checked before any work; its results are not the prior's
-        from ahmer.models.fusions import FusionError, resolve_fusion
-        from ahmer.models.store import ModelStore
+        from ahmer.models.fusion.registry import FusionError, resolve_fusion
+        from ahmer.models.store.model_store import ModelStore
 
         try:
             fusion = resolve_fusion(ModelStore(), options.fusion)

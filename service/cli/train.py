@@ -1,5 +1,5 @@
 """``ahmer train FEATURES --out RUN``: learn the fusion graph's weights from a features folder
-(``ahmer features``) and write the graph and its model card (:mod:`ahmer.models.training`).
+(``ahmer features``) and write the graph and its model card (:mod:`ahmer.models.training.train`).
 Needs torch (the ``export`` extra)."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _non_negative(text: str) -> float:
 
 
 def add_train_parser(sub) -> None:
-    from ahmer.models.training import TrainConfig
+    from ahmer.models.training.train import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser(
@@ -110,7 +110,7 @@ def metrics_table(metrics: dict, columns: dict[str, str]) -> list[str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ahmer.models.training import TrainConfig, train
+    from ahmer.models.training.train import TrainConfig, train
 
     if not args.features.is_dir():
         raise PathError(f"{args.features}: not a folder (a features folder of `ahmer features`)")

@@ -246,7 +246,7 @@ class AhmerServer:
         store = getattr(analyzer, "store", None)
         if not self.state.ready or store is None:
             return self.state.ready
-        from ahmer.models.sources import ARTIFACTS
+        from ahmer.models.store.sources import ARTIFACTS
 
         names = [  # the models it loaded from the store (a user's Whisper folder is not)
             name
@@ -258,7 +258,7 @@ class AhmerServer:
             found = [m for m in map(store.recheck, names) if m]
             fusion = getattr(analyzer, "fusion", None)  # a trained fusion is not in ARTIFACTS
             if fusion is not None and fusion.trained:
-                from ahmer.models.fusions import recheck_fusion
+                from ahmer.models.fusion.registry import recheck_fusion
 
                 found += [m for m in (recheck_fusion(fusion),) if m]
             return found

@@ -1,0 +1,23 @@
+"""Wire store artifacts into the stages that need them."""
+
+from __future__ import annotations
+
+from ahmer.models.store.model_store import ModelStore
+from ahmer.preprocessing.pipeline import PreprocessConfig
+
+__all__ = ["preprocess_config"]
+
+
+def preprocess_config(store: ModelStore | None = None, **overrides) -> PreprocessConfig:
+    """A :class:`PreprocessConfig` whose model paths come from the verified store.
+
+    ``whisper_model`` may be overridden by a CTranslate2 model name or folder."""
+    store = store or ModelStore()
+    whisper = overrides.pop("whisper_model", None) or store.path("whisper_tiny_en")
+    return PreprocessConfig(
+        face_landmarker=store.path("face_landmarker"),
+        face_detector=store.path("face_detector_full_range"),
+        short_range_detector=store.path("face_detector_short_range"),
+        whisper_model=whisper,
+        **overrides,
+    )
