@@ -196,12 +196,13 @@ def test_batch_job_shards_by_completion_index():
     assert f'--shard "${{JOB_COMPLETION_INDEX}}/{spec["completions"]}"' in command
 
 
-def test_readme_configuration_table_lists_every_server_option():
-    """README's configuration table names each ``ahmer serve`` option, in the parser's order,
-    with its flag and environment variable (and nothing the server does not read)."""
+def test_docs_configuration_table_lists_every_server_option():
+    """The configuration table of docs/grpc.md names each ``ahmer serve`` option, in the
+    parser's order, with its flag and environment variable (and nothing the server does not
+    read)."""
     import re
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    table = text.split("### Configuration", 1)[1].split("\n\n", 3)[2]
+    text = (Path(__file__).resolve().parents[1] / "docs" / "grpc.md").read_text()
+    table = text.split("\n## Configuration\n", 1)[1].split("\n\n", 3)[1]
     rows = re.findall(r"^\| `(--[a-z-]+)` \| `(AHMER_[A-Z_]+)` \|", table, flags=re.M)
     assert rows == [(o.flag, o.env) for o in OPTIONS]
