@@ -147,7 +147,7 @@ def test_analyze_clip_survives_damaged_media(client, bases, fuzz_server):
 
 
 def _cli_ok(proc: subprocess.CompletedProcess) -> str | None:
-    """None when ``ahmer analyze`` ended as the README promises, else what is wrong."""
+    """None when ``ahmer analyze`` ended as docs/bad-input.md promises, else what is wrong."""
     err = proc.stderr
     if "Traceback" in err or "internal error" in err:
         return f"traceback or internal error: {err[-1500:]}"

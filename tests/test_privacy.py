@@ -1,5 +1,5 @@
-"""Nothing retained, nothing leaked (issue 14, item 6): README's privacy promises checked on a
-real ``ahmer serve`` (debug-level JSON logs) and a real ``ahmer score``.
+"""Nothing retained, nothing leaked (issue 14, item 6): the privacy promises of docs/privacy.md
+checked on a real ``ahmer serve`` (debug-level JSON logs) and a real ``ahmer score``.
 
 A clip with a transcript of nonsense words (no ASR would make them) goes through every call —
 ``AnalyzeClip``, ``UploadClip``, a ``StreamSession`` with client transcript segments,
@@ -8,7 +8,7 @@ are cancelled mid-upload. Afterwards the server's log and its TMPDIR hold none o
 no run of the clip's bytes and not the client's file name; error messages quote none of the
 words. ``ahmer score`` with the transcript as a file: its stderr and TMPDIR hold none of the
 words or bytes, and in ``--out`` the words appear only in ``results/<id>.json`` and
-``report.html``, the two outputs the README says carry transcripts.
+``report.html``, the two outputs docs/privacy.md says carry transcripts.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def test_generated_stubs_are_up_to_date(tmp_path):
     _protoc(f"--python_out={tmp_path}", f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}")
     fresh = {p.name: p.read_bytes() for p in (tmp_path / "ahmer" / "v1").iterdir()}
     committed = {p.name: p.read_bytes() for p in API.iterdir() if "_pb2" in p.name}
-    assert set(fresh) == set(committed), "regenerate the stubs (see README: gRPC service)"
+    assert set(fresh) == set(committed), "regenerate the stubs (see docs/grpc.md, API)"
     stale = [name for name in fresh if fresh[name] != committed[name]]
     assert not stale, f"stubs differ from the .proto sources: {stale}"
 

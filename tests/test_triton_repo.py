@@ -454,8 +454,8 @@ def test_restart_keeps_the_address(triton, face_crops):
 
 
 def test_triton_local_command_serves_until_interrupted(model_store):
-    """The README's one command: it writes a repository, serves it on the given ports, and
-    Ctrl-C stops Triton and removes the temporary repository."""
+    """The one command of docs/models.md (a local Triton): it writes a repository, serves it
+    on the given ports, and Ctrl-C stops Triton and removes the temporary repository."""
     import signal
     import time
     import urllib.request
