@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import Cancelled, Internal
 from .timeline import SAMPLE_RATE, Segment, Word
 from .vad import check_audio, run_vad
 
@@ -76,7 +77,7 @@ _MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class AsrError(RuntimeError):
+class AsrError(Internal, RuntimeError):
     """The model cannot be loaded or the audio cannot be transcribed."""
 
 
@@ -313,7 +314,7 @@ class Transcriber:
 # -- internals -----------------------------------------------------------------------------
 
 
-class _Interrupted(Exception):
+class _Interrupted(Cancelled):
     """Carries an exception raised by an ``on_progress`` callback out of the decoding loop."""
 
     def __init__(self, cause: BaseException) -> None:

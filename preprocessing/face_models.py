@@ -37,6 +37,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import Internal
+
 __all__ = [
     "BLENDSHAPE_LANDMARKS",
     "FaceModelError",
@@ -85,7 +87,7 @@ _DETECTORS = {
 }
 
 
-class FaceModelError(Exception):
+class FaceModelError(Internal):
     """A face model could not be loaded or run."""
 
 

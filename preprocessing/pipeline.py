@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import errors
 from .face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS
 from .media import (
     DecodeReport,
@@ -65,7 +66,7 @@ Progress = Callable[[str, float], None]
 """``progress(stage, fraction_done)``; called from the main thread."""
 
 
-class Cancelled(Exception):
+class Cancelled(errors.Cancelled):
     """The work stopped because its ``cancel`` said so."""
 
 
@@ -150,7 +151,7 @@ class PreprocessConfig:
         )
 
 
-class _Stopped(Exception):
+class _Stopped(errors.Cancelled):
     """The caller stopped (an exception in the main thread): the audio branch gives up."""
 
 

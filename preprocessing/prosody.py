@@ -40,6 +40,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy.signal import find_peaks, resample_poly
 
+from .errors import InvalidInput
 from .timeline import Segment, Word
 
 __all__ = [
@@ -72,8 +73,10 @@ PITCH_RATE = 8000  # Hz, audio is resampled to this rate for the pitch track
 _BLOCK = 2048  # frames per vectorised block (bounds memory on long audio)
 
 
-class ProsodyError(ValueError):
+class ProsodyError(InvalidInput, ValueError):
     """Invalid input to the prosody functions (shape, rate, non-finite samples)."""
+
+    what = "audio"
 
 
 @dataclass(frozen=True)

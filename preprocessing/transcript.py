@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidInput
 from .timeline import Segment, Word
 
 __all__ = [
@@ -65,8 +66,10 @@ _TIMING_LIKE = re.compile(r"^\s*[\d:.,]+\s*-->", re.MULTILINE)
 _TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")
 
 
-class TranscriptError(ValueError):
+class TranscriptError(InvalidInput, ValueError):
     """The transcript cannot be read: malformed, empty, binary or too large."""
+
+    what = "transcript"
 
 
 @dataclass(frozen=True)

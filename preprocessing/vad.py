@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import InvalidInput
 from .timeline import SAMPLE_RATE, Segment
 
 __all__ = [
@@ -58,8 +59,10 @@ DEFAULT_SPEECH_PAD_MS = 100
 DEFAULT_MIN_SPEECH_MS = 100
 
 
-class VadError(ValueError):
+class VadError(InvalidInput, ValueError):
     """The audio or the options cannot be analysed (wrong shape, rate, or values)."""
+
+    what = "audio"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ahmer.preprocessing.errors import Internal, InvalidInput
+
 __all__ = [
     "PathError",
     "WriteError",
@@ -40,7 +42,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-class WriteError(OSError):
+class WriteError(Internal, OSError):
     """An output could not be written (a full disk, a file-size limit, a read-only or
     vanished folder): the message names the file and the system's reason; nothing partial is
     left (see :func:`atomic_write_bytes`)."""
@@ -62,7 +64,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-class PathError(ValueError):
+class PathError(InvalidInput, ValueError):
     """A path the user named cannot be used as given: an input that is missing, not a regular
     file or unreadable, or an output that cannot be written. Found before any work; the CLI
     reports it as a usage error (exit code 2)."""

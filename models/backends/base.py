@@ -25,6 +25,7 @@ import numpy as np
 
 from ahmer.models.config import BACKENDS as BACKEND_KINDS
 from ahmer.models.contract import TensorSpec
+from ahmer.preprocessing.errors import Internal, Unavailable
 
 __all__ = [
     "BACKEND_KINDS",
@@ -37,11 +38,11 @@ __all__ = [
 ]
 
 
-class BackendError(Exception):
+class BackendError(Internal):
     """A model could not be loaded or run, or was given inputs that do not fit it."""
 
 
-class BackendUnavailable(BackendError):
+class BackendUnavailable(BackendError, Unavailable):
     """The inference server is down or not answering (retries spent): a transient failure,
     unlike a bad input or a model that does not fit. The gRPC service answers UNAVAILABLE."""
 

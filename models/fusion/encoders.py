@@ -28,6 +28,7 @@ from tokenizers import Tokenizer
 
 from ahmer.models.backends.base import InferenceBackend, Signature
 from ahmer.models.contract import EMOTIONS, FACE_EMBED_DIM
+from ahmer.preprocessing.errors import InvalidInput
 from ahmer.preprocessing.timeline import Word
 
 __all__ = [
@@ -38,8 +39,10 @@ __all__ = [
 ]
 
 
-class EncoderError(ValueError):
+class EncoderError(InvalidInput, ValueError):
     """An encoder got input it cannot encode, or a model that does not fit it."""
+
+    what = "input"
 
 
 def _ensure_loaded(backend: InferenceBackend, name: str, path: Path) -> Signature:

@@ -34,6 +34,7 @@ from typing import Any
 
 from ahmer.models.contract import TensorSpec
 from ahmer.models.store.sources import ARTIFACTS, CARRIERS, ArtifactSpec, Carrier
+from ahmer.preprocessing.errors import Internal
 
 __all__ = [
     "BuildReport",
@@ -58,7 +59,7 @@ _CHUNK = 1 << 20
 Progress = Callable[[str], None]
 
 
-class ModelStoreError(RuntimeError):
+class ModelStoreError(Internal, RuntimeError):
     """A model is missing, corrupt, outdated, or could not be built; the message says the fix."""
 
 

@@ -56,6 +56,7 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from ahmer.models.training.evaluation import MetricsError, match_labels, read_frame_annotations
+from ahmer.preprocessing.errors import InvalidInput
 
 __all__ = [
     "DatasetError",
@@ -77,7 +78,7 @@ VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg".split()
 FINGERPRINT_SCHEMA = "ahmer.dataset-fingerprint/1"
 
 
-class DatasetError(ValueError):
+class DatasetError(InvalidInput, ValueError):
     """The dataset cannot be read as given: a missing or malformed split file, manifest,
     label file or ``class_id.yaml``. The message names the file and, where there is one, the
     line."""

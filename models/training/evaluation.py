@@ -55,6 +55,8 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
+from ahmer.preprocessing.errors import InvalidInput
+
 __all__ = [
     "MetricsError",
     "BinaryMetrics",
@@ -78,7 +80,7 @@ __all__ = [
 ]
 
 
-class MetricsError(ValueError):
+class MetricsError(InvalidInput, ValueError):
     """Labels or predictions that cannot be evaluated (bad file, bad shapes, bad values)."""
 
 

@@ -46,6 +46,7 @@ from ahmer.models.contract import (
 from ahmer.models.fusion.cues import CUE_NAMES
 from ahmer.models.fusion.graph import FEATURE_NAMES
 from ahmer.models.training.evaluation import BinaryMetrics, binary_metrics
+from ahmer.preprocessing.errors import InvalidInput
 
 __all__ = [
     "FEATURES_SCHEMA",
@@ -97,7 +98,7 @@ FUSION_INPUTS = ("cues", "masks", "emotion", "text_emb", "face_emb", "voice_emb"
 """The fusion graph's inputs, in the order of the contract."""
 
 
-class FeatureError(ValueError):
+class FeatureError(InvalidInput, ValueError):
     """A features folder that cannot be read; the message names the file (and line/field)."""
 
 

@@ -69,6 +69,7 @@ from ahmer.models.training.featureset import (
     run_fusion,
     score_clips,
 )
+from ahmer.preprocessing.errors import Internal
 
 __all__ = [
     "CARD_SCHEMA",
@@ -90,7 +91,7 @@ _MASK_OF = {name: MASK_NAMES.index(group) for name, (_, _, group) in EMBEDDING_I
 Progress = Callable[[str], None]
 
 
-class TrainingError(RuntimeError):
+class TrainingError(Internal, RuntimeError):
     """Training cannot run or its result failed a check; the message says why."""
 
 

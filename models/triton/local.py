@@ -41,6 +41,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ahmer.preprocessing.errors import Internal
+
 __all__ = [
     "ENV_VARIABLE",
     "ENV_FOLDER",
@@ -60,7 +62,7 @@ _ERROR_LINE = re.compile(r"E\d{4} ")
 _HARMLESS = ("CudaDriverHelper", "CUDA", "NVML", "DCGM")
 
 
-class TritonLocalError(RuntimeError):
+class TritonLocalError(Internal, RuntimeError):
     """The local Triton could not be found, started or reached; the message says why."""
 
 

@@ -37,6 +37,7 @@ from ahmer.models.store.model_store import (
     sha256_file,
     sha256_tree,
 )
+from ahmer.preprocessing.errors import Internal
 
 __all__ = [
     "DEFAULT_MAX_QUEUE_DELAY_US",
@@ -91,7 +92,7 @@ _PY_MODEL = Path(__file__).with_name("python_model.py")
 Progress = Callable[[str], None]
 
 
-class TritonRepoError(RuntimeError):
+class TritonRepoError(Internal, RuntimeError):
     """The repository cannot be written where asked, or from what was given; says the fix."""
 
 

@@ -44,6 +44,7 @@ from typing import Any
 
 from ahmer.models.config import AnalyzerConfig
 from ahmer.models.training.datasets import safe_id
+from ahmer.preprocessing.errors import Internal, InvalidInput
 
 from ..files import atomic_write_text, read_input_bytes
 from ..logs import native_stderr_silenced
@@ -75,12 +76,12 @@ RESULTS = "results"
 BATCH_SCHEMA = "ahmer.batch/1"
 
 
-class BatchError(ValueError):
+class BatchError(InvalidInput, ValueError):
     """Bad batch arguments or inputs (no inputs, unreadable manifest, bad shard): a usage
     error, reported before any work."""
 
 
-class BatchAbort(RuntimeError):
+class BatchAbort(Internal, RuntimeError):
     """The batch cannot go on (the workers cannot load their models)."""
 
 

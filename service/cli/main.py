@@ -122,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
 def _describe(exc: Exception) -> str:
     """ahmer's own error types (MediaError, AsrError, ModelStoreError, ...) carry messages
     written for the user; so do a few standard ones. Anything else is a bug: say so."""
-    ours = type(exc).__module__.startswith("ahmer.")
-    if type(exc).__name__ == "TranscriptError":  # its messages name lines, not the file
+    from ahmer.preprocessing.errors import AhmerError, InvalidInput
+
+    if isinstance(exc, InvalidInput) and exc.what == "transcript":  # its messages name lines
         return f"invalid transcript: {exc}"
+    ours = isinstance(exc, AhmerError) or type(exc).__module__.startswith("ahmer.client")
     if ours or isinstance(exc, ValueError | FileNotFoundError | PermissionError):
         return str(exc) or type(exc).__name__
     return f"internal error ({type(exc).__name__}: {exc}); rerun with AHMER_DEBUG=1 for details"

@@ -19,6 +19,7 @@ import wave
 from pathlib import Path
 
 from ahmer.models.contract import SAMPLE_RATE
+from ahmer.preprocessing.errors import Internal
 
 from ..files import check_output_path, write_output_bytes
 from .args import examples
@@ -34,7 +35,7 @@ HEAD_AND_SHOULDERS = (slice(0, 300), slice(60, 420))  # of the pinned 512x512 ph
 ESPEAK_HINT = "install espeak-ng (apt-get install espeak-ng)"
 
 
-class SampleError(RuntimeError):
+class SampleError(Internal, RuntimeError):
     """The clip cannot be made here (no espeak-ng, bad text); the message says why."""
 
 

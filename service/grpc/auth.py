@@ -16,6 +16,8 @@ from pathlib import Path
 
 import grpc
 
+from ahmer.preprocessing.errors import InvalidInput
+
 __all__ = ["AuthError", "TokenAuth", "load_tokens", "server_credentials", "EXEMPT_PREFIXES"]
 
 # Calls that never need a token: orchestrators probe health without credentials, and the
@@ -27,7 +29,7 @@ EXEMPT_PREFIXES = (
 )
 
 
-class AuthError(ValueError):
+class AuthError(InvalidInput, ValueError):
     """A token source or certificate file is unusable."""
 
 

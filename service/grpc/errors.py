@@ -1,14 +1,24 @@
-"""Errors a handler ends a call with, and the mapping from pipeline exceptions to status
-codes. Messages are plain language and never quote media or transcript content."""
+"""Errors a handler ends a call with, and the mapping from ahmer's errors to status codes
+(by the branch of the one error root, :mod:`ahmer.preprocessing.errors`). Messages are plain
+language and never quote media or transcript content."""
 
 from __future__ import annotations
 
 import grpc
 
+from ahmer.preprocessing.errors import (
+    AhmerError,
+    Cancelled,
+    FailedPrecondition,
+    InvalidInput,
+    ResourceExhausted,
+    Unavailable,
+)
+
 __all__ = ["RequestError", "Undecodable", "backend_unavailable", "status_for"]
 
 
-class RequestError(Exception):
+class RequestError(AhmerError):
     """End the call with ``code`` and ``message``."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
@@ -30,37 +40,27 @@ class Undecodable(RequestError):
         )
 
 
-# Exceptions whose message describes bad input (by class name, so this module needs no
-# import of the pipeline): the input is at fault, the message is safe to return.
-_BAD_INPUT = {
-    "MediaError": "media",
-    "TranscriptError": "transcript",
-    "FaceError": "video frame",
-    "FrameError": "video frame",
-    "VadError": "audio",
-    "ProsodyError": "audio",
-    "EncoderError": "input",
-    "ValueError": "request",
-}
-
-
 def backend_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` is the inference backend's ``BackendUnavailable`` (Triton down): a
-    transient fault, not the request's (by class name, like :data:`_BAD_INPUT`)."""
-    return any(cls.__name__ == "BackendUnavailable" for cls in type(exc).__mro__)
+    """Whether ``exc`` says a service the pipeline depends on (Triton) is down: a transient
+    fault, not the request's."""
+    return isinstance(exc, Unavailable)
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The status and message for an exception raised while analysing a request."""
+    """The status and message for an exception raised while analysing a request, chosen by
+    the branch of :class:`~ahmer.preprocessing.errors.AhmerError` it belongs to."""
     if isinstance(exc, RequestError):
         return exc.code, exc.message
-    if backend_unavailable(exc):
-        # the inference server (Triton) is down: transient, the client may retry
+    if isinstance(exc, Unavailable):
         return grpc.StatusCode.UNAVAILABLE, f"{exc}; retry shortly"
-    for cls in type(exc).__mro__:
-        what = _BAD_INPUT.get(cls.__name__)
-        if what is not None:
-            return grpc.StatusCode.INVALID_ARGUMENT, f"invalid {what}: {exc}"
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, InvalidInput):
+        return grpc.StatusCode.INVALID_ARGUMENT, f"invalid {exc.what}: {exc}"
+    if isinstance(exc, ValueError):  # a library's own check of a request value
+        return grpc.StatusCode.INVALID_ARGUMENT, f"invalid request: {exc}"
+    if isinstance(exc, FailedPrecondition):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, Cancelled):
+        return grpc.StatusCode.CANCELLED, "the analysis was cancelled"
+    if isinstance(exc, (ResourceExhausted, MemoryError)):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, "the server ran out of memory for this input"
     return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"

@@ -21,6 +21,7 @@ from typing import Any
 
 from ahmer.models.config import ANALYSIS_OPTIONS, AnalyzerConfig
 from ahmer.models.config import parse_bool as _bool
+from ahmer.preprocessing.errors import InvalidInput
 from ahmer.preprocessing.options import Rule
 
 from ..live import LiveConfig
@@ -46,7 +47,7 @@ CALL_FPS = Rule(lambda v: 0 < v <= MAX_CALL_FPS, f"must be in (0, {MAX_CALL_FPS:
 """The server's analysis rates, a call's and the default: in place of the pipeline's rule."""
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput, ValueError):
     """An option has a value the server cannot use (the message names the flag and env)."""
 
 

@@ -284,9 +284,7 @@ class LiveHandler:
         except (RequestError, LiveError, Exception) as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 raise
-            code, message = status_for(exc)
-            if isinstance(exc, LiveError):
-                code = grpc.StatusCode.FAILED_PRECONDITION
+            code, message = status_for(exc)  # a LiveError is FAILED_PRECONDITION
             if code == grpc.StatusCode.INTERNAL:
                 log.error("live session failed", exc_info=exc)
             log_event(

@@ -13,6 +13,7 @@ import io
 import numpy as np
 
 from ahmer.models.contract import FACE_EMBED_DIM, VOICE_EMBED_DIM
+from ahmer.preprocessing.errors import InvalidInput
 from ahmer.preprocessing.timeline import MediaInfo, Timeline
 
 __all__ = ["FrameError", "decode_image", "FrameStore", "MAX_PIXELS"]
@@ -20,8 +21,10 @@ __all__ = ["FrameError", "decode_image", "FrameStore", "MAX_PIXELS"]
 MAX_PIXELS = 4096 * 4096
 
 
-class FrameError(ValueError):
+class FrameError(InvalidInput, ValueError):
     """A client frame cannot be decoded (bad encoding, wrong size, too large)."""
+
+    what = "video frame"
 
 
 def decode_image(data: bytes, encoding: str, width: int = 0, height: int = 0) -> np.ndarray:

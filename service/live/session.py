@@ -41,6 +41,7 @@ from ahmer.models.analyzer import frame_results
 from ahmer.models.config import AnalyzerConfig
 from ahmer.models.contract import SAMPLE_RATE, VOICE_EMBED_DIM
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
+from ahmer.preprocessing.errors import FailedPrecondition
 from ahmer.preprocessing.pipeline import check_complete, set_words
 from ahmer.preprocessing.timeline import MediaInfo, Segment, Word
 from ahmer.preprocessing.transcript import spread_text
@@ -63,7 +64,7 @@ LIVE_FACE_THREADS = 2
 TEXT_CACHE_SIZE = 512  # text embeddings a session keeps (its windows repeat their texts)
 
 
-class LiveError(Exception):
+class LiveError(FailedPrecondition):
     """The session cannot go on in its current state (closed, or ended without media)."""
 
 
