@@ -4,7 +4,7 @@ transcript text given with the video) for feature extraction and training.
 
 Layouts (:func:`open_dataset` detects which):
 
-**BAH release** (a folder; see DESIGN.md §1)::
+**BAH release** (a folder; docs/training.md describes it)::
 
     Videos/<pid>/Visite_1/<pid>_Question_<n>_<timestamp>_Video.mp4
     train.txt  val.txt (or valid.txt)  test.txt      in the root or in splits/; .csv too

@@ -5,7 +5,7 @@ The ``nvidia-pytriton`` wheel bundles Triton Inference Server 2.51 with only the
 backend; it pins numpy < 2, so it lives in its own environment, ``.venv-triton`` beside the
 project (``.ci/install`` makes it; ``AHMER_TRITON_ENV`` points elsewhere). :class:`LocalTriton`
 launches that binary directly, which needs what the wheel's own launcher would otherwise set
-up (``/work/shared/DESIGN.md``, section 4):
+up (found by trying it on this project's machines):
 
 - a ``--backend-directory`` holding ``python/libtriton_python.so``,
   ``triton_python_backend_utils.py`` and a *symlink* to the stub built for the environment's

@@ -1,7 +1,7 @@
 """Server configuration: one table of options, read from flags and ``AHMER_*`` environment
 variables (a flag wins over the environment, the environment over the default).
 
-The same table builds the ``ahmer serve`` parser; README.md's configuration table lists its
+The same table builds the ``ahmer serve`` parser; the configuration table in docs/grpc.md lists its
 rows in order (``tests/test_deploy.py`` holds the two together).
 The analysis options in it (``--fps`` ... ``--face-engine``) are the rows of
 :data:`ahmer.models.config.ANALYSIS_OPTIONS`, read into ``ServerConfig.analysis``; their values
