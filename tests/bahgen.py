@@ -7,7 +7,7 @@ fillers, slower speech and pauses inside, a smiling face over them (face/words d
 the head swaying while they last; their frames are labelled 1 in ``video_annotation.yaml``
 from the segment's first word to its last. Non-A/H clips are confident answers (all frames 0).
 
-Layout written (the BAH release's, DESIGN.md §1)::
+Layout written (the BAH release's, as docs/training.md describes it)::
 
     Videos/<pid>/Visite_1/<pid>_Question_<n>_<date>_Video.mp4
     splits/train.txt val.txt test.txt     video_path,label,transcript (participant-disjoint)
