@@ -214,27 +214,24 @@ def video_stream(container) -> av.video.stream.VideoStream | None:
     """The main video stream, ignoring cover art (attached pictures) and streams FFmpeg has
     no decoder for (an unknown codec, or a header damaged into one)."""
     streams = [s for s in container.streams.video if not _is_attached_pic(s) and _decodable(s)]
-    if not streams:
-        return None
-    try:
-        best = container.streams.best("video")
-        if best in streams:
-            return best
-    except Exception:  # noqa: BLE001 - best() is advisory only
-        pass
-    return streams[0]
+    return _main(container, "video", streams)
 
 
 def audio_stream(container) -> av.audio.stream.AudioStream | None:
     """The main audio stream, ignoring streams FFmpeg has no decoder for."""
-    streams = [s for s in container.streams.audio if _decodable(s)]
+    return _main(container, "audio", [s for s in container.streams.audio if _decodable(s)])
+
+
+def _main(container, kind: str, streams: list):
+    """FFmpeg's best stream of ``kind`` when it is one of ``streams``, else the first of them
+    (None when there is none)."""
     if not streams:
         return None
     try:
-        best = container.streams.best("audio")
+        best = container.streams.best(kind)
         if best in streams:
             return best
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - best() is advisory only
         pass
     return streams[0]
 
