@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ahmer.preprocessing.face_options import DEFAULT_ENGINE, DEFAULT_LANDMARK_FPS, ENGINES
-from ahmer.preprocessing.options import RULES, Rule
+from ahmer.preprocessing.options import DEFAULT_FPS, RULES, Rule
 
 __all__ = [
     "ANALYSIS_OPTIONS",
+    "result_options",
     "AnalysisOption",
     "AnalyzerConfig",
     "BACKENDS",
@@ -44,7 +45,7 @@ class AnalyzerConfig:
     are those of :data:`ANALYSIS_OPTIONS` (checked on construction); the rest are set by
     code (threads, backend options)."""
 
-    fps: float = 5.0
+    fps: float = DEFAULT_FPS
     backend: str = "onnxruntime"
     device: str = "cpu"
     threshold: float = 0.5
@@ -102,6 +103,7 @@ class AnalysisOption:
     help: str  # on the command lines of one run (analyze, score)
     serve_help: str  # for the server, where the value is the default of every call
     choices: tuple[str, ...] | None = None  # offered as argparse choices
+    changes_results: bool = False  # part of what a batch result is keyed on (batch_key)
 
     @property
     def flag(self) -> str:
@@ -119,6 +121,7 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
         RULES["fps"],
         "analysis frames per second (5)",
         "default analysis frames per second",
+        changes_results=True,
     ),
     AnalysisOption(
         "threshold",
@@ -126,6 +129,7 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
         Rule(lambda v: 0 < v < 1, "must be between 0 and 1"),
         "A/H decision threshold (0.5)",
         "A/H decision threshold",
+        changes_results=True,
     ),
     AnalysisOption(
         "backend",
@@ -149,6 +153,7 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
         None,
         "CTranslate2 Whisper model folder or name",
         "CTranslate2 Whisper folder or name",
+        changes_results=True,
     ),
     AnalysisOption(
         "landmark_fps",
@@ -157,6 +162,7 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
         "full face landmarks at about this rate, keypoint tracking between "
         f"({DEFAULT_LANDMARK_FPS:g}; 0 = on every analysis frame)",
         "full face landmarks per second",
+        changes_results=True,
     ),
     AnalysisOption(
         "face_engine",
@@ -166,6 +172,7 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
         "(MediaPipe Tasks, the reference; slower)",
         "how MediaPipe's face models run",
         choices=ENGINES,
+        changes_results=True,
     ),
     AnalysisOption(
         "strict",
@@ -206,3 +213,10 @@ ANALYSIS_OPTIONS: tuple[AnalysisOption, ...] = (
         "seconds a Triton call may take, retries included",
     ),
 )
+
+
+def result_options(config: AnalyzerConfig) -> dict[str, Any]:
+    """``{name: value}`` of the options that change results (``changes_results``), in the
+    table's order: what a batch result records and is keyed on; where it runs (backend,
+    device, threads) is not among them."""
+    return {o.name: getattr(config, o.name) for o in ANALYSIS_OPTIONS if o.changes_results}

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ahmer.preprocessing.options import DEFAULT_FPS
 from ahmer.preprocessing.timeline import SAMPLE_RATE
 
 __all__ = [
+    "DEFAULT_FPS",
+    "FACE_DETECTOR_FULL",
+    "FACE_DETECTOR_SHORT",
+    "FACE_LANDMARKER",
+    "FER_MODEL",
+    "SAMPLE_FACE",
+    "SEGMENT_GAP",
+    "TEXT_MODEL",
+    "WHISPER_MODEL",
     "AH_LABELS",
     "ATTRIBUTION_NAMES",
     "EMBED_DIM",
@@ -63,6 +73,28 @@ not name a contract were made by it."""
 
 FUSION_MODEL = "ah_fusion_zeroshot"
 """The model store's fusion artifact (the zero-shot cue prior weights)."""
+
+# The model store's other artifact names (``<store>/<name>/``, the manifest's keys, the Triton
+# repository's model names and ``GetModels``' entries).
+FACE_LANDMARKER = "face_landmarker"
+"""MediaPipe's face landmarker bundle: 478 landmarks, 52 blendshapes, head pose."""
+FACE_DETECTOR_FULL = "face_detector_full_range"
+"""MediaPipe's full-range face detector (small, distant faces)."""
+FACE_DETECTOR_SHORT = "face_detector_short_range"
+"""MediaPipe's short-range face detector (webcam distance)."""
+FER_MODEL = "fer_emotion"
+"""The FER2013 mini-Xception facial emotion model (ONNX)."""
+TEXT_MODEL = "minilm"
+"""all-MiniLM-L6-v2 sentence embeddings, pooled and normalised in the graph (ONNX)."""
+WHISPER_MODEL = "whisper_tiny_en"
+"""Whisper tiny.en in CTranslate2 format (speech recognition and the voice embedding)."""
+SAMPLE_FACE = "sample_face"
+"""The face photo of ``ahmer sample``'s example clip: media, kept in the store like a model so
+it comes from a pinned wheel too, not from a development package at run time."""
+
+SEGMENT_GAP = 0.4
+"""Seconds: A/H segments are the spans where the frame probability is over the threshold,
+with gaps shorter than this bridged (the explanation and the report both use it)."""
 
 RESULT_SCHEMA = "ahmer.result/1"
 """The ``schema`` of the result JSON (:class:`ahmer.models.results.AnalysisResult`)."""

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ahmer.models.contract import RESULT_SCHEMA
+from ahmer.models.contract import DEFAULT_FPS, RESULT_SCHEMA
 
 __all__ = [
     "PRIOR_NOTICE",
@@ -197,7 +197,7 @@ class AnalysisResult:
     models: dict[str, str]
     timings: dict[str, float]
     warnings: list[str] = field(default_factory=list)
-    fps: float = 5.0
+    fps: float = DEFAULT_FPS
     schema: str = RESULT_SCHEMA
     notice: str = PRIOR_NOTICE
 
@@ -231,7 +231,7 @@ class AnalysisResult:
                 models=dict(data["models"]),
                 timings=_floats(data["timings"]),
                 warnings=list(data.get("warnings", ())),
-                fps=_float(data.get("fps", 5.0)),
+                fps=_float(data.get("fps", DEFAULT_FPS)),
                 schema=schema,
                 notice=data.get("notice", PRIOR_NOTICE),
             )

@@ -26,6 +26,7 @@ from .media_container import (
     video_stream,
 )
 from .media_probe import clockwise, rotation_tag
+from .options import DEFAULT_FPS
 
 __all__ = ["VideoFrame", "iter_frames"]
 
@@ -43,7 +44,7 @@ class VideoFrame:
 
 def iter_frames(
     source: MediaSource,
-    fps: float | None = 5.0,
+    fps: float | None = DEFAULT_FPS,
     max_side: int | None = 1280,
     report: DecodeReport | None = None,
 ) -> Iterator[VideoFrame]:

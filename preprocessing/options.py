@@ -11,7 +11,10 @@ from typing import Any
 
 from .face_options import ENGINES
 
-__all__ = ["MAX_FPS", "Rule", "FPS", "LANDMARK_FPS", "FACE_ENGINE", "RULES"]
+__all__ = ["DEFAULT_FPS", "MAX_FPS", "Rule", "FPS", "LANDMARK_FPS", "FACE_ENGINE", "RULES"]
+
+DEFAULT_FPS = 5.0
+"""The analysis rate (frames per second of the timeline) unless a caller asks for another."""
 
 MAX_FPS = 120.0
 """The highest analysis rate the pipeline takes (frames per second of the clip)."""

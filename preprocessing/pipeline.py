@@ -40,7 +40,7 @@ from .media import (
     load_audio,
     probe,
 )
-from .options import RULES
+from .options import DEFAULT_FPS, RULES
 from .prosody import compute_prosody
 from .timeline import SAMPLE_RATE, MediaInfo, Segment, Timeline, Word
 from .transcript import align_transcript, parse_transcript
@@ -90,7 +90,7 @@ def check_complete(warnings: list[str], strict: bool) -> None:
 class PreprocessConfig:
     """What to run and with which model files (paths come from the model store)."""
 
-    fps: float = 5.0
+    fps: float = DEFAULT_FPS
     face_landmarker: Path | None = None
     face_detector: Path | None = None
     short_range_detector: Path | None = None

@@ -27,7 +27,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from ahmer.models.backends.base import InferenceBackend, Signature
-from ahmer.models.contract import EMOTIONS, FACE_EMBED_DIM
+from ahmer.models.contract import EMOTIONS, FACE_EMBED_DIM, FER_MODEL, TEXT_MODEL
 from ahmer.preprocessing.errors import InvalidInput
 from ahmer.preprocessing.timeline import Word
 
@@ -76,7 +76,7 @@ class FaceEmotionEncoder:
         self,
         backend: InferenceBackend,
         model_path: Path,
-        name: str = "fer_emotion",
+        name: str = FER_MODEL,
         batch_size: int | None = None,
         inner: float = 0.9,
     ) -> None:
@@ -219,7 +219,7 @@ class TextEncoder:
         self,
         backend: InferenceBackend,
         model_dir: Path,
-        name: str = "minilm",
+        name: str = TEXT_MODEL,
         max_tokens: int = 128,
         batch_size: int = 32,
         cache_size: int = 4096,

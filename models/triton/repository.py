@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-from ahmer.models.contract import FUSION_MODEL, TensorSpec
+from ahmer.models.contract import FER_MODEL, FUSION_MODEL, TEXT_MODEL, TensorSpec
 from ahmer.models.store.model_store import (
     ModelStore,
     ModelStoreError,
@@ -58,7 +58,7 @@ __all__ = [
 REPO_SCHEMA = "ahmer.triton-repo/1"
 REPO_MANIFEST = "ahmer_repo.json"
 KINDS = ("cpu", "gpu")
-BACKEND_MODELS = ("fer_emotion", "minilm")
+BACKEND_MODELS = (FER_MODEL, TEXT_MODEL)
 """The store's ONNX models the analyzer runs through its backend, besides the fusion graph."""
 
 MAX_BATCH_SIZE = 64

@@ -42,7 +42,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ahmer.models.config import AnalyzerConfig
+from ahmer.models.config import AnalyzerConfig, result_options
+from ahmer.models.contract import WHISPER_MODEL
 from ahmer.models.training.datasets import safe_id
 from ahmer.preprocessing.errors import Internal, InvalidInput
 
@@ -269,7 +270,7 @@ def model_fingerprint(store=None, whisper_model: str | None = None) -> dict[str,
     store = store or ModelStore()
     out = {n: f"{e.version}@{e.sha256[:12]}" for n, e in sorted(store.manifest().entries.items())}
     if whisper_model:
-        out["whisper_tiny_en"] = f"user:{whisper_model}"
+        out[WHISPER_MODEL] = f"user:{whisper_model}"
     return out
 
 
@@ -286,17 +287,16 @@ def batch_key(
     media_sha256: str, transcript_sha256: str | None, options: AnalyzerConfig, models: dict
 ) -> str:
     """The sha256 of everything a result depends on, as canonical JSON: of ``options``, the
-    fields that change results (``fps``, ``threshold``, ``whisper_model``, ``landmark_fps``,
-    ``face_engine``; not ``backend`` or ``device``). The body must not change: the results
+    fields that change results (``changes_results`` in ``ANALYSIS_OPTIONS``: ``fps``,
+    ``threshold``, ``whisper_model``, ``landmark_fps``, ``face_engine``; not ``backend`` or
+    ``device``). The body must not change: the results
     of earlier runs are found by it (``tests/test_score.py`` pins two keys)."""
+    chosen = result_options(options)  # numbers as floats: 5 and 5.0 are one key
+    chosen = {k: float(v) if isinstance(v, int | float) else v for k, v in chosen.items()}
     body = {
         "media": media_sha256,
         "transcript": transcript_sha256,
-        "fps": float(options.fps),
-        "threshold": float(options.threshold),
-        "whisper_model": options.whisper_model,
-        "landmark_fps": float(options.landmark_fps),
-        "face_engine": options.face_engine,
+        **chosen,
         "models": models,
         "ahmer": _ahmer_version(),
     }
@@ -412,11 +412,7 @@ def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dic
             "sha256": sha,
             "stat": stat,
             "transcript_sha256": tsha,
-            "fps": ctx.options.fps,
-            "threshold": ctx.options.threshold,
-            "whisper_model": ctx.options.whisper_model,
-            "landmark_fps": ctx.options.landmark_fps,
-            "face_engine": ctx.options.face_engine,
+            **result_options(ctx.options),
             "models": ctx.models,
         }
         atomic_write_text(result_path(ctx.out, item.id), json.dumps(data, allow_nan=False))

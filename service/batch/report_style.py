@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ahmer.models.contract import ATTRIBUTION_NAMES, EMOTIONS
+from ahmer.models.contract import ATTRIBUTION_NAMES, EMOTIONS, SEGMENT_GAP
 
 __all__ = [
     "AH_BAND",
@@ -45,7 +45,6 @@ AH_BAND = {1: "#c62828", 0: "#b0bec5", -1: "#ffffff"}  # A/H, no A/H, unlabelled
 SEGMENT_FILL = "#ef9a9a"
 OPEN_LIMIT = 40  # clip sections shown open; more start collapsed
 WIDTH = 1000  # timeline viewBox width; the SVG is drawn at 100% of the page width
-SEGMENT_GAP = 0.4  # seconds: explain.segments_from bridges gaps shorter than this
 
 
 def esc(value: Any) -> str:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ahmer.models.contract import ATTRIBUTION_NAMES
+from ahmer.models.contract import ATTRIBUTION_NAMES, DEFAULT_FPS
 from ahmer.models.results import json_ready
 from ahmer.models.training import evaluation
 
@@ -144,7 +144,7 @@ class _Timeline:
         self.item, self.frames, self.clip = item, result.frames, result.clip
         duration = float(result.media.get("duration") or 0.0)
         if self.frames:
-            duration = max(duration, self.frames[-1].time + 1.0 / float(result.fps or 5.0))
+            duration = max(duration, self.frames[-1].time + 1.0 / float(result.fps or DEFAULT_FPS))
         self.duration = max(duration, 0.5)
         self.threshold = float(json_ready(self.clip.threshold) or 0.5)
         self.pw = WIDTH - self.LEFT - self.RIGHT
