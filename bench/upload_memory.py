@@ -8,8 +8,14 @@ each round the server is left idle for ``--idle`` seconds and its resident memor
 /proc/<pid>/status) is read: a server that releases its upload buffers comes back to about
 the same RSS after every round.
 
+``--token-less N`` measures callers without a token instead: the server is started with a
+bearer token, and ``N`` unary ``AnalyzeClip`` calls of ``--mb`` MiB each, ``--parallel`` at a
+time, are sent without one (each should end UNAUTHENTICATED); RSS is read ``--idle`` seconds
+after the burst.
+
     python bench/upload_memory.py                           # 4 x 200 MiB, 3 rounds
     python bench/upload_memory.py --mb 100 --rounds 5 --json out.json
+    python bench/upload_memory.py --token-less 24 --mb 48 --idle 15   # issue 22's burst
     python bench/upload_memory.py -- --max-buffered-mb 300  # extra ahmer serve flags
 """
 
@@ -31,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from serving import serve_process  # noqa: E402 (tests/serving.py)
 from stream import rss_mb  # noqa: E402 (bench/stream.py)
 
-__all__ = ["rss_mb", "upload", "run_round"]
+__all__ = ["analyze_burst", "rss_mb", "upload", "run_round"]
 
 CHUNK = 1024 * 1024
 
@@ -73,12 +79,42 @@ def run_round(target: str, parallel: int, size: int, metadata=()) -> list[str]:
     return codes
 
 
+def analyze_burst(target: str, calls: int, parallel: int, size: int, metadata=()) -> list[str]:
+    """``calls`` unary AnalyzeClip calls of ``size`` random bytes, ``parallel`` at a time
+    (one payload shared: the client's memory is not what is measured); their status codes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ahmer.v1 import service_pb2, service_pb2_grpc
+
+    request = service_pb2.AnalyzeClipRequest(media=os.urandom(size))
+    options = [("grpc.max_send_message_length", size + CHUNK)]
+
+    def one(_: int) -> str:
+        with grpc.insecure_channel(target, options=options) as channel:
+            stub = service_pb2_grpc.AnalysisServiceStub(channel)
+            try:
+                stub.AnalyzeClip(request, timeout=600, metadata=metadata)
+            except grpc.RpcError as exc:
+                return exc.code().name
+        return "OK"
+
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(one, range(calls)))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mb", type=float, default=200, help="MiB per upload (default 200)")
     p.add_argument("--parallel", type=int, default=4, help="concurrent uploads per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--idle", type=float, default=3.0, help="idle seconds before reading RSS")
+    p.add_argument(
+        "--token-less",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N token-less AnalyzeClip calls of --mb MiB against a server with a token",
+    )
     p.add_argument("--server", help="target of a running server (needs --pid)")
     p.add_argument("--pid", type=int, help="pid of that server, to read its RSS")
     p.add_argument("--json", type=Path, help="write the figures here")
@@ -92,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             target, pid = args.server, args.pid
         else:
             log = Path(tempfile.mkdtemp(prefix="ahmer-upload-mem-")) / "serve.log"
+            env = {"AHMER_TOKENS": "bench-token-0123456789abcdef"} if args.token_less else {}
             proc, target = stack.enter_context(
-                serve_process(stderr=log, args=tuple(args.serve_args), timeout=300)
+                serve_process(env, stderr=log, args=tuple(args.serve_args), timeout=300)
             )
             pid = proc.pid
         time.sleep(args.idle)
@@ -105,6 +142,23 @@ def main(argv: list[str] | None = None) -> int:
         }
         doc["rss_ready_mb"] = round(rss_mb(pid))
         print(f"ready: RSS {doc['rss_ready_mb']} MB")
+        if args.token_less:
+            t = time.perf_counter()
+            codes = analyze_burst(target, args.token_less, args.parallel, size)
+            seconds = time.perf_counter() - t
+            time.sleep(args.idle)
+            doc["token_less"] = {
+                "calls": args.token_less,
+                "codes": sorted(set(codes)),
+                "seconds": round(seconds, 1),
+                "rss_after_mb": round(rss_mb(pid)),
+            }
+            print(
+                f"{args.token_less} token-less AnalyzeClip calls: {', '.join(sorted(set(codes)))}"
+                f" in {seconds:.1f} s; RSS {doc['token_less']['rss_after_mb']} MB"
+                f" {args.idle:g} s later"
+            )
+            args.rounds = 0
         for r in range(args.rounds):
             t = time.perf_counter()
             codes = run_round(target, args.parallel, size)

@@ -8,11 +8,17 @@ never content.
 Order: grpc.aio asks the interceptor for the handler when the call starts, before any
 request message is read, and parses each message with the handler's deserializer before
 the handler sees it. So the token is checked here, from the call's metadata, and a call
-without a valid one gets a handler that parses nothing (no deserializer: raw bytes, never
-read) and ends with UNAUTHENTICATED. An accepted call gets a deserializer that does not
-raise: a message protobuf cannot parse becomes an :class:`~.errors.Undecodable`, which the
-wrapper turns into INVALID_ARGUMENT (grpc.aio answers a raising deserializer with UNKNOWN
-on unary requests, and the handler's own error path answers INTERNAL on streams).
+without a valid one gets a handler that reads nothing and ends with UNAUTHENTICATED. That
+handler is always a request-*streaming* one, even for a unary method: grpc.aio receives a
+unary request whole before it calls the handler (a 48 MiB AnalyzeClip body would be in the
+server's memory before the refusal), whereas a streaming handler is called at once and
+never asks for a message, so the refusal goes out with at most the transport's flow-control
+window of the body received. The caller sees the same status either way.
+
+An accepted call gets a deserializer that does not raise: a message protobuf cannot parse
+becomes an :class:`~.errors.Undecodable`, which the wrapper turns into INVALID_ARGUMENT
+(grpc.aio answers a raising deserializer with UNKNOWN on unary requests, and the handler's
+own error path answers INTERNAL on streams).
 """
 
 from __future__ import annotations
@@ -90,12 +96,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         exempt = method.startswith(EXEMPT_PREFIXES)
         refused = None if exempt else self.auth.check(details.invocation_metadata)
-        kind, factory = _KINDS[(handler.request_streaming, handler.response_streaming)]
+        kind = _KINDS[handler.request_streaming, handler.response_streaming][0]
         behavior = getattr(handler, kind)
-        wrapped = self._wrap(behavior, method, exempt, refused, handler.request_streaming)
+        # a refused call's messages are never received: a streaming handler reads none
+        streaming = handler.request_streaming or refused is not None
+        factory = _KINDS[streaming, handler.response_streaming][1]
+        wrapped = self._wrap(behavior, method, exempt, refused, streaming)
         return factory(
             wrapped,
-            # a refused call's messages are never parsed
             request_deserializer=None if refused else tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
