@@ -206,3 +206,13 @@ def test_docs_configuration_table_lists_every_server_option():
     table = text.split("\n## Configuration\n", 1)[1].split("\n\n", 3)[1]
     rows = re.findall(r"^\| `(--[a-z-]+)` \| `(AHMER_[A-Z_]+)` \|", table, flags=re.M)
     assert rows == [(o.flag, o.env) for o in OPTIONS]
+
+
+def test_base_opens_metrics_to_the_scraper_on_the_annotated_port():
+    """The server keeps /metrics on loopback by default; the base sets the pod address for
+    Prometheus explicitly, on the port its scrape annotation names."""
+    docs = _render("base")
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert config["AHMER_METRICS_HOST"] == "0.0.0.0"
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == config["AHMER_METRICS_PORT"]

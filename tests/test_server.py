@@ -266,3 +266,24 @@ def test_serve_process_health_transitions_and_graceful_sigterm(clips, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_metrics_port_stays_on_loopback_unless_metrics_host_says_otherwise():
+    """``--host 0.0.0.0`` opens the gRPC port, not ``/metrics`` (no credentials there): that
+    one binds 127.0.0.1 unless ``--metrics-host`` / ``AHMER_METRICS_HOST`` names another."""
+    from serving import TOKEN, ServerThread
+
+    from ahmer.service.grpc.settings import ServerConfig
+
+    assert ServerConfig.from_sources(env={}).metrics_host == "127.0.0.1"
+    env = {"AHMER_HOST": "0.0.0.0", "AHMER_METRICS_HOST": "0.0.0.0"}
+    assert ServerConfig.from_sources(env=env).metrics_host == "0.0.0.0"
+    for metrics_host, bound in ((None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")):
+        extra = {} if metrics_host is None else {"metrics_host": metrics_host}
+        server = ServerThread(shared_analyzer(), host="0.0.0.0", tokens=TOKEN, **extra)
+        try:
+            address = server.server.metrics._http.server_address
+            assert address == (bound, server.server.metrics_port)
+            assert metric_value(server.metrics_url, "ahmer_models_ready") in (0.0, 1.0)
+        finally:
+            server.stop()

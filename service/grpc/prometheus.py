@@ -65,9 +65,10 @@ class Metrics:
             if seconds is not None and seconds >= 0:
                 self.stages.labels(prefix + stage).observe(seconds)
 
-    def serve(self, port: int, host: str = "0.0.0.0") -> int:
-        """Serve ``/metrics`` over HTTP; returns the bound port (``port=0`` picks one)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` over HTTP on ``host``; returns the bound port (``port=0`` picks
+        one). The page has no credentials, so the default is loopback."""
+        server, _thread = start_http_server(port, addr=host.strip("[]"), registry=self.registry)
         self._http = server
         return int(server.server_port)
 

@@ -128,12 +128,14 @@ class AhmerServer:
         await server.start()
         self._server = server
         if cfg.metrics_port is not None:
-            self.metrics_port = self.metrics.serve(cfg.metrics_port, cfg.host)
+            # never --host: /metrics answers without credentials (--metrics-host says where)
+            self.metrics_port = self.metrics.serve(cfg.metrics_port, cfg.metrics_host)
         log_event(
             log,
             "server listening",
             port=self.port,
             metrics_port=self.metrics_port,
+            metrics_host=cfg.metrics_host if self.metrics_port else None,
             tls=cfg.tls_cert is not None,
             mtls=cfg.client_ca is not None,
             auth=auth.enabled,
@@ -301,7 +303,7 @@ class AhmerServer:
             log,
             "server stopping",
             grace_s=grace,
-            active_streams=self.state.extra.get("active_streams", 0),
+            active_streams=self.state.active_streams,
         )
         await self._server.stop(grace)
         for task in (self._load_task, self._check_task, self._backend_task):

@@ -95,6 +95,7 @@ class ServerConfig:
     host: str = "0.0.0.0"
     port: int = 50051
     metrics_port: int | None = 9464
+    metrics_host: str = "127.0.0.1"  # /metrics has no credentials: loopback unless told
     tls_cert: Path | None = None
     tls_key: Path | None = None
     client_ca: Path | None = None
@@ -124,6 +125,7 @@ class ServerConfig:
                 "metrics_port",
                 "must be 0..65535 or off",
             ),
+            (bool(self.metrics_host.strip()), "metrics_host", "must not be empty"),
             ((self.tls_cert is None) == (self.tls_key is None), "tls_key", "needs tls_cert too"),
             (self.client_ca is None or self.tls_cert is not None, "client_ca", "needs TLS"),
             (0.001 <= self.max_message_mb <= 2047, "max_message_mb", "must be in 0.001..2047"),
@@ -224,6 +226,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", "AHMER_HOST", str, "address to listen on"),
     Option("port", "AHMER_PORT", int, "gRPC port (0: a free port, logged)"),
     Option("metrics_port", "AHMER_METRICS_PORT", _metrics_port, "Prometheus port (off: none)"),
+    Option(
+        "metrics_host",
+        "AHMER_METRICS_HOST",
+        str,
+        "address of the Prometheus port (it has no credentials; 0.0.0.0 to let a scraper in)",
+    ),
     Option("tls_cert", "AHMER_TLS_CERT", _optional_path, "server certificate chain (PEM)"),
     Option("tls_key", "AHMER_TLS_KEY", _optional_path, "server private key (PEM)"),
     Option("client_ca", "AHMER_CLIENT_CA", _optional_path, "CA for client certificates (mTLS)"),
