@@ -217,7 +217,14 @@ CONTRACT_LITERALS = {
     "'ah_fusion_zeroshot'": "models/contract.py",  # the fusion artifact's name
     "'ahmer.result/1'": "models/contract.py",
     "'ahmer.fusion/1'": "models/contract.py",
-    "16000": "preprocessing/timeline.py",  # the sample rate
+    "'fer_emotion'": "models/contract.py",  # the store's artifact names
+    "'minilm'": "models/contract.py",
+    "'whisper_tiny_en'": "models/contract.py",
+    "'face_landmarker'": "models/contract.py",
+    "'face_detector_full_range'": "models/contract.py",
+    "'face_detector_short_range'": "models/contract.py",
+    "'sample_face'": "models/contract.py",
+    "16000": "preprocessing/rates.py",  # the sample rate
 }
 
 
@@ -256,3 +263,52 @@ def test_the_literal_finder_ignores_docstrings(tmp_path):
     code = tmp_path / "x.py"
     code.write_text('"""16000 \'surprise\'."""\nRATE = 16_000  # 16000\nX = f"{RATE}"\n')
     assert _literals(code) & set(CONTRACT_LITERALS) == {"16000"}
+
+
+def _defaults_named(path: Path, names: set[str]):
+    """(name, literal) of every parameter default, dataclass field or keyword argument whose
+    name is in ``names`` and whose value is a number literal."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.arguments):
+            args = node.posonlyargs + node.args
+            pairs = list(zip(args[len(args) - len(node.defaults) :], node.defaults, strict=True))
+            pairs += [(a, d) for a, d in zip(node.kwonlyargs, node.kw_defaults, strict=True)]
+            pairs = [(a, d) for a, d in pairs if d is not None]
+            for arg, default in pairs:
+                if arg.arg in names and isinstance(default, ast.Constant):
+                    yield arg.arg, default.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if node.target.id in names and isinstance(node.value, ast.Constant):
+                yield node.target.id, node.value.value
+        elif isinstance(node, ast.keyword) and node.arg in names:
+            if isinstance(node.value, ast.Constant) and not isinstance(node.value.value, str):
+                yield node.arg, node.value.value
+
+
+def test_the_analysis_rate_and_segment_gap_have_one_home_each():
+    """The default analysis rate (``DEFAULT_FPS``, preprocessing/options.py) and the A/H
+    segment gap (``SEGMENT_GAP``, models/contract.py) are imported, never re-typed: no ``fps``
+    default or argument of the library is the rate's number, no ``gap`` the gap's (other gaps,
+    such as the explanation's grouping of cue hits, are other facts)."""
+    from ahmer.models.contract import SEGMENT_GAP
+    from ahmer.preprocessing.options import DEFAULT_FPS
+
+    found = [
+        (str(path.relative_to(ROOT)), name, value)
+        for path in _library_files()
+        for name, value in _defaults_named(path, {"fps", "gap"})
+        if (name, value) in {("fps", DEFAULT_FPS), ("gap", SEGMENT_GAP)}
+    ]
+    assert found == []
+
+
+def test_the_default_finder_sees_literals(tmp_path):
+    code = tmp_path / "x.py"
+    code.write_text(
+        "def f(a, fps=5.0, *, gap=0.4): pass\n"
+        "class C:\n    fps: float = 5.0\n"
+        "spans(x, gap=0.3)\nspans(x, gap=GAP)\ndef g(fps=None): pass\n"
+    )
+    found = sorted(_defaults_named(code, {"fps", "gap"}), key=repr)
+    assert found == [("fps", 5.0), ("fps", 5.0), ("fps", None), ("gap", 0.3), ("gap", 0.4)]
+
