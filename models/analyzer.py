@@ -346,6 +346,12 @@ class Analyzer:
             emotion_distribution=distribution,
             dominant_emotion=dominant,
             mean_valence=float(np.mean(out["frame_valence"])) if len(tl) else 0.0,
+    def prototypes(self) -> tuple[str, ...]:
+        """The loaded fusion's ambivalent prototype sentences (its metadata), which its
+        ``prototype_match`` output indexes; empty for a fusion without a bank."""
+        text = self.backend.signature(self.fusion_name).meta("prototypes_ambivalent") or ""
+        return tuple(text.split("\n")) if text else ()
+
         )
         explanation = explain(
             tl,
@@ -381,6 +387,8 @@ class Analyzer:
         language: str | None = None,
         transcript_format: str | None = None,
         cancel: Callable[[], bool] | None = None,
+            prototype_match=out.get("prototype_match"),
+            prototypes=self.prototypes(),
         strict: bool | None = None,
     ) -> AnalysisResult:
         """The whole pipeline on one clip.

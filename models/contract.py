@@ -63,9 +63,11 @@ VOICE_EMBED_DIM = 384
 """Width of a voice embedding: Whisper tiny's encoder states (d_model 384) pooled to the
 analysis frames, the fusion graph's ``voice_emb`` input."""
 
-FUSION_CONTRACT = "ahmer.fusion/2"
+FUSION_CONTRACT = "ahmer.fusion/3"
 """The fusion graph's inputs and outputs (:mod:`ahmer.models.fusion.graph`), stored in its metadata
-and named by every result (``models["fusion_contract"]``)."""
+and named by every result (``models["fusion_contract"]``). Contract 3 added the delivery and
+head/word conflict cues (18 cue columns), the stated-ambivalence feature from a prototype
+bank, the presence scaling of contributions and the ``prototype_match`` output."""
 
 FUSION_CONTRACT_V1 = "ahmer.fusion/1"
 """The contract before the face and voice embeddings and the learned terms: results that do

@@ -157,8 +157,8 @@ def test_audio_only_file(results):
 def test_result_json_schema(results):
     data = json.loads(results["hedging"].to_json())
     assert data["schema"] == RESULT_SCHEMA
-    assert data["models"]["ah_fusion_zeroshot"] == "ahmer-ah-zeroshot@2"
-    assert data["models"]["fusion_contract"] == "ahmer.fusion/2"
+    assert data["models"]["ah_fusion_zeroshot"] == "ahmer-ah-zeroshot@3"
+    assert data["models"]["fusion_contract"] == "ahmer.fusion/3"
     assert data["models"]["face_engine"] == "litert"  # the default face engine
     assert data["models"]["face_landmark_fps"] == "1"  # the default landmark rate
     assert "not from a model trained on BAH" in data["notice"]

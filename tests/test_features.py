@@ -24,13 +24,13 @@ from ahmer.models.contract import EMBED_DIM, FACE_EMBED_DIM, VOICE_EMBED_DIM
 from ahmer.models.training.datasets import DatasetError, open_dataset, resample_labels
 
 KEYS = {
-    "cues": 15,
+    "cues": 18,
     "masks": 3,
     "emotion": 7,
     "text_emb": EMBED_DIM,
     "face_emb": FACE_EMBED_DIM,
     "voice_emb": VOICE_EMBED_DIM,
-    "cue_features": 17,
+    "cue_features": 21,
 }
 
 
@@ -282,7 +282,7 @@ def test_index_dataset_json_and_transcript_source(bah_dataset, bah_features):
         assert meta["transcript_source"] == "dataset"  # the split file's, not ASR
         assert clip.transcript not in json.dumps(meta)
     info = json.loads((bah_features / "dataset.json").read_text())
-    assert info["schema"] == "ahmer.features/1" and info["contract"] == "ahmer.fusion/2"
+    assert info["schema"] == "ahmer.features/1" and info["contract"] == "ahmer.fusion/3"
     assert info["layout"] == "bah" and info["fps"] == 5.0
     assert info["fingerprint"] == open_dataset(bah_dataset.root).fingerprint()
     assert info["transcript_sources"] == {"dataset": 24} and info["failed"] == 0

@@ -9,10 +9,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from ahmer.models.contract import ATTRIBUTION_NAMES, EMBED_DIM, FACE_EMBED_DIM, VOICE_EMBED_DIM
+from ahmer.models.contract import (
+    ATTRIBUTION_NAMES,
+    EMBED_DIM,
+    FACE_EMBED_DIM,
+    FUSION_CONTRACT,
+    VOICE_EMBED_DIM,
+)
 from ahmer.models.fusion.cues import CUE_NAMES, compute_cues, lexical_hits
 from ahmer.models.fusion.explain import explain, segments_from
 from ahmer.models.fusion.graph import (
+    CONTRIB_GROUPS,
     CONTRIB_NAMES,
     FEATURE_NAMES,
     LEARNED_NAMES,
@@ -62,7 +69,8 @@ def test_contract_and_no_cue_gives_bias(session):
     assert out["cue_contrib"].shape == (1, 50, len(CONTRIB_NAMES))
     assert out["attribution"].shape == (1, 50, len(ATTRIBUTION_NAMES))
     np.testing.assert_allclose(out["frame_ah_logit"], BIAS, atol=1e-5)
-    np.testing.assert_allclose(out["clip_ah_logit"], BIAS, atol=1e-4)
+    w = zeroshot_weights(_random_embed)
+    np.testing.assert_allclose(out["clip_ah_logit"], BIAS * w.clip_scale + w.clip_bias, atol=1e-4)
 
 
 def test_contributions_sum_to_logit_and_attribution_is_leave_one_out(session):
@@ -71,13 +79,30 @@ def test_contributions_sum_to_logit_and_attribution_is_leave_one_out(session):
     feed["cues"][:] = rng.uniform(0, 1, feed["cues"].shape)
     out = _run(session, feed)
     np.testing.assert_allclose(out["cue_contrib"].sum(-1) + BIAS, out["frame_ah_logit"], atol=1e-4)
-    # leave-one-modality-out: removing visual cues by mask lowers p by attribution["visual"]
-    masked = {k: v.copy() for k, v in feed.items()}
-    masked["masks"][..., 0] = 0
-    out_wo = _run(session, masked)
+    # leave-one-modality-out: removing the visual contributions lowers p by attribution
+    visual = [CONTRIB_NAMES.index(n) for n, g in CONTRIB_GROUPS.items() if g == "visual"]
     p = 1 / (1 + np.exp(-out["frame_ah_logit"]))
-    p_wo = 1 / (1 + np.exp(-out_wo["frame_ah_logit"]))
-    np.testing.assert_allclose(out["attribution"][..., 0], p - p_wo, atol=1e-4)
+    without = out["frame_ah_logit"] - out["cue_contrib"][..., visual].sum(-1)
+    np.testing.assert_allclose(
+        out["attribution"][..., 0], p - 1 / (1 + np.exp(-without)), atol=1e-4
+    )
+
+
+def test_a_missing_channel_is_not_evidence_against(session):
+    """The same vocal and verbal evidence scores higher without a face than beside a face that
+    shows nothing: the contributions are divided by the shares of the channels present."""
+    feed = _feed()
+    feed["cues"][0, 20:30, CUE_NAMES.index("filler")] = 1.0
+    feed["cues"][0, 20:30, CUE_NAMES.index("pause")] = 1.0
+    with_face = _run(session, feed)
+    audio_only = {k: v.copy() for k, v in feed.items()}
+    audio_only["masks"][..., 0] = 0
+    without_face = _run(session, audio_only)
+    assert float(without_face["clip_ah_logit"][0]) > float(with_face["clip_ah_logit"][0]) + 0.3
+    # ... while no evidence at all stays at the bias, with or without a face
+    empty = _feed()
+    empty["masks"][..., 0] = 0
+    np.testing.assert_allclose(_run(session, empty)["frame_ah_logit"], BIAS, atol=1e-5)
 
 
 def test_masked_modality_does_not_count(session):
@@ -251,7 +276,7 @@ def test_store_fusion_artifact_is_the_zeroshot_prior(model_store):
     model = onnx.load(str(model_store.path("ah_fusion_zeroshot")))
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["weights_id"] == WEIGHTS_ID
-    assert meta["contract"] == "ahmer.fusion/2"
+    assert meta["contract"] == FUSION_CONTRACT
     assert meta["uses_embeddings"] == "0"
     assert "not trained on BAH" in meta["kind"]
     assert {t.name for t in entry.inputs} == {

@@ -128,7 +128,7 @@ def test_card_records_data_splits_hyperparameters_and_cost(run, features):
         card["data"]["fingerprint"]
         == json.loads((features / "dataset.json").read_text())["fingerprint"]
     )
-    assert card["contract"] == "ahmer.fusion/2" and card["seed"] == 0
+    assert card["contract"] == "ahmer.fusion/3" and card["seed"] == 0
     assert card["splits"]["train"]["participants"] == 6
     assert card["hyperparameters"]["epochs"] == EPOCHS
     assert card["training"]["seconds"] > 0 and card["training"]["peak_rss_mb"] > 0

@@ -16,8 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ahmer.models.contract import EMOTIONS
-from ahmer.models.fusion.cues import NEGATIVE_EMOTIONS, CueFrames, Hit
+from ahmer.models.contract import EMOTIONS, SEGMENT_GAP
+from ahmer.models.fusion.cues import (
+    NEGATIVE_EMOTIONS,
+    CueFrames,
+    Hit,
+    answer_hits,
+    rate_reference,
+)
 from ahmer.models.fusion.graph import CONTRIB_GROUPS, CONTRIB_NAMES, LEARNED_NAMES
 from ahmer.models.results import AHSegment, Cue, Explanation
 from ahmer.preprocessing.timeline import Timeline
@@ -32,14 +38,16 @@ TYPE_OF_GROUP = {
 }
 MIN_WEIGHT = 0.15  # logit contribution below which a cue is not worth citing
 MAX_DRIVING_FRAMES = 50  # a learned pattern's evidence lists at most this many frames
-LEXICAL = ("hedge", "filler", "contrast", "uncertainty", "negation")
+LEXICAL = ("hedge", "filler", "contrast", "uncertainty", "negation", "restart")
 PHRASE = {
     "hedge": "hedging",
     "filler": "filled pause",
     "contrast": "contrast",
     "uncertainty": "uncertainty",
     "negation": "negation",
+    "restart": "restart",
 }
+CHANNEL = {"visual": "face", "vocal": "voice", "verbal": "words"}
 
 
 def spans_above(values: np.ndarray, times: np.ndarray, threshold: float, gap: float = 0.0):
@@ -76,7 +84,7 @@ def segments_from(
     """A/H segments: runs of frames above ``threshold`` (gaps < 0.4 s merged), ending no
     later than the media's ``duration`` when given."""
     out = []
-    for a, b in spans_above(prob, times, threshold, gap=0.4):
+    for a, b in spans_above(prob, times, threshold, gap=SEGMENT_GAP):
         peak = a + int(np.argmax(prob[a : b + 1]))
         out.append(
             AHSegment(
@@ -98,11 +106,18 @@ def explain(
     clip_probability: float,
     threshold: float = 0.5,
     max_cues: int = 8,
+    prototype_match: np.ndarray | None = None,
+    prototypes: tuple[str, ...] = (),
 ) -> Explanation:
-    """Ranked evidence and a summary for one clip. ``contrib`` is [T, 20] (``cue_contrib``,
+    """Ranked evidence and a summary for one clip. ``contrib`` is [T, C] (``cue_contrib``,
     columns ``CONTRIB_NAMES``), ``emotion`` the raw face-emotion probabilities [T, 7] (NaN
-    without a face)."""
+    without a face). ``prototype_match`` [T, 2] (the graph's output: index of the nearest
+    ambivalent prototype, its similarity) and ``prototypes`` (the graph's ambivalent
+    prototype sentences) let a stated-ambivalence cue name the sentence it matched. The
+    summary names the channels that were absent (no face, no audio, no words): they were
+    not counted against A/H."""
     found: list[Cue] = []
+    match = (prototype_match, prototypes)
     col = {name: i for i, name in enumerate(CONTRIB_NAMES)}
     times = tl.times
     for group in _group_hits(cues.hits):
@@ -112,13 +127,16 @@ def explain(
             continue
         values = contrib[:, col[name]]
         for a, b in spans_above(values, times, MIN_WEIGHT, gap=0.3):
-            cue = _span_cue(tl, name, a, b, values, emotion, valence)
+            cue = _span_cue(tl, name, a, b, values, emotion, valence, match)
             if cue is not None:
                 found.append(cue)
     found = [c for c in found if c.weight >= MIN_WEIGHT]
     found.sort(key=lambda c: (-c.weight, c.start))
     ranked = tuple(_dedupe(found)[:max_cues])
-    return Explanation(summary=_summary(ranked, clip_probability, threshold), cues=ranked)
+    present = cues.masks.max(axis=0) > 0 if len(cues.masks) else np.zeros(len(CHANNEL), bool)
+    absent = [CHANNEL[m] for m, on in zip(CHANNEL, present, strict=True) if not on]
+    summary = _summary(ranked, clip_probability, threshold, absent)
+    return Explanation(summary=summary, cues=ranked)
 
 
 def _peak(values: np.ndarray, times: np.ndarray, start: float, end: float) -> float:
@@ -163,7 +181,7 @@ def _lexical_cue(tl: Timeline, group: list[Hit], values: np.ndarray) -> Cue:
     )
 
 
-def _span_cue(tl, name, a, b, values, emotion, valence) -> Cue | None:
+def _span_cue(tl, name, a, b, values, emotion, valence, match=(None, ())) -> Cue | None:
     times = tl.times
     duration = getattr(tl.info, "duration", None)
     start, end = float(times[a]), _frame_end(times, b, tl.fps, duration)
@@ -178,8 +196,11 @@ def _span_cue(tl, name, a, b, values, emotion, valence) -> Cue | None:
         pause = _pause_around(tl, start, end)
         if pause is not None:
             start, end = pause
-        evidence = {"pause_s": round(length, 2)}
-        text = f"a {length:.1f}s pause at {start:.1f}s"
+        before = [w for w in tl.words if w.end <= start + 0.05]
+        mid = not before or not before[-1].text.rstrip().endswith((".", "?", "!"))
+        evidence = {"pause_s": round(length, 2), "mid_sentence": mid}
+        where = "mid-sentence " if mid and tl.words else ""
+        text = f"a {length:.1f}s {where}pause at {start:.1f}s"
     elif name in ("face_negative", "face_mixed") and emotion is not None:
         mean = np.nanmean(emotion[sl], axis=0)
         if np.isnan(mean).all():
@@ -205,8 +226,42 @@ def _span_cue(tl, name, a, b, values, emotion, valence) -> Cue | None:
         evidence = {"yaw_range_deg": round(float(np.nanmax(yaw) - np.nanmin(yaw)), 1)}
         text = f"a head shake at {start:.1f}-{end:.1f}s"
     elif name == "slow_speech":
-        evidence = {"words_per_s": round(float(np.nanmean(tl.speech_rate[sl])), 2)}
-        text = f"slower speech at {start:.1f}-{end:.1f}s"
+        rate = float(np.nanmean(tl.speech_rate[sl]))
+        reference = rate_reference(tl)
+        evidence = {"words_per_s": round(rate, 2), "reference_words_per_s": round(reference, 2)}
+        text = (
+            f"slower speech at {start:.1f}-{end:.1f}s ({rate:.1f} words/s against {reference:.1f})"
+        )
+    elif name == "latency":
+        onset = float(tl.speech[0].start) if tl.speech else end
+        evidence = {"latency_s": round(onset, 2)}
+        start, end = 0.0, onset
+        text = f"a {onset:.1f}s wait before answering"
+    elif name == "yes_no_conflict":
+        said = [h for h in answer_hits(tl.words) if h.start < end + 1.0 and h.end > start - 1.0]
+        words = ", ".join(" ".join(tl.words[i].text.strip() for i in h.words) for h in said)
+        nod = any(h.cue == "no_word" for h in said)
+        axis = 1 if nod else 0
+        motion = tl.head_pose[sl, axis]
+        evidence = {
+            "words": words.strip(" ,.;:!?"),
+            "head": "nod" if nod else "shake",
+            "range_deg": round(float(np.nanmax(motion) - np.nanmin(motion)), 1),
+        }
+        gesture = "nodding" if nod else "shaking the head"
+        text = f"\u201c{evidence['words']}\u201d said while {gesture} at {start:.1f}-{end:.1f}s"
+    elif name == "stated_ambivalence":
+        words = " ".join(w.text.strip() for w in tl.words_between(start - 1.5, end + 1.0))
+        evidence = {"words": words.strip()}
+        text = f"stated ambivalence at {start:.1f}-{end:.1f}s"
+        found, sentences = match
+        if found is not None and len(sentences):
+            peak = a + int(np.argmax(values[a : b + 1]))
+            k = int(round(float(found[peak, 0])))
+            if 0 <= k < len(sentences):
+                similarity = round(float(found[peak, 1]), 2)
+                evidence.update(prototype=sentences[k], similarity=similarity)
+                text += f" (close to \u201c{sentences[k]}\u201d, similarity {similarity:.2f})"
     else:
         label = name.replace("_", " ")
         evidence = {"mean_cue": round(float(np.nanmean(values[sl])), 3)}
@@ -262,14 +317,17 @@ def _dedupe(cues: list[Cue]) -> list[Cue]:
     return kept
 
 
-def _summary(cues: tuple[Cue, ...], p: float, threshold: float) -> str:
+def _summary(cues: tuple[Cue, ...], p: float, threshold: float, absent=()) -> str:
     if p >= threshold:
         head = f"Ambivalence/hesitancy likely (p={p:.2f})"
     else:
         head = f"No clear ambivalence/hesitancy (p={p:.2f})"
+    tail = ""
+    if absent:
+        tail = f" Absent: {', '.join(absent)} (scored from the channels present)."
     if not cues:
-        return head + "; no cue stood out."
+        return head + "; no cue stood out." + tail
     parts = [c.text for c in cues[:3]]
     joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     lead = "driven by " if p >= threshold else "strongest cues: "
-    return f"{head}, {lead}{joined}."
+    return f"{head}, {lead}{joined}.{tail}"

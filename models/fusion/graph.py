@@ -3,7 +3,7 @@
 Inputs (``B`` clips, ``T`` frames; padding frames have ``valid = 0``):
 
 =============  =================  =================================================================
-``cues``       float32 [B,T,15]   interpretable cue features, columns :data:`CUE_NAMES`, 0..1
+``cues``       float32 [B,T,18]   interpretable cue features, columns :data:`CUE_NAMES`, 0..1
 ``masks``      float32 [B,T,3]    modality presence per frame: visual, vocal, verbal
 ``emotion``    float32 [B,T,7]    face-emotion probabilities (zeros where no face)
 ``text_emb``   float32 [B,T,384]  MiniLM embedding of the words around each frame (zeros: none)
@@ -21,30 +21,37 @@ Outputs:
 ``emotion_support``        float32 [B,T]    0..1, how much face evidence backs each frame's emotion
 ``frame_valence``          float32 [B,T]    -1..1, facial and verbal valence combined
 ``clip_ah_logit``          float32 [B]      clip A/H logit (soft-maximum over frames)
-``cue_contrib``            float32 [B,T,20] each term's smoothed contribution to the frame logit,
+``cue_contrib``            float32 [B,T,24] each term's smoothed contribution to the frame logit,
                                             columns :data:`CONTRIB_NAMES`
 ``attribution``            float32 [B,T,4]  leave-one-modality-out change in A/H probability:
                                             visual, vocal, verbal, cross-modal
-``cue_features``           float32 [B,T,17] the feature values before weighting, columns
+``cue_features``           float32 [B,T,21] the feature values before weighting, columns
                                             :data:`FEATURE_NAMES` (gated cues, semantic
-                                            hesitancy, valence discord); unsmoothed
+                                            hesitancy, valence discord, stated
+                                            ambivalence); unsmoothed
+``prototype_match``        float32 [B,T,2]  the nearest ambivalent prototype (its index in
+                                            metadata ``prototypes_ambivalent``) and its
+                                            cosine similarity (0 without words)
 =========================  ===============  ======================================================
 
-Contributions (``cue_contrib`` columns): the 17 features times their weights, then one
+Contributions (``cue_contrib`` columns): the 21 features times their weights, then one
 learned term per embedding, ``learned_face`` (visual), ``learned_voice`` (vocal) and
 ``learned_text`` (verbal)::
 
     learned_m = mask_m * has_m * (((emb_m - mean_m) * scale_m) @ w_m)
 
 where ``has_m`` is 1 when the frame's embedding row is non-zero; ``mean``/``scale``
-standardise the embedding and ``w`` is learned (:class:`LearnedTerm`). All 20 are smoothed
-in time by the same Gaussian kernel. The graph is linear in them before the sigmoid, so
+standardise the embedding and ``w`` is learned (:class:`LearnedTerm`). Each frame's
+contributions are divided by the shares of the modalities present there
+(``max(masks @ modality_shares, share_floor)``: a missing channel is not evidence against
+A/H); then all 24 are smoothed in time by the same Gaussian kernel. A cross-modal cue
+(:data:`CUE_GATES`) counts only where the face and the words are both present. The graph is linear in them before the sigmoid, so
 ``cue_contrib`` sums (plus the bias) to the frame logit exactly, and ``attribution[m] = p -
 sigmoid(logit - contrib_m)`` is the model's own answer to "what if modality m were absent".
 
-Two sets of weights share this contract (``ahmer.fusion/2``; metadata ``contract``): the
-zero-shot cue prior (:mod:`ahmer.models.fusion.prior`, learned weights all zero: its outputs are
-those of contract 1 on the same cues) and trained weights. Metadata ``uses_embeddings`` is
+Two sets of weights share this contract (``ahmer.fusion/3``; metadata ``contract``): the
+zero-shot cue prior (:mod:`ahmer.models.fusion.prior`, learned weights all zero) and trained
+weights. Metadata ``uses_embeddings`` is
 ``"1"`` when a learned weight is non-zero (the caller must then compute the face and voice
 embeddings), else ``"0"`` (zeros may be fed).
 """
@@ -65,7 +72,7 @@ from ahmer.models.contract import (
     MASK_NAMES,
     VOICE_EMBED_DIM,
 )
-from ahmer.models.fusion.cues import CUE_GROUPS, CUE_NAMES
+from ahmer.models.fusion.cues import CUE_GATES, CUE_GROUPS, CUE_NAMES
 
 __all__ = [
     "CONTRIB_GROUPS",
@@ -78,7 +85,11 @@ __all__ = [
     "build_fusion_model",
 ]
 
-EXTRA_CONTRIBS = {"semantic_hesitancy": "verbal", "valence_discord": "cross_modal"}
+EXTRA_CONTRIBS = {
+    "semantic_hesitancy": "verbal",
+    "valence_discord": "cross_modal",
+    "stated_ambivalence": "verbal",
+}
 FEATURE_NAMES: tuple[str, ...] = (*CUE_NAMES, *EXTRA_CONTRIBS)
 """The ``cue_features`` columns: the weighted, interpretable features."""
 
@@ -151,9 +162,32 @@ class FusionWeights:
     clip_beta: float = 1.5
     clip_scale: float = 1.0
     clip_bias: float = 0.0
+    bank: np.ndarray | None = None
+    """[EMBED_DIM, K] unit-norm prototype sentences: the first ``bank_split`` columns
+    ambivalent, the rest committed (None: no bank, ``stated_ambivalence`` is 0)."""
+    bank_split: int = 1
+    bank_offset: float = 0.05
+    bank_scale: float = 5.0
+    modality_shares: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Per modality (visual, vocal, verbal), its share of the evidence; each frame's
+    contributions are divided by the shares present there (at least ``share_floor``), so a
+    missing channel is not read as evidence against A/H. All 1 with floor 1: no scaling."""
+    share_floor: float = 1.0
     metadata: dict[str, str] = field(default_factory=dict)
     learned: dict[str, LearnedTerm] = field(default_factory=dict)
     """Terms by :data:`LEARNED_NAMES`; a missing one is :meth:`LearnedTerm.zero`."""
+
+    def bank_matrix(self) -> tuple[np.ndarray, int]:
+        """``(bank [EMBED_DIM, K], split)``; a zero bank of two columns when none is set."""
+        if self.bank is None:
+            return np.zeros((EMBED_DIM, 2), np.float32), 1
+        bank = np.asarray(self.bank, np.float32)
+        if bank.ndim != 2 or bank.shape[0] != EMBED_DIM or not 0 < self.bank_split < bank.shape[1]:
+            raise ValueError(
+                f"bank must be [{EMBED_DIM}, K] with 0 < bank_split < K, got "
+                f"{list(bank.shape)} split {self.bank_split}"
+            )
+        return bank, int(self.bank_split)
 
     def weight_vector(self) -> np.ndarray:
         """The weights of :data:`FEATURE_NAMES`, in order."""
@@ -189,8 +223,13 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
         raise ValueError(f"unknown learned terms {sorted(unknown)}; expected {LEARNED_NAMES}")
     n_cue, n_con, n_emo = len(CUE_NAMES), len(CONTRIB_NAMES), len(w.emotion_valence)
     group_of_cue = np.zeros((len(MASK_NAMES), n_cue), np.float32)
+    cross_of_cue = np.zeros(n_cue, np.float32)
     for j, name in enumerate(CUE_NAMES):
-        group_of_cue[MASK_NAMES.index(CUE_GROUPS[name]), j] = 1.0
+        if len(CUE_GATES[name]) == 1:
+            group_of_cue[MASK_NAMES.index(CUE_GATES[name][0]), j] = 1.0
+        else:  # the cross-modal cues need the face and the words
+            cross_of_cue[j] = 1.0
+    bank, split = w.bank_matrix()
     attribution_groups = np.zeros((n_con, len(ATTRIBUTION_NAMES)), np.float32)
     for j, name in enumerate(CONTRIB_NAMES):
         attribution_groups[j, ATTRIBUTION_NAMES.index(CONTRIB_GROUPS[name])] = 1.0
@@ -200,6 +239,15 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
         "anchors": w.anchors.astype(np.float32),
         "projection": projection,
         "group_of_cue": group_of_cue,
+        "cross_of_cue": cross_of_cue,
+        "bank": bank,
+        "bank_split": np.array([split], np.int64),
+        "bank_end": np.array([bank.shape[1]], np.int64),
+        "bank_start": np.array([0], np.int64),
+        "bank_offset": np.array(w.bank_offset, np.float32),
+        "bank_scale": np.array(w.bank_scale, np.float32),
+        "modality_shares": np.array(w.modality_shares, np.float32),
+        "share_floor": np.array(w.share_floor, np.float32),
         "weights": w.weight_vector(),
         "bias": np.array(w.bias, np.float32),
         "attribution_groups": attribution_groups,
@@ -252,6 +300,32 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
     text_val = op("Tanh", [op("Mul", [val, "val_scale"], "val_scaled")], "text_val_raw")
     text_val = op("Mul", [text_val, has_text], "text_valence")
 
+    # -- stated ambivalence: nearest ambivalent minus nearest committed prototype ------------
+    bank_sims = op("MatMul", ["text_emb", "bank"], "bank_sims")  # [B,T,K]
+    amb = op("Slice", [bank_sims, "bank_start", "bank_split", "axis_last"], "amb_sims")
+    com = op("Slice", [bank_sims, "bank_split", "bank_end", "axis_last"], "com_sims")
+    amb_max = op("ReduceMax", [amb], "amb_max", axes=[-1], keepdims=0)
+    com_max = op("ReduceMax", [com], "com_max", axes=[-1], keepdims=0)
+    amb_arg = op("Cast", [op("ArgMax", [amb], "amb_arg_i", axis=-1, keepdims=0)], "amb_arg", to=1)
+    stated = op(
+        "Relu",
+        [op("Sub", [op("Sub", [amb_max, com_max], "amb_margin"), "bank_offset"], "amb_shift")],
+        "amb_relu",
+    )
+    stated = op("Min", [op("Mul", [stated, "bank_scale"], "amb_scaled"), "one"], "amb_clip")
+    stated = op("Mul", [op("Mul", [stated, has_text], "amb_text"), verbal], "stated_ambivalence")
+    amb_arg3 = op(
+        "Unsqueeze", [op("Mul", [amb_arg, has_text], "amb_arg_t"), "axis_last"], "amb_arg3"
+    )
+    amb_max3 = op(
+        "Unsqueeze", [op("Mul", [amb_max, has_text], "amb_max_t"), "axis_last"], "amb_max3"
+    )
+    nodes.append(
+        helper.make_node(
+            "Concat", [amb_arg3, amb_max3], ["prototype_match"], name="prototype_match", axis=-1
+        )
+    )
+
     # -- facial valence and cross-modal discord --------------------------------------------
     face_val = op("MatMul", ["emotion", "emotion_valence"], "face_valence_raw")
     face_val = op("Mul", [face_val, visual], "face_valence")
@@ -262,11 +336,16 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
     discord = op("Mul", [discord, both], "valence_discord")
 
     # -- gated cues -> contributions -------------------------------------------------------
-    gate = op("MatMul", ["masks", "group_of_cue"], "cue_gate")
+    gate = op("MatMul", ["masks", "group_of_cue"], "cue_gate_single")
+    vis_verb = op("Mul", [visual, verbal], "vis_verb")
+    vis_verb = op("Unsqueeze", [vis_verb, "axis_last"], "vis_verb3")
+    cross = op("Mul", [vis_verb, "cross_of_cue"], "cue_gate_cross")
+    gate = op("Add", [gate, cross], "cue_gate")
     gated = op("Mul", ["cues", gate], "gated_cues")
     sem3 = op("Unsqueeze", [sem, "axis_last"], "sem3")
     dis3 = op("Unsqueeze", [discord, "axis_last"], "dis3")
-    feats = op("Concat", [gated, sem3, dis3], "features", axis=-1)
+    amb3 = op("Unsqueeze", [stated, "axis_last"], "amb3")
+    feats = op("Concat", [gated, sem3, dis3, amb3], "features", axis=-1)
     nodes.append(helper.make_node("Identity", [feats], ["cue_features"], name="cue_features"))
     weighted = op("Mul", [feats, "weights"], "feature_contrib")  # [B,T,17]
 
@@ -286,7 +365,13 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
         term = op("Mul", [op("Mul", [term, mask], f"{name}_masked"), present], name)
         learned.append(op("Unsqueeze", [term, "axis_last"], f"{name}3"))
     inits["zero_f"] = np.array(0.0, np.float32)
-    contrib = op("Concat", [weighted, *learned], "contrib_raw", axis=-1)  # [B,T,C]
+    contrib = op("Concat", [weighted, *learned], "contrib_unscaled", axis=-1)  # [B,T,C]
+    # a missing channel is not evidence against A/H: divide by the shares present
+    present = op("MatMul", ["masks", "modality_shares"], "share_present")  # [B,T]
+    present = op("Max", [present, "share_floor"], "share_present_safe")
+    presence = op("Div", ["one", present], "presence_scale")
+    presence3 = op("Unsqueeze", [presence, "axis_last"], "presence_scale3")
+    contrib = op("Mul", [contrib, presence3], "contrib_raw")
 
     # -- temporal smoothing with a Gaussian kernel built from fps ---------------------------
     def kernel(sigma: str, prefix: str) -> str:
@@ -385,6 +470,7 @@ def build_fusion_model(w: FusionWeights) -> onnx.ModelProto:
         helper.make_tensor_value_info("cue_contrib", f32, ["B", "T", n_con]),
         helper.make_tensor_value_info("attribution", f32, ["B", "T", len(ATTRIBUTION_NAMES)]),
         helper.make_tensor_value_info("cue_features", f32, ["B", "T", len(FEATURE_NAMES)]),
+        helper.make_tensor_value_info("prototype_match", f32, ["B", "T", 2]),
     ]
     graph = helper.make_graph(
         nodes,

@@ -10,7 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-__all__ = ["LEXICONS", "normalise", "find_phrases"]
+__all__ = [
+    "LEXICONS",
+    "SCOPED_CUES",
+    "NEGATORS",
+    "REPORTING_VERBS",
+    "FIRST_PERSON",
+    "AFFIRMATIVES",
+    "NEGATIVES",
+    "normalise",
+    "find_phrases",
+]
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -51,7 +61,8 @@ LEXICONS: dict[str, tuple[tuple[str, ...], ...]] = {
         "more or less",
     ),
     # filled pauses
-    "filler": _phrases("um", "umm", "uh", "uhh", "er", "erm", "hmm", "mm", "ah", "you know"),
+    # ("you know", "well", "like" are discourse markers of ordinary casual talk, not counted)
+    "filler": _phrases("um", "umm", "uh", "uhh", "er", "erm", "hmm", "mm", "ah"),
     # contrast and contradiction: the "part of me wants to, but" of ambivalence
     "contrast": _phrases(
         "but",
@@ -81,9 +92,32 @@ LEXICONS: dict[str, tuple[tuple[str, ...], ...]] = {
         "hard to say",
         "we'll see",
         "depends",
+        "doubt",
+        "doubts",
     ),
     "negation": _phrases("not", "no", "never", "don't", "can't", "won't", "isn't", "nothing"),
 }
+
+
+SCOPED_CUES = ("hedge", "uncertainty", "contrast")
+"""Cues whose hits do not count inside a negation's or another person's quoted words."""
+
+NEGATORS = frozenset(normalise("no not never without nothing none don't doesn't didn't isn't"))
+"""Tokens that negate the hedge right after them ("no doubt", "not maybe")."""
+NEGATION_GAP = frozenset(normalise("a an any the real even single slightest shadow of much"))
+"""Tokens allowed between a negator and the hedge it negates ("no real doubt")."""
+
+REPORTING_VERBS = frozenset(normalise("said says say told tell asked suggested thinks think"))
+"""Verbs that open another person's words ("my friends said maybe next year")."""
+FIRST_PERSON = frozenset(normalise("i i'm i've i'd we we're"))
+"""Subjects whose reported words are the speaker's own (those still count)."""
+
+AFFIRMATIVES = _phrases(
+    "yes", "yeah", "yep", "sure", "definitely", "absolutely", "of course", "certainly"
+)
+"""Verbal yes: said while the head shakes, it is cross-modal conflict."""
+NEGATIVES = _phrases("no", "nope", "never", "not at all", "no way")
+"""Verbal no: said while the head nods, it is cross-modal conflict."""
 
 
 def find_phrases(

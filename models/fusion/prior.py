@@ -18,20 +18,36 @@ from ahmer.models.fusion.graph import CONTRIB_GROUPS, FEATURE_NAMES, LEARNED_NAM
 
 __all__ = [
     "WEIGHTS_ID",
+    "WEIGHTS_ID_V2",
+    "PRIOR_VERSIONS",
     "BIAS",
+    "CALIBRATION",
     "CUES",
     "LEARNED_DOCS",
     "ANCHORS",
+    "PROTOTYPES",
+    "MODALITY_SHARES",
+    "SHARE_FLOOR",
     "CueDoc",
     "zeroshot_weights",
+    "zeroshot_weights_v2",
     "cue_table_markdown",
 ]
 
 # @1: the same weights under fusion contract 1; @2 adds the embedding inputs and the learned
-# terms, all zero here, so the prior's outputs are unchanged
-WEIGHTS_ID = "ahmer-ah-zeroshot@2"
+# terms, all zero, so its outputs are @1's; @3 (contract 3) adds the delivery, stated-
+# ambivalence and head/word conflict cues, scope for hedges, presence scaling and a
+# calibrated clip head (models/CUES.md)
+WEIGHTS_ID = "ahmer-ah-zeroshot@3"
+WEIGHTS_ID_V2 = "ahmer-ah-zeroshot@2"
 # sigmoid(-2.2) = 0.10: with no cue a frame is unlikely A/H (17 % of BAH frames are positive)
 BIAS = -2.2
+# visual, vocal, verbal: each frame's contributions are divided by the shares present there
+MODALITY_SHARES = (0.35, 0.30, 0.35)
+SHARE_FLOOR = 0.5
+# the clip head's temperature (clip_scale) and bias, fitted on the generated calibration set
+# (bench/validity.py --calibrate; models/CUES.md, "Calibration")
+CALIBRATION = {"clip_scale": 1.0, "clip_bias": 0.0}
 
 
 @dataclass(frozen=True)
@@ -82,14 +98,16 @@ CUES: tuple[CueDoc, ...] = (
     ),
     CueDoc(
         "pause",
-        1.0,
-        "length of a silent pause inside the answer, 0.3..1.8 s mapped to 0..1",
-        "pauses and hesitations in the voice are annotated vocal cues",
+        2.0,
+        "length of a silence inside the answer (VAD, no words needed), 0.5..2.0 s mapped to "
+        "0..1; halved after a word that ends a sentence",
+        "pauses in the middle of what one is saying are annotated vocal hesitations",
     ),
     CueDoc(
         "slow_speech",
-        0.5,
-        "speech rate below the clip's median rate",
+        1.2,
+        "speech rate under 85 % of the speaker's own median rate (clips with 4 s of speech) "
+        "or of 2.5 words/s (shorter clips); 1 at 40 %",
         "slowing down marks hesitant, less committed speech",
     ),
     CueDoc(
@@ -107,13 +125,15 @@ CUES: tuple[CueDoc, ...] = (
     CueDoc(
         "hedge",
         1.3,
-        "hedges (maybe, perhaps, I think, kind of, could, try, ...) within -1.5/+1.0 s",
+        "hedges (maybe, perhaps, I think, kind of, could, try, ...) within -1.5/+1.0 s, "
+        "not negated ('no maybe') nor in someone else's reported words",
         "hedging language is the paper's main verbal cue",
     ),
     CueDoc(
         "filler",
-        0.9,
-        "filled pauses (um, uh, er, hmm, you know) within -1.5/+1.0 s",
+        1.4,
+        "density of filled pauses (um, uh, er, hmm) within -1.5/+1.0 s ('you know', 'well' "
+        "are discourse markers, not counted)",
         "filled pauses are verbal hesitations",
     ),
     CueDoc(
@@ -125,14 +145,37 @@ CUES: tuple[CueDoc, ...] = (
     CueDoc(
         "uncertainty",
         1.5,
-        "explicit uncertainty (not sure, I don't know, I guess, no idea, ...)",
+        "explicit uncertainty (not sure, I don't know, I guess, doubt, ...), not negated "
+        "('no doubt in my mind') nor reported ('my friends said ...')",
         "stating one's own uncertainty is direct hesitancy",
     ),
     CueDoc(
         "negation",
-        0.3,
+        0.0,
         "negations (not, never, don't, can't, ...)",
-        "weak alone; negated commitment often co-occurs with A/H",
+        "weight 0 since @3: negation is as common in committed answers ('no doubt', "
+        "'never again'); kept as an input a trained fusion may weigh",
+    ),
+    CueDoc(
+        "restart",
+        1.2,
+        "a word or two said twice in a row ('I, I will') or cut off with a dash, within "
+        "-1.5/+1.0 s",
+        "restarts and repetitions are disfluencies the annotators marked as hesitation",
+    ),
+    CueDoc(
+        "latency",
+        1.2,
+        "silence before the first speech, 1.5..3.5 s mapped to 0..1, on the frames up to "
+        "0.5 s into the answer",
+        "a long wait before answering is a hesitation",
+    ),
+    CueDoc(
+        "yes_no_conflict",
+        1.6,
+        "a verbal yes (yes, sure, definitely, ...) within +-1 s of a head shake, or a verbal "
+        "no within +-1 s of a nod (pitch reversals), where face and words are both present",
+        "'yes' with a head shake is the paper's example of inconsistency between modalities",
     ),
     CueDoc(
         "semantic_hesitancy",
@@ -146,6 +189,13 @@ CUES: tuple[CueDoc, ...] = (
         1.2,
         "abs(facial valence - verbal valence) above 0.6 when both are present",
         "inconsistency between modalities (positive words, sad face) defines ambivalence",
+    ),
+    CueDoc(
+        "stated_ambivalence",
+        2.0,
+        "MiniLM similarity of the words around the frame to the nearest ambivalent prototype "
+        "minus the nearest committed prototype (PROTOTYPES), 0.05..0.25 mapped to 0..1",
+        "saying one wants two opposite things is ambivalence, with or without hedge words",
     ),
 )
 
@@ -207,25 +257,118 @@ ANCHORS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+PROTOTYPES: dict[str, tuple[str, ...]] = {
+    # stated ambivalence, in plain words: none of them needs a hedge word to say it
+    "ambivalent": (
+        "Part of me wants to change and part of me does not.",
+        "I want two opposite things at once.",
+        "I feel torn between the two choices.",
+        "I am pulled in two directions.",
+        "I want to stop, and I also want to keep going.",
+        "One side of me wants it and the other side does not.",
+        "I go back and forth about it.",
+        "My head says yes and my heart says no.",
+        "I keep changing my mind about this.",
+        "I have mixed feelings about it.",
+        "I would like to do it, yet I do not want to give it up.",
+        "I cannot decide what I want.",
+    ),
+    "committed": (
+        "I have decided and I will do it.",
+        "I am completely committed to this change.",
+        "I know exactly what I want.",
+        "I will start tomorrow without fail.",
+        "My mind is made up.",
+        "I am sure this is the right choice.",
+        "Yes, I will do it.",
+        "I am ready and determined.",
+        "There is no doubt in my mind.",
+        "I have a clear plan and I will follow it.",
+        "The weather was nice and we went to the park.",
+        "I read the instructions and followed them.",
+    ),
+}
+"""The prototype bank of ``stated_ambivalence``: embedded once, when the store builds the
+graph (``models/fusion/export.py``), never per call. The committed side also holds two
+plain statements that are about no choice at all, so ordinary talk is not read as stated
+ambivalence. The explanation names the ambivalent prototype that matched and how well."""
+
 Embed = Callable[[list[str]], np.ndarray]
 
 
-def zeroshot_weights(embed: Embed) -> FusionWeights:
-    """The prior as :class:`FusionWeights`; ``embed`` is the MiniLM text encoder (unit-norm
-    embeddings), used once to place the anchor centroids."""
-    assert tuple(c.name for c in CUES) == FEATURE_NAMES, "CUES must follow FEATURE_NAMES"
-    assert tuple(c.name for c in LEARNED_DOCS) == LEARNED_NAMES
+def _centroids(embed: Embed) -> np.ndarray:
     columns = []
     for key in ("hesitant", "confident", "positive", "negative"):
         centroid = np.asarray(embed(list(ANCHORS[key])), np.float32).mean(axis=0)
         columns.append(centroid / max(float(np.linalg.norm(centroid)), 1e-6))
+    return np.stack(columns, axis=1)
+
+
+def zeroshot_weights(embed: Embed) -> FusionWeights:
+    """The prior (``@3``) as :class:`FusionWeights`; ``embed`` is the MiniLM text encoder
+    (unit-norm embeddings), used once to place the anchor centroids and the prototypes."""
+    assert tuple(c.name for c in CUES) == FEATURE_NAMES, "CUES must follow FEATURE_NAMES"
+    assert tuple(c.name for c in LEARNED_DOCS) == LEARNED_NAMES
+    ambivalent, committed = PROTOTYPES["ambivalent"], PROTOTYPES["committed"]
+    bank = np.asarray(embed([*ambivalent, *committed]), np.float32).T
     return FusionWeights(
         weights_id=WEIGHTS_ID,
         bias=BIAS,
         contrib_weights={c.name: c.weight for c in CUES},
-        anchors=np.stack(columns, axis=1),
-        metadata={"kind": "zero-shot cue prior (not trained on BAH)"},
+        anchors=_centroids(embed),
+        bank=bank,
+        bank_split=len(ambivalent),
+        modality_shares=MODALITY_SHARES,
+        share_floor=SHARE_FLOOR,
+        clip_scale=CALIBRATION["clip_scale"],
+        clip_bias=CALIBRATION["clip_bias"],
+        metadata={
+            "kind": "zero-shot cue prior (not trained on BAH)",
+            "prototypes_ambivalent": "\n".join(ambivalent),
+        },
     )  # no learned terms: LearnedTerm.zero for each, uses_embeddings "0"
+
+
+# the weights of @2, kept so that `ahmer evaluate --fusion ahmer-ah-zeroshot@2` can compare
+V2_WEIGHTS = {
+    "face_negative": 0.9,
+    "face_mixed": 0.4,
+    "gaze_aversion": 0.6,
+    "head_shake": 0.9,
+    "brow_tension": 0.5,
+    "lip_press": 0.4,
+    "pause": 1.0,
+    "slow_speech": 0.5,
+    "pitch_instability": 0.3,
+    "low_energy": 0.3,
+    "hedge": 1.3,
+    "filler": 0.9,
+    "contrast": 1.1,
+    "uncertainty": 1.5,
+    "negation": 0.3,
+    "semantic_hesitancy": 1.0,
+    "valence_discord": 1.2,
+}
+
+
+def zeroshot_weights_v2(embed: Embed) -> FusionWeights:
+    """The ``@2`` prior under this contract: its 17 weights, the new cues at 0, no prototype
+    bank, no presence scaling, no calibration. It reads this version's cue columns (scoped
+    hedges, mid-utterance pauses), so it is @2's weighting of @3's measurements."""
+    return FusionWeights(
+        weights_id=WEIGHTS_ID_V2,
+        bias=BIAS,
+        contrib_weights={name: V2_WEIGHTS.get(name, 0.0) for name in FEATURE_NAMES},
+        anchors=_centroids(embed),
+        metadata={"kind": "zero-shot cue prior @2 (kept for comparison)"},
+    )
+
+
+PRIOR_VERSIONS: dict[str, Callable[[Embed], FusionWeights]] = {
+    WEIGHTS_ID: zeroshot_weights,
+    WEIGHTS_ID_V2: zeroshot_weights_v2,
+}
+"""Each prior version a run can name (``--fusion ahmer-ah-zeroshot@2``) and its weights."""
 
 
 def cue_table_markdown() -> str:

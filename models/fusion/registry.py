@@ -4,6 +4,8 @@ A fusion is any ONNX graph with the fusion contract (:data:`FUSION_CONTRACT`, th
 outputs of :mod:`ahmer.models.fusion.graph`). Three kinds are resolved by :func:`resolve_fusion`:
 
 - ``""`` (or the store name ``ah_fusion_zeroshot``): the store's zero-shot cue prior;
+- an earlier prior version by its weights id (``ahmer-ah-zeroshot@2``), built from the
+  store's MiniLM into ``<store root>/priors/`` on first use (for comparisons);
 - an installed name: ``<store root>/fusions/<name>/`` as written by :func:`install_fusion`
   (``ahmer models add-fusion RUN``): ``fusion.onnx``, its model card ``card.json`` (+
   ``card.md``) and ``install.json`` recording the graph's sha256, checked on every process's
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ahmer.models.contract import FUSION_CONTRACT, FUSION_MODEL, TensorSpec
+from ahmer.models.contract import DEFAULT_FPS, FUSION_CONTRACT, FUSION_MODEL, TEXT_MODEL, TensorSpec
 from ahmer.models.store.model_store import ModelStore, ModelStoreError, graph_signature, sha256_file
 
 __all__ = [
@@ -103,7 +105,7 @@ def _probe_feed(inputs: tuple[TensorSpec, ...], frames: int = 12) -> dict[str, n
         shape = [1 if not isinstance(d, int) else d for d in shape]
         feed[spec.name] = np.zeros(shape, np.dtype(spec.dtype))
     feed["valid"] = np.ones_like(feed["valid"])
-    feed["fps"] = np.full_like(feed["fps"], 5.0)
+    feed["fps"] = np.full_like(feed["fps"], DEFAULT_FPS)
     return feed
 
 
@@ -303,6 +305,34 @@ def _prior(store: ModelStore) -> FusionRef:
     return FusionRef(FUSION_MODEL, path, entry.sha256, entry.version, None, False)
 
 
+PRIORS_DIR = "priors"  # under the store root: earlier prior versions, built on first use
+_prior_lock = threading.Lock()
+
+
+def _prior_version(store: ModelStore, version: str) -> FusionRef:
+    """An earlier prior version (``ahmer-ah-zeroshot@2``) under this contract, built from the
+    store's MiniLM into ``<store>/priors/`` on first use, so runs can compare it with the
+    current prior on the same features."""
+    from ahmer.models.fusion.export import build_zeroshot
+
+    folder = store.root / PRIORS_DIR
+    path = folder / f"{version}.{FUSION_CONTRACT.replace('/', '-')}.onnx"
+    with _prior_lock:
+        if not path.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            os.close(fd)
+            try:
+                build_zeroshot(store.path(TEXT_MODEL), Path(tmp), version)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    sha = sha256_file(path)
+    name = "ah_fusion_" + version.replace("ahmer-ah-", "").replace("@", "_v")
+    return FusionRef(name, path, sha, f"{version}#{sha[:12]}", None, False)
+
+
 def _installed(store: ModelStore, name: str, record: dict) -> FusionRef:
     path = _fusions_root(store) / name / GRAPH_FILE
     sha = str(record.get("sha256", ""))
@@ -355,9 +385,13 @@ def resolve_fusion(store: ModelStore, spec: str) -> FusionRef:
     """The fusion ``spec`` names: ``""`` (or ``ah_fusion_zeroshot``) the store's prior, an
     installed fusion's name, or a path to a fusion ``.onnx`` or a training run folder.
     Raises :class:`FusionError` (a :class:`ModelStoreError`) saying what is wrong."""
+    from ahmer.models.fusion.prior import PRIOR_VERSIONS, WEIGHTS_ID
+
     spec = (spec or "").strip()
-    if not spec or spec == FUSION_MODEL:
+    if not spec or spec in (FUSION_MODEL, WEIGHTS_ID):
         return _prior(store)
+    if spec in PRIOR_VERSIONS:
+        return _prior_version(store, spec)
     installed = installed_fusions(store)
     if spec in installed:
         return _installed(store, spec, installed[spec])

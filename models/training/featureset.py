@@ -4,12 +4,12 @@ over it and scoring the result with the BAH metrics. No torch: ``ahmer evaluate`
 
 A features folder ``DIR`` holds::
 
-    dataset.json        {"schema": "ahmer.features/1", "contract": "ahmer.fusion/2",
+    dataset.json        {"schema": "ahmer.features/1", "contract": "ahmer.fusion/3",
                          "layout": "bah"|"csv", "fingerprint": sha256, "fps": .., "models": {}}
     index.csv           id,split,participant,label,frames,labelled_frames,duration,source
-    features/<id>.npz   the fusion inputs of one video without the batch axis (cues [T,15],
+    features/<id>.npz   the fusion inputs of one video without the batch axis (cues [T,18],
                         masks [T,3], emotion [T,7], text_emb [T,384], face_emb [T,128],
-                        voice_emb [T,384], valid [T], fps [1]) plus cue_features [T,17],
+                        voice_emb [T,384], valid [T], fps [1]) plus cue_features [T,21],
                         times [T], frame_labels [T] int8 (-1: unlabelled), label int8 (-1)
 
 **Splits** (:func:`assign_splits`): the ``split`` column when it names a ``train`` split;

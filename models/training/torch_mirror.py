@@ -5,7 +5,8 @@ torch is known to be installed.
 The module takes ``cue_features`` (the graph's own, stored in the features files), the
 masks, the three embeddings, ``valid`` and each clip's fps, and computes ``frame_ah_logit``,
 ``clip_ah_logit`` and ``cue_contrib`` as the graph does: weighted features and learned
-embedding terms ``mask * has * (((emb - mean) * scale) @ w)``, Gaussian smoothing over time
+embedding terms ``mask * has * (((emb - mean) * scale) @ w)``, divided by the shares of the
+modalities present (the prior's, fixed), Gaussian smoothing over time
 with the kernel built from fps (taps ``-HALF_TAPS..HALF_TAPS``, zero padding, weighted by
 ``valid``), the bias, then the clip's log-mean-exp over valid frames with ``beta``, a scale
 and a bias. ``sigma_s`` and ``beta`` are kept within bounds by a scaled sigmoid.
@@ -79,6 +80,9 @@ class FusionModule(nn.Module):
             self.register_buffer(f"{name}_mean", torch.tensor(mean, dtype=f32))
             self.register_buffer(f"{name}_scale", torch.tensor(scale, dtype=f32))
         self.register_buffer("taps", torch.arange(-HALF_TAPS, HALF_TAPS + 1, dtype=f32))
+        # the graph's presence scaling (fixed: the prior's shares of the modalities)
+        self.register_buffer("shares", torch.tensor(prior.modality_shares, dtype=f32))
+        self.share_floor = float(prior.share_floor)
 
     @staticmethod
     def _bounded(raw, bounds):
@@ -102,6 +106,8 @@ class FusionModule(nn.Module):
             term = (z @ self.learned[name]) * masks[..., _MASK_OF[name]] * has
             parts.append(term.unsqueeze(-1))
         contrib = torch.cat(parts, -1)  # [B,T,C]
+        present = torch.clamp(masks @ self.shares, min=self.share_floor)
+        contrib = contrib * (1.0 / present).unsqueeze(-1)
         b, t, c = contrib.shape
         # Gaussian kernel per clip from its fps, as the graph builds it
         z = (self.taps[None, :] / batch["fps"][:, None]) / self.sigma()

@@ -2,10 +2,10 @@
 ``export`` extra; nothing that serves imports this module).
 
 The learned model **is** the fusion graph (:mod:`ahmer.models.fusion.graph`, contract
-``ahmer.fusion/2``) with new weights, so a trained fusion explains itself exactly as the
+``ahmer.fusion/3``) with new weights, so a trained fusion explains itself exactly as the
 prior does. What is learned, mirrored in torch op for op:
 
-- the frame head: the weights of the 17 ``cue_features`` (initialised from the prior), one
+- the frame head: the weights of the 21 ``cue_features`` (initialised from the prior), one
   linear term per embedding (face, voice, text; standardised with the training frames' mean
   and standard deviation; initialised at zero, L2-penalised), the bias, and the temporal
   context: the width ``sigma_s`` of the graph's Gaussian smoothing, within
@@ -147,6 +147,13 @@ def graph_weights(path: Path) -> FusionWeights:
         }
         weights = init["weights"]
         return FusionWeights(
+            bank=init["bank"].copy(),
+            bank_split=int(init["bank_split"].reshape(-1)[0]),
+            bank_offset=scalar("bank_offset"),
+            bank_scale=scalar("bank_scale"),
+            modality_shares=tuple(float(v) for v in init["modality_shares"]),
+            share_floor=scalar("share_floor"),
+            metadata={k: v for k, v in meta.items() if k == "prototypes_ambivalent"},
             weights_id=meta.get("weights_id", ""),
             bias=scalar("bias"),
             contrib_weights={n: float(v) for n, v in zip(FEATURE_NAMES, weights, strict=True)},
@@ -525,6 +532,7 @@ def train(
         module.clip_bias += module.clip_scale * shift
     outputs = _predict(torch, module, val_t, val_clips, device, config.batch_size)
     clip_t, clip_f1 = best_threshold(*_level_scores(val_clips, outputs).video())
+            **{k: v for k, v in prior.metadata.items() if k == "prototypes_ambivalent"},
     with torch.no_grad():
         module.clip_bias -= _logit(clip_t)
 

@@ -4,9 +4,9 @@ labels at the analysis frames, for training and evaluating fusions (``ahmer trai
 
 Output folder ``DIR``:
 
-- ``features/<id>.npz``: the fusion inputs without the batch axis (``cues [T,15]``,
+- ``features/<id>.npz``: the fusion inputs without the batch axis (``cues [T,18]``,
   ``masks [T,3]``, ``emotion [T,7]``, ``text_emb [T,384]``, ``face_emb [T,128]``,
-  ``voice_emb [T,384]``, ``valid [T]``, ``fps [1]``, float32), ``cue_features [T,17]`` (the
+  ``voice_emb [T,384]``, ``valid [T]``, ``fps [1]``, float32), ``cue_features [T,21]`` (the
   graph's feature values before weighting), ``times [T]`` float32 (s), ``frame_labels [T]``
   int8 (the label of the source frame nearest each analysis frame; -1 unlabelled) and
   ``label`` (int8 scalar, -1 unknown). Nothing else, so a reader can feed it as it is.
