@@ -218,14 +218,21 @@ def test_repository_of_other_files_is_refused_at_load(repo, model_path, tmp_path
 
 
 def test_analyze_without_triton_says_where(clip_files):
+    """Nothing listens at the URL: the refused connection is retried for CONNECT_TIMEOUT_S
+    only (not the 60 s timeout asked for), and the one error line says what to check."""
+    from ahmer.models.backends.triton_client import CONNECT_TIMEOUT_S
+
     url = f"127.0.0.1:{free_port()}"
     proc = _ahmer(
         "analyze", str(clip_files["confident"]), "--quiet",
-        "--backend", "triton", "--triton-url", url, "--triton-timeout", "1",
+        "--backend", "triton", "--triton-url", url, "--triton-timeout", "60",
     )  # fmt: skip
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     (line,) = [x for x in proc.stderr.splitlines() if "error:" in x]
     assert f"the inference server (Triton at {url}) is unavailable" in line
+    assert "nothing answers there" in line and "is Triton running at that address?" in line
+    spent = float(line.split(" tries in ")[1].split(" s)")[0])
+    assert spent <= CONNECT_TIMEOUT_S  # the client's own count, not a wall time of the test
 
 
 # -- a real ahmer serve on Triton ------------------------------------------------------------
@@ -416,13 +423,16 @@ def test_serve_started_before_triton_waits_for_it(repo, clip_files, tmp_path):
 
 
 def test_score_records_clips_failed_by_triton_and_a_rerun_completes(triton, tmp_path):
-    """Triton goes away mid-batch: the clips it failed are failures.csv rows naming it, the
-    command exits 1 without a traceback; once Triton is back the same command scores them."""
+    """Triton goes away mid-batch: the clip in flight fails naming it; the circuit breaker
+    then keeps the rest from waiting out the timeout each: they are failures.csv rows saying
+    they were not tried, and the command says so once. It exits 1 without a traceback; once
+    Triton is back the same command scores them all."""
     from media import CONFIDENT, HEDGING
 
     data = tmp_path / "data"
     data.mkdir()
     texts = [HEDGING, CONFIDENT, "Yes, I think so.", "Well, maybe, I am not sure yet."]
+    texts += ["I guess I could try.", "No, I have decided."]
     for i, text in enumerate(texts):
         speech_clip(data, text, f"clip{i}")
     for wav in data.glob("*.wav"):
@@ -448,9 +458,13 @@ def test_score_records_clips_failed_by_triton_and_a_rerun_completes(triton, tmp_
     with open(out / "failures.csv", newline="") as f:
         failures = list(csv.DictReader(f))
     done = len(list((out / "results").glob("*.json")))
-    assert failures and done + len(failures) == len(texts)
+    assert len(failures) >= 2 and done + len(failures) == len(texts)
     for row in failures:
         assert f"Triton at {triton.url}" in row["error"] and "unavailable" in row["error"]
+    tried = [row for row in failures if not row["error"].startswith("not tried:")]
+    assert len(tried) == 1  # the clip in flight; the breaker kept the others from Triton
+    assert stderr.count("stopped trying clips") == 1
+    assert f"{len(failures) - 1} clip(s) not tried" in stderr
     print(f"ahmer score, Triton stopped after clip 1: {done} scored, {len(failures)} failed")
 
     again = _ahmer(*cmd[3:])

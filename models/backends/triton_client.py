@@ -22,7 +22,11 @@ which is what lets Triton's dynamic batcher form batches from concurrent streams
 
 Failures: ``UNAVAILABLE`` (Triton down, restarting, a model not loaded yet) is retried with
 bounded exponential backoff for at most ``timeout`` seconds in all; then, or when a call
-outlives the timeout, :class:`~ahmer.models.backends.base.BackendUnavailable` names the URL. Other
+outlives the timeout, :class:`~ahmer.models.backends.base.BackendUnavailable` names the URL.
+Until this client has reached Triton once, a refused connection (nothing listens at the URL:
+a wrong address, or no Triton started) is retried for :data:`CONNECT_TIMEOUT_S` only, so that
+``ahmer analyze --backend triton`` against a dead URL fails in seconds, not after the whole
+timeout; the gRPC server keeps waiting for Triton at start all the same (it retries its load). Other
 errors are a plain ``BackendError``. :meth:`ready` (server live and ready, every loaded model
 ready; cached for a second) is what the gRPC server's readiness follows; when Triton comes
 back it re-checks each model's ``ahmer_sha256``, so a Triton restarted on another repository
@@ -56,7 +60,14 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 from ahmer.models.backends.base import BackendError, BackendUnavailable, InferenceBackend, Signature
 from ahmer.models.store.model_store import _onnx_signature, sha256_file
 
-__all__ = ["REPO_HINT", "ROOTS_VARIABLE", "TritonBackend", "onnx_signature", "tls_problem"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "REPO_HINT",
+    "ROOTS_VARIABLE",
+    "TritonBackend",
+    "onnx_signature",
+    "tls_problem",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +87,10 @@ _TRANSIENT = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
 _GONE_FOR_NOW = ("unknown model", "no available versions", "is not ready", "server exiting")
 ROOTS_VARIABLE = "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"
 _VERIFY_FAILED = re.compile(r"CERTIFICATE_VERIFY_FAILED(?:: ([^:]+))?")
+_REFUSED = ("connection refused", "failed to connect to all addresses")
+CONNECT_TIMEOUT_S = 3.0
+"""How long a refused connection is retried before this client has ever reached Triton (a
+Triton that is starting listens within that time, or the server's load loop waits on)."""
 _READY_CACHE_S = 1.0
 _PROBE_TIMEOUT_S = 2.0
 
@@ -192,6 +207,7 @@ class TritonBackend(InferenceBackend):
         self._ready_value = False
         self._was_ready = True
         self.problem: str | None = None  # why ready() is false, when it is
+        self._reached = False  # whether a call ever got an answer from Triton
 
     # -- calls with retries ----------------------------------------------------------------
 
@@ -208,12 +224,15 @@ class TritonBackend(InferenceBackend):
     def _call(self, what: str, fn: Callable[[float], T], timeout: float | None = None) -> T:
         """``fn(seconds_left)`` with UNAVAILABLE retried (backoff) until ``timeout``."""
         limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
+        start = time.monotonic()
+        deadline = start + limit
         delay, tries = self.backoff, 0
         while True:
             left = deadline - time.monotonic()
             try:
-                return fn(max(left, 0.001))
+                answer = fn(max(left, 0.001))
+                self._reached = True
+                return answer
             except InferenceServerException as exc:
                 status, detail = exc.status() or "", " ".join(str(exc.message()).split())
                 problem = tls_problem(detail, self.tls)
@@ -225,6 +244,14 @@ class TritonBackend(InferenceBackend):
                 if not transient and self._server_ready():
                     raise BackendError(f"{what} failed on {self.where}: {detail}") from None
                 tries += 1
+                refused = not self._reached and any(r in detail.lower() for r in _REFUSED)
+                if refused and time.monotonic() - start + delay > CONNECT_TIMEOUT_S:
+                    spent = time.monotonic() - start
+                    raise self._unavailable(
+                        what,
+                        f"nothing answers there ({detail}; {tries} tries in {spent:.1f} s): is "
+                        "Triton running at that address?",
+                    ) from None
                 left = deadline - time.monotonic()
                 if tries > self.retries or left <= delay:
                     if not self.tls and "socket closed" in detail.lower():

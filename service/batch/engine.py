@@ -11,6 +11,13 @@ Their hash is the ``key``; a result whose key matches is not computed again.
 Interruption: workers ignore SIGINT (a terminal sends it to the whole process group); the
 main process catches it (and SIGTERM), terminates the workers and returns what finished.
 A worker that dies (a native crash on a hostile file) fails only its item and is replaced.
+
+Circuit breaker: a clip that fails because the inference server is unavailable
+(:class:`~ahmer.models.backends.base.BackendUnavailable`: Triton gone, its retries within the
+timeout spent) opens it. The clips not yet started are then not tried: each finishes at once
+as a failure saying so (``BatchOutcome.stopped`` holds the reason, for the command to say
+once), instead of each waiting out the whole timeout against a server that is gone. They
+have no result, so running the command again resumes them.
 A main process that dies without stopping them (SIGKILL, a crash, the OOM killer) takes its
 workers with it: each asks Linux for SIGKILL on its parent's death and also watches the
 parent itself (see :func:`_die_with_parent`), so no worker outlives it holding its models'
@@ -59,6 +66,7 @@ __all__ = [
     "AnalyzeJob",
     "BatchOutcome",
     "discover",
+    "failed",
     "read_manifest",
     "parse_shard",
     "select_shard",
@@ -382,6 +390,23 @@ def _one_line(exc: BaseException) -> str:
     return (prefix + text)[:300]
 
 
+def failed(summary: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    """``summary`` with ``error`` set from ``exc``, and ``unavailable`` too when the inference
+    server is what failed (that opens the batch's circuit breaker)."""
+    from ahmer.models.backends.base import BackendUnavailable
+
+    summary["error"] = _one_line(exc)
+    if isinstance(exc, BackendUnavailable):
+        summary["unavailable"] = summary["error"]
+    return summary
+
+
+def _not_tried(item: BatchItem, why: str) -> dict[str, Any]:
+    """The summary of an item the open circuit breaker kept from being tried."""
+    error = f"not tried: {why} (the batch stopped trying clips; run it again to resume)"
+    return {"id": item.id, "duration": 0.0, "error": error[:500]}
+
+
 def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dict[str, Any]:
     """Analyse one item and write its result JSON; return a small summary (never raises for
     a bad item: the error is in ``summary["error"]``). ``progress(stage, fraction)`` is passed
@@ -420,7 +445,7 @@ def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dic
     except Exception as exc:  # a bad item fails alone
         from ahmer.preprocessing.media import TruncatedMedia
 
-        summary["error"] = _one_line(exc)
+        failed(summary, exc)
         if isinstance(exc, TruncatedMedia):  # strict: an earlier run's result of it is void
             result_path(ctx.out, item.id).unlink(missing_ok=True)
     summary["wall"] = time.perf_counter() - t
@@ -490,11 +515,35 @@ def _make_analyzer(options: AnalyzerConfig, threads: int):
 
 @dataclass
 class BatchOutcome:
-    """What a run did: summaries of finished items (with ``error`` for failures), and
-    whether it was interrupted."""
+    """What a run did: summaries of finished items (with ``error`` for failures), whether
+    it was interrupted, and why it stopped trying items (the circuit breaker's reason: the
+    inference server's failure), if it did."""
 
     finished: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
+    stopped: str | None = None
+
+    def record(self, summary: dict[str, Any]) -> None:
+        """Add a finished item; one that failed for want of the inference server opens the
+        circuit breaker."""
+        self.finished.append(summary)
+        if summary.get("unavailable") and self.stopped is None:
+            self.stopped = summary["unavailable"]
+
+    @property
+    def not_tried(self) -> int:
+        """How many items the circuit breaker kept from being tried."""
+        return sum(1 for s in self.finished if str(s.get("error", "")).startswith("not tried:"))
+
+    def stop_notice(self) -> str | None:
+        """The one line a command prints when the circuit breaker opened, else None."""
+        if self.stopped is None:
+            return None
+        return (
+            f"stopped trying clips: {self.stopped}; {self.not_tried} clip(s) not tried, listed "
+            "as failures; run the same command again once the inference server is back to "
+            "resume them"
+        )
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -559,9 +608,12 @@ def _run_here(items, job: BatchJob, emit: Event, outcome: BatchOutcome) -> None:
             if analyzer is None and item.error is None:
                 analyzer = job.load(0)
                 emit("ready", {"worker": 0})
-            emit("start", {"id": item.id, "worker": 0})
-            summary = job.process(analyzer, item, lambda stage, fraction: emit("tick", {}))
-            outcome.finished.append(summary)
+            if outcome.stopped is not None and item.error is None:
+                summary = _not_tried(item, outcome.stopped)
+            else:
+                emit("start", {"id": item.id, "worker": 0})
+                summary = job.process(analyzer, item, lambda stage, fraction: emit("tick", {}))
+            outcome.record(summary)
             emit("done", summary)
     finally:
         if analyzer is not None:
@@ -695,12 +747,15 @@ class _Pool:
             if item.error:  # known bad: no need for a worker
                 self._finish({"id": item.id, "duration": 0.0, "error": item.error})
                 continue
+            if self.outcome.stopped is not None:  # the circuit breaker is open
+                self._finish(_not_tried(item, self.outcome.stopped))
+                continue
             worker.item = item
             worker.tasks.put(item)
             self.emit("start", {"id": item.id, "worker": worker.wid})
 
     def _finish(self, summary: dict[str, Any]) -> None:
-        self.outcome.finished.append(summary)
+        self.outcome.record(summary)
         self.emit("done", summary)
 
     def run(self, pending: list[BatchItem]) -> None:

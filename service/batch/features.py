@@ -44,7 +44,7 @@ from ahmer.models.training.datasets import Dataset, DatasetItem, resample_labels
 from ahmer.models.training.featureset import FEATURES_SCHEMA, FUSION_INPUTS, INDEX_COLUMNS
 
 from ..files import atomic_write_bytes, atomic_write_text
-from .engine import BatchItem, BatchJob, _ahmer_version, _one_line, _stat, file_sha256
+from .engine import BatchItem, BatchJob, _ahmer_version, _stat, failed, file_sha256
 
 __all__ = [
     "FEATURES",
@@ -239,7 +239,7 @@ class FeaturesJob(BatchJob):
         try:
             summary.update(self._compute(worker, entry, progress))
         except Exception as exc:  # a bad item fails alone
-            summary["error"] = _one_line(exc)
+            failed(summary, exc)
             if isinstance(exc, TruncatedMedia):  # strict: an earlier file of it is void
                 _meta_path(self.out, item.id).unlink(missing_ok=True)
         return summary

@@ -154,6 +154,8 @@ def run_features(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     display.close()
+    if notice := outcome.stop_notice():  # the batch's circuit breaker opened: said once
+        print(f"{PROG}: {notice}", file=sys.stderr)
 
     failures = outcome.failure_rows(items)
     write_failures(args.out / "failures.csv", failures)

@@ -377,6 +377,8 @@ def run_score(args: argparse.Namespace) -> int:
         print(f"ahmer score: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     display.close()
+    if notice := outcome.stop_notice():  # the batch's circuit breaker opened: said once
+        print(f"ahmer score: {notice}", file=sys.stderr)
 
     failures = outcome.failure_rows(items)
     ok_ids = [i.id for i in done] + [s["id"] for s in outcome.finished if not s.get("error")]
