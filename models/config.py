@@ -20,6 +20,7 @@ from ahmer.preprocessing.options import DEFAULT_FPS, RULES, Rule
 
 __all__ = [
     "ANALYSIS_OPTIONS",
+    "CallOptions",
     "result_options",
     "AnalysisOption",
     "AnalyzerConfig",
@@ -88,6 +89,35 @@ def parse_bool(text: str) -> bool:
     if value in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"not a boolean: {text!r}")
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """What one call of :meth:`~ahmer.models.analyzer.Analyzer.analyze` (or ``preprocess``)
+    sets differently from the analyzer's :class:`AnalyzerConfig`: one object per call, so a
+    caller (the CLI, the batch, a gRPC request) states its overrides in one place. ``None``
+    keeps the configuration's value.
+
+    ``fps``: analysis frames per second; ``language``: the ASR language (None: detected, or
+    the model's only one); ``transcript_format``: the transcript's format when known (skips
+    sniffing); ``strict``: refuse partial media (see ``AnalyzerConfig.strict``)."""
+
+    fps: float | None = None
+    language: str | None = None
+    transcript_format: str | None = None
+    strict: bool | None = None
+
+    def config_changes(self, config: Any) -> dict[str, Any]:
+        """The fields of ``config`` (a preprocessing configuration with ``fps``,
+        ``language`` and ``strict``) these options change, as ``{field: value}``."""
+        changes: dict[str, Any] = {}
+        if self.fps is not None and self.fps != config.fps:
+            changes["fps"] = self.fps
+        if self.language and self.language != config.language:
+            changes["language"] = self.language
+        if self.strict is not None and self.strict != config.strict:
+            changes["strict"] = self.strict
+        return changes
 
 
 @dataclass(frozen=True)

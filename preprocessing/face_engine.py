@@ -21,6 +21,7 @@ from os import PathLike
 
 import numpy as np
 
+from .errors import InvalidInput
 from .face_align import pose_from_matrix
 from .face_models import Detection
 from .face_tracking import iou
@@ -51,8 +52,10 @@ BLENDSHAPE_NAMES: tuple[str, ...] = (
 """MediaPipe's 52 blendshape names in output order (*Left/*Right are the subject's sides)."""
 
 
-class FaceError(Exception):
+class FaceError(InvalidInput):
     """A face model could not be loaded, the analyzer is closed, or a frame is unusable."""
+
+    what = "video frame"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 import av
 
+from .errors import InvalidInput
 from .truncation import truncation_warning
 
 __all__ = [
@@ -60,9 +61,11 @@ _STILL_IMAGE = (
 )
 
 
-class MediaError(Exception):
+class MediaError(InvalidInput):
     """The input cannot be decoded as media (empty, not a container, truncated, missing the
     stream that was asked for, ...). The message says which, in plain words."""
+
+    what = "media"
 
 
 class TruncatedMedia(MediaError):

@@ -25,6 +25,7 @@ import pytest
 from cli_checks import one_error_line
 from media import HEDGING, canvas, make_clip, portrait, read_wav, speak
 
+from ahmer.models.config import CallOptions
 from ahmer.preprocessing.media import (
     DecodeReport,
     MediaError,
@@ -225,7 +226,7 @@ def _partial(warnings) -> list[str]:
 def test_the_result_and_its_protobuf_say_so(analyzer, files, cut):
     from ahmer.service.convert import from_proto, to_proto
 
-    result = analyzer.analyze(cut, fps=2)
+    result = analyzer.analyze(cut, options=CallOptions(fps=2))
     partial = _partial(result.warnings)
     assert [w.split(" stream ")[0] for w in partial] == [
         "truncated media: the video",
@@ -237,18 +238,19 @@ def test_the_result_and_its_protobuf_say_so(analyzer, files, cut):
     msg = to_proto(result)
     assert _partial(msg.warnings) == partial
     assert from_proto(msg).warnings == result.warnings
-    assert not _partial(analyzer.analyze(files["faststart.mp4"], fps=2).warnings)
+    two = CallOptions(fps=2)
+    assert not _partial(analyzer.analyze(files["faststart.mp4"], options=two).warnings)
 
 
 def test_strict_makes_it_an_error(analyzer, files, cut):
     with pytest.raises(TruncatedMedia, match="truncated media: the .* stream decoded to") as err:
-        analyzer.analyze(cut, fps=2, strict=True)
+        analyzer.analyze(cut, options=CallOptions(fps=2, strict=True))
     assert isinstance(err.value, MediaError)
     assert "strict analysis refuses partial media" in str(err.value)
     wav = files["wav"].read_bytes()
     with pytest.raises(TruncatedMedia, match="the audio stream decoded to"):
-        analyzer.analyze(wav[: len(wav) // 2], fps=2, strict=True)
-    whole = analyzer.analyze(files["wav"], fps=2, strict=True)  # whole files pass
+        analyzer.analyze(wav[: len(wav) // 2], options=CallOptions(fps=2, strict=True))
+    whole = analyzer.analyze(files["wav"], options=CallOptions(fps=2, strict=True))  # whole: pass
     assert not _partial(whole.warnings)
 
 

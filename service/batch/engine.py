@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ahmer.models.config import AnalyzerConfig, result_options
+from ahmer.models.config import AnalyzerConfig, CallOptions, result_options
 from ahmer.models.contract import WHISPER_MODEL
 from ahmer.models.training.datasets import safe_id
 from ahmer.preprocessing.errors import Internal, InvalidInput
@@ -425,7 +425,10 @@ def process_item(analyzer, item: BatchItem, ctx: _Context, progress=None) -> dic
             transcript = read_input_bytes(item.transcript, MAX_TRANSCRIPT_BYTES, "transcript")
             tsha = hashlib.sha256(transcript).hexdigest()
         result = analyzer.analyze(
-            item.path, transcript=transcript, fps=ctx.options.fps, progress=progress
+            item.path,
+            transcript=transcript,
+            options=CallOptions(fps=ctx.options.fps),
+            progress=progress,
         )
         data = result.to_dict()
         data["id"] = item.id

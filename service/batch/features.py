@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ahmer.models.config import AnalyzerConfig
+from ahmer.models.config import AnalyzerConfig, CallOptions
 from ahmer.models.contract import FUSION_CONTRACT
 from ahmer.models.training.datasets import Dataset, DatasetItem, resample_labels
 from ahmer.models.training.featureset import FEATURES_SCHEMA, FUSION_INPUTS, INDEX_COLUMNS
@@ -250,8 +250,9 @@ class FeaturesJob(BatchJob):
         tl = analyzer.preprocess(
             item.path,
             transcript=text,
-            transcript_format="text" if text is not None else None,
-            fps=self.options.fps,
+            options=CallOptions(
+                fps=self.options.fps, transcript_format="text" if text is not None else None
+            ),
             progress=progress,
         )
         pred = analyzer.predict(tl, embeddings=True)

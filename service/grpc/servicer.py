@@ -13,14 +13,26 @@ import logging
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
 
-from ahmer.models.analyzer import Cancelled
-from ahmer.models.contract import AH_LABELS, EMOTIONS, FUSION_MODEL, RESULT_SCHEMA
+from ahmer.models.analyzer import Analyzer, Cancelled
+from ahmer.models.config import CallOptions
+from ahmer.models.contract import (
+    AH_LABELS,
+    EMOTIONS,
+    FACE_DETECTOR_FULL,
+    FACE_LANDMARKER,
+    FER_MODEL,
+    FUSION_MODEL,
+    RESULT_SCHEMA,
+    TEXT_MODEL,
+    WHISPER_MODEL,
+)
 from ahmer.v1 import service_pb2, service_pb2_grpc
 
 from ..convert import to_proto
@@ -29,6 +41,7 @@ from .errors import RequestError, status_for
 from .limits import (
     TRANSCRIPT_FORMATS,
     MediaBudget,
+    SessionSlots,
     check_id,
     check_upload_size,
     resolve_options,
@@ -41,15 +54,18 @@ __all__ = ["ServerState", "AnalysisServicer", "MODEL_ROLES", "answer", "release_
 log = logging.getLogger("ahmer.service")
 
 MODEL_ROLES = {
-    "face_landmarker": ("face detection, landmarks, blendshapes, head pose", ()),
-    "face_detector_full_range": ("face detection (small faces)", ()),
+    FACE_LANDMARKER: ("face detection, landmarks, blendshapes, head pose", ()),
+    FACE_DETECTOR_FULL: ("face detection (small faces)", ()),
     "face_engine": ("how the face models run: litert (direct) or tasks (MediaPipe Tasks)", ()),
     "face_landmark_fps": ("full face landmarks per second (0: every analysis frame)", ()),
-    "fer_emotion": ("facial emotion", EMOTIONS),
-    "minilm": ("text embedding", ()),
-    "whisper_tiny_en": ("speech recognition with word times", ()),
+    FER_MODEL: ("facial emotion", EMOTIONS),
+    TEXT_MODEL: ("text embedding", ()),
+    WHISPER_MODEL: ("speech recognition with word times", ()),
     FUSION_MODEL: ("A/H and emotion fusion (zero-shot cue prior)", AH_LABELS),
 }
+
+
+REPORTS_KEPT = 32  # reports of finished live sessions kept in ServerState.live_reports
 
 
 @dataclass
@@ -59,14 +75,17 @@ class ServerState:
 
     config: ServerConfig
     metrics: Metrics
-    analyzer: object | None = None
+    analyzer: Analyzer | None = None
     ready: bool = False
     stopping: bool = False
     broken: str | None = None  # why the server stopped serving for good (a corrupt store)
     backend_down: str | None = None  # why it does not serve for now (Triton is unavailable)
     clip_pool: ThreadPoolExecutor | None = None
     live_pool: ThreadPoolExecutor | None = None
-    extra: dict = field(default_factory=dict)
+    slots: SessionSlots | None = None  # live-session slots, made by the first live call
+    active_streams: int = 0  # live sessions still holding resources (the health report's)
+    live_reports: deque = field(default_factory=lambda: deque(maxlen=REPORTS_KEPT))
+    """The reports (``stream.SessionReport``) of the last :data:`REPORTS_KEPT` live sessions."""
     media: MediaBudget = field(init=False)
 
     def __post_init__(self) -> None:
@@ -232,11 +251,10 @@ class AnalysisServicer(service_pb2_grpc.AnalysisServiceServicer):
             state.analyzer.analyze,
             media,
             transcript=text,
-            transcript_format=fmt,
-            fps=opts.fps,
-            language=opts.language,
+            options=CallOptions(
+                fps=opts.fps, language=opts.language, transcript_format=fmt, strict=opts.strict
+            ),
             cancel=cancel.is_set,
-            strict=opts.strict,
         )
         loop = asyncio.get_running_loop()
         t = time.perf_counter()
