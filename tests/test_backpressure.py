@@ -25,7 +25,10 @@ import pytest
 from media import HEDGING, canvas, have_espeak, portrait, read_wav, speak
 from serving import ServerThread, metric_value, shared_analyzer
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+pytestmark = [  # serial: latency beside a stalled session, a wall-clock limit kept to the second
+    pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed"),
+    pytest.mark.serial,
+]
 
 FPS = 15  # camera rate; the server analyses 5 fps
 SECONDS = 20.0
@@ -98,7 +101,7 @@ def _stub(target: str, options=()):
 
 
 def _report(server, session_id: str):
-    reports = server.server.state.extra.get("live_reports", [])
+    reports = server.server.state.live_reports
     found = [r for r in reports if r.session_id == session_id]
     assert found, f"no report for session {session_id!r}"
     return found[-1]

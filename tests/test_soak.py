@@ -12,6 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.serial  # a soak: deadlines and RSS growth under its own load only
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SECONDS = 30
