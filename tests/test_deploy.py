@@ -216,3 +216,108 @@ def test_base_opens_metrics_to_the_scraper_on_the_annotated_port():
     assert config["AHMER_METRICS_HOST"] == "0.0.0.0"
     pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == config["AHMER_METRICS_PORT"]
+
+
+# -- the sharded batch: the merge waits for every shard ------------------------------------------
+
+
+def _batch() -> dict[tuple[str, str], dict]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in _render("batch")}
+
+
+def _env(container: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def _script(container: dict) -> str:
+    assert container["command"] == ["sh", "-c"]
+    (script,) = container["args"]
+    return script
+
+
+def test_batch_claim_is_defined_read_write_many_with_a_placeholder_class():
+    docs = _batch()
+    claim = docs["PersistentVolumeClaim", "ahmer-collection"]["spec"]
+    assert claim["accessModes"] == ["ReadWriteMany"]
+    assert "placeholder" in claim["storageClassName"]
+    assert "PLACEHOLDER" in (K8S / "batch" / "pvc.yaml").read_text()
+    for name in ("ahmer-score", "ahmer-score-merge"):
+        (volume,) = docs["Job", name]["spec"]["template"]["spec"]["volumes"]
+        assert volume["persistentVolumeClaim"]["claimName"] == "ahmer-collection"
+
+
+def test_batch_merge_waits_for_the_shards_it_counts():
+    """The merge Job's init container waits for as many shards as ahmer-score has, and the
+    shard wrapper's retry count is the Job's backoffLimitPerIndex; a failed merge is final."""
+    docs = _batch()
+    score = docs["Job", "ahmer-score"]["spec"]
+    merge = docs["Job", "ahmer-score-merge"]["spec"]
+    (wait,) = merge["template"]["spec"]["initContainers"]
+    assert int(_env(wait)["SHARDS"]) == score["completions"]
+    (shard,) = score["template"]["spec"]["containers"]
+    assert int(_env(shard)["RETRIES"]) == score["backoffLimitPerIndex"]
+    (fails,) = [e for e in shard["env"] if e["name"] == "INDEX_FAILURES"]
+    path = fails["valueFrom"]["fieldRef"]["fieldPath"]
+    assert path == "metadata.annotations['batch.kubernetes.io/job-index-failure-count']"
+    assert merge["backoffLimit"] == 0 and merge["activeDeadlineSeconds"] > 0
+
+
+def _run_script(container: dict, env: dict[str, str], timeout: float = 120):
+    full = {"PATH": f"{BIN}:/usr/bin:/bin", **_env(container), **env}
+    return subprocess.run(
+        ["sh", "-c", _script(container)], env=full, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def test_batch_shard_leaves_a_done_or_a_failed_marker(tmp_path):
+    """The shard container's script, run here with the real ``ahmer``: a shard that finishes
+    leaves ``i.done``; one that fails leaves nothing while retries remain and ``i.failed``
+    (with its exit code) on its last attempt, and fails the pod either way."""
+    (shard,) = _batch()["Job", "ahmer-score"]["spec"]["template"]["spec"]["containers"]
+    retries = _env(shard)["RETRIES"]
+    (tmp_path / "in").mkdir()  # one clip, in shard 6 (its id hashes there): shard 3 is empty
+    (tmp_path / "in" / "hello.wav").write_bytes(b"never read")
+    marks = tmp_path / "out" / ".shards"
+    done = _run_script(shard, {"DATA": str(tmp_path), "JOB_COMPLETION_INDEX": "3"})
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in marks.iterdir()) == ["3.done"]
+    shutil.rmtree(tmp_path / "in")  # now `ahmer score` fails: no such input (exit 2)
+    env = {"DATA": str(tmp_path), "JOB_COMPLETION_INDEX": "5", "INDEX_FAILURES": "0"}
+    first = _run_script(shard, env)
+    assert first.returncode == 2 and not (marks / "5.failed").exists()
+    last = _run_script(shard, {**env, "INDEX_FAILURES": retries})
+    assert last.returncode == 2
+    assert "exit code 2 on its last attempt" in (marks / "5.failed").read_text()
+    assert sorted(p.name for p in marks.iterdir()) == ["3.done", "5.failed"]
+
+
+def test_batch_merge_runs_only_after_every_shard_succeeded(tmp_path):
+    """The merge's init container, run here: it waits while a shard is missing, passes once
+    every shard is done, and stops the merge, naming the shard, when one failed."""
+    import time
+
+    (wait,) = _batch()["Job", "ahmer-score-merge"]["spec"]["template"]["spec"]["initContainers"]
+    shards = int(_env(wait)["SHARDS"])
+    marks = tmp_path / "out" / ".shards"
+    marks.mkdir(parents=True)
+    for i in range(shards - 1):
+        (marks / f"{i}.done").touch()
+    full = {"PATH": "/usr/bin:/bin", **_env(wait), "DATA": str(tmp_path)}
+    proc = subprocess.Popen(["sh", "-c", _script(wait)], env=full, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None  # one shard to go: still waiting
+        (marks / f"{shards - 1}.done").touch()
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and f"all {shards} shards done" in out
+    (marks / "2.done").unlink()
+    (marks / "2.failed").write_text("exit code 2 on its last attempt (after 2 failed)\n")
+    failed = _run_script(wait, {"DATA": str(tmp_path)}, timeout=30)
+    assert failed.returncode == 1
+    assert "not merging: a shard failed: shard 2: exit code 2" in failed.stderr
+    assert not marks.exists()  # a re-run starts clean
