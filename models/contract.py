@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ahmer.preprocessing.options import DEFAULT_FPS
-from ahmer.preprocessing.timeline import SAMPLE_RATE
+from ahmer.preprocessing.rates import SAMPLE_RATE
 
 __all__ = [
     "DEFAULT_FPS",

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .rates import SAMPLE_RATE
+
 __all__ = [
     "SCHEMA",
     "MODALITIES",
@@ -27,7 +29,6 @@ __all__ = [
 
 SCHEMA = "ahmer.timeline/1"
 MODALITIES = ("video", "face", "audio", "speech", "words")
-SAMPLE_RATE = 16000  # Hz: the one rate audio is decoded to and analysed at (mono float32)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@ partial file) and plain-worded checks of input and output paths."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -11,11 +13,13 @@ from ahmer.preprocessing.errors import Internal, InvalidInput
 
 __all__ = [
     "PathError",
+    "UsageError",
     "WriteError",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_output_path",
     "fail_if_unreadable",
+    "path_problem",
     "read_input_bytes",
     "write_output_bytes",
     "write_output_text",
@@ -64,23 +68,45 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-class PathError(InvalidInput, ValueError):
-    """A path the user named cannot be used as given: an input that is missing, not a regular
-    file or unreadable, or an output that cannot be written. Found before any work; the CLI
-    reports it as a usage error (exit code 2)."""
+class UsageError(InvalidInput, ValueError):
+    """The command line cannot be used as given: options that contradict each other, a value
+    no option takes, a path that cannot be used. Found before any work; every ``ahmer``
+    command reports it with exit code 2, as the argument parser's own errors."""
 
 
-def fail_if_unreadable(path: Path) -> None:
-    """Raise :class:`PathError` with a plain message for a missing or unreadable input, or
-    one that is not a regular file (a FIFO or a device would block or never end)."""
-    if not path.exists():
-        raise PathError(f"{path}: no such file")
-    if path.is_dir():
-        raise PathError(f"{path}: is a directory, expected a file")
-    if not path.is_file():
-        raise PathError(f"{path}: not a regular file")
-    if not os.access(path, os.R_OK):
-        raise PathError(f"{path}: not readable")
+class PathError(UsageError):
+    """A path the user named cannot be used as given: an input that is missing, a symlink
+    loop, not a regular file or unreadable, or an output that cannot be written."""
+
+
+def path_problem(path: Path, folder_ok: bool = False) -> str | None:
+    """Why ``path`` cannot be read as an input (``"no such file"``, ``"symlink loop"``,
+    ``"not a regular file"``...), or None; a folder is an input only when ``folder_ok``.
+    The one wording of these problems in every command."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "no such file" + (" or folder" if folder_ok else "")  # a dangling link too
+        if exc.errno == errno.EACCES:
+            return "not readable (no permission)"
+        return (exc.strerror or type(exc).__name__).lower()
+    if stat.S_ISDIR(mode):
+        if not folder_ok:
+            return "is a directory, expected a file"
+        return None if os.access(path, os.R_OK | os.X_OK) else "folder not readable"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"  # a FIFO or a device would block or never end
+    return None if os.access(path, os.R_OK) else "not readable (no permission)"
+
+
+def fail_if_unreadable(path: Path, folder_ok: bool = False) -> None:
+    """Raise :class:`PathError` naming ``path`` and :func:`path_problem`'s reason."""
+    problem = path_problem(path, folder_ok)
+    if problem:
+        raise PathError(f"{path}: {problem}")
 
 
 def read_input_bytes(path: Path, limit: int, what: str = "file") -> bytes:

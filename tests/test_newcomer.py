@@ -248,14 +248,14 @@ def test_sample_options_and_errors(sample_clip, tmp_path):
     assert not out.exists()
     one_error_line(_run("sample", tmp_path), 2, str(tmp_path), "is a directory")
     one_error_line(_run("sample", sample_clip / "x.mp4"), 2, "cannot be created")
-    one_error_line(_run("sample", out, "--text", "  "), 1, "--text is empty")
+    one_error_line(_run("sample", out, "--text", "  "), 2, "--text is empty")
     one_error_line(_run("sample", out, "--lead", "-1"), 2, "argument --lead")
     assert not out.exists()
 
 
 def test_only_one_output_can_take_stdout(sample_clip):
     proc = _run("analyze", sample_clip, "--json", "-", "--csv", "-", timeout=60)
-    one_error_line(proc, 1, "only one output can go to stdout (-), not --json and --csv")
+    one_error_line(proc, 2, "only one output can go to stdout (-), not --json and --csv")
     assert proc.stdout == ""
 
 

@@ -59,6 +59,7 @@ from ahmer.models.fusion.graph import (
 from ahmer.models.fusion.registry import CARD_FILE, CARD_MD, GRAPH_FILE, resolve_fusion
 from ahmer.models.store.model_store import ModelStore, sha256_file
 from ahmer.models.training.card import card_markdown
+from ahmer.models.training.config import TrainConfig  # light: the CLI shows its defaults
 from ahmer.models.training.featureset import (
     FeatureClip,
     FeatureSet,
@@ -93,21 +94,6 @@ Progress = Callable[[str], None]
 
 class TrainingError(Internal, RuntimeError):
     """Training cannot run or its result failed a check; the message says why."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The hyperparameters of a run (all recorded in the card)."""
-
-    seed: int = 0
-    epochs: int = 60
-    patience: int = 15
-    batch_size: int = 8
-    lr: float = 0.02
-    l2: float = 1e-3
-    clip_weight: float = 0.5
-    device: str = "cpu"
-    threads: int = 1
 
 
 @dataclass

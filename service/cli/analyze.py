@@ -60,15 +60,19 @@ def add_analyze_parser(sub) -> None:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    fail_if_unreadable(args.media)  # the paths first: a mistake is told before any import
+    if args.transcript is not None:
+        fail_if_unreadable(args.transcript)
+    outputs = {"--json": args.json_out, "--csv": args.csv_out}
+    to_stdout = check_outputs(outputs, (args.media, args.transcript))  # before any work
+
     from ahmer.models.analyzer import Analyzer
+    from ahmer.models.config import CallOptions
     from ahmer.preprocessing.transcript import MAX_BYTES, format_of
 
-    fail_if_unreadable(args.media)
     transcript = None
     if args.transcript is not None:
         transcript = read_input_bytes(args.transcript, MAX_BYTES, "transcript")
-    outputs = {"--json": args.json_out, "--csv": args.csv_out}
-    to_stdout = check_outputs(outputs, (args.media, args.transcript))  # before any work
     with native_stderr_silenced(not args.verbose):
         analyzer = Analyzer(analysis_config(args)).load()
     progress = None if args.quiet else stderr_progress(args.media.name)
@@ -76,7 +80,9 @@ def run_analyze(args: argparse.Namespace) -> int:
         result = analyzer.analyze(
             args.media,
             transcript=transcript,
-            transcript_format=format_of(args.transcript) if args.transcript else None,
+            options=CallOptions(
+                transcript_format=format_of(args.transcript) if args.transcript else None
+            ),
             progress=progress,
         )
     finally:

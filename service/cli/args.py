@@ -52,11 +52,11 @@ def check_outputs(outputs: dict[str, Path | None], inputs: tuple[Path | None, ..
     """Before any work: every output file of ``outputs`` (flag -> path) can be written, and at
     most one is ``-`` (stdout). Returns whether one is: then stdout carries only that output
     and the human summary goes to stderr."""
-    from ..files import check_output_path
+    from ..files import UsageError, check_output_path
 
     to_stdout = [flag for flag, path in outputs.items() if is_stdout(path)]
     if len(to_stdout) > 1:
-        raise ValueError(f"only one output can go to stdout (-), not {' and '.join(to_stdout)}")
+        raise UsageError(f"only one output can go to stdout (-), not {' and '.join(to_stdout)}")
     for path in outputs.values():
         if path is not None and not is_stdout(path):
             check_output_path(path, inputs)

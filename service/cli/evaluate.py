@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..files import PathError
+from ..files import PathError, UsageError, fail_if_unreadable
 from .args import check_outputs, examples, write_output
 
 __all__ = ["add_evaluate_parser", "run_evaluate"]
@@ -63,9 +63,14 @@ def add_evaluate_parser(sub) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ahmer.models.fusion.registry import resolve_fusion
+    fail_if_unreadable(args.features, folder_ok=True)
+    if not args.features.is_dir():
+        raise PathError(f"{args.features}: not a folder (a features folder of `ahmer features`)")
+    to_stdout = check_outputs({"--json": args.json_out}, (args.features,))
+    from ahmer.models.fusion.registry import FusionError, resolve_fusion
     from ahmer.models.store.model_store import ModelStore
     from ahmer.models.training.featureset import (
+        FeatureError,
         FeatureSet,
         assign_splits,
         level_metrics,
@@ -74,11 +79,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from .train import metrics_table
 
-    if not args.features.is_dir():
-        raise PathError(f"{args.features}: not a folder (a features folder of `ahmer features`)")
-    to_stdout = check_outputs({"--json": args.json_out}, (args.features,))
-    features = FeatureSet.open(args.features)
-    ref = resolve_fusion(ModelStore(), args.fusion)
+    try:
+        features = FeatureSet.open(args.features)
+    except FeatureError as exc:  # the folder named on the command line is not usable
+        raise UsageError(str(exc)) from exc
+    try:
+        ref = resolve_fusion(ModelStore(), args.fusion)
+    except FusionError as exc:  # as in `ahmer score --fusion`
+        raise UsageError(f"--fusion: {exc}") from exc
     if args.split == "all":
         rows, method = list(features.rows), "all videos"
     else:

@@ -17,26 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..batch.engine import BatchAbort, model_fingerprint, run_batch
-from ..batch.features import (
-    FeaturesJob,
-    batch_items,
-    plan_features,
-    relabel,
-    write_dataset_json,
-    write_index,
-)
-from ..batch.tables import write_failures
+from ..files import fail_if_unreadable
 from .args import add_analysis_arguments, analysis_config, examples
-from .score import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    ProgressDisplay,
-    _check_backend,
-    _unwritable,
-)
+from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from .score import ProgressDisplay, _check_backend, _unwritable
 
 __all__ = ["add_features_parser", "run_features"]
 
@@ -111,11 +95,23 @@ def _check_args(args: argparse.Namespace) -> str | None:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from ahmer.models.training.datasets import Dataset, DatasetError, open_dataset
-
     problem = _check_args(args)
     if problem:
         return _usage(problem)
+    fail_if_unreadable(args.dataset, folder_ok=True)  # as every command checks its inputs
+    from ahmer.models.training.datasets import Dataset, DatasetError, open_dataset
+
+    from ..batch.engine import BatchAbort, model_fingerprint, run_batch
+    from ..batch.features import (
+        FeaturesJob,
+        batch_items,
+        plan_features,
+        relabel,
+        write_dataset_json,
+        write_index,
+    )
+    from ..batch.tables import write_failures
+
     try:
         full = open_dataset(args.dataset)
     except DatasetError as exc:

@@ -1,54 +1,58 @@
 """The ``ahmer`` command line: one entry point, a subcommand per task.
 
 Every subcommand returns an exit code; known errors become one clear line on stderr and a
-non-zero exit, never a traceback (set ``AHMER_DEBUG=1`` to see one). The codes are the same in
-every command: 0 done; 2 a usage error, found before any work: an option the parser rejects,
-or a path on the command line that cannot be used (an input that is missing, not a regular
-file or unreadable, an output that cannot be written: :class:`~ahmer.service.files.PathError`);
-1 any other error (bad media, no models, a server's error; ``ahmer score``: some clips
-failed); 130 interrupted.
+non-zero exit, never a traceback (set ``AHMER_DEBUG=1`` to see one). The codes and the one
+rule that picks them are in :mod:`.exits`: 0 done, 1 the work failed, 2 a usage error found
+before any work, 130 interrupted.
+
+Start-up is kept short: building the parser imports only light modules (each command's
+arguments; the analysis options' table), and a command imports what it runs when it runs,
+after checking the paths on its command line. tests/test_cli_startup.py holds this.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
-from ..files import PathError
+from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, exit_code
+from .parser import CommandParser
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = [
+    "main",
+    "build_parser",
+    "exit_code",
+    "EXIT_OK",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "EXIT_INTERRUPTED",
+]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked."""
 
-def _version() -> str:
-    try:
-        return version("ahmer")
-    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "unknown"
+    def __init__(
+        self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None
+    ):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("ahmer")
+        except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+            found = "unknown"
+        parser.exit(message=f"ahmer {found}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .args import examples
-
-    parser = argparse.ArgumentParser(
-        prog="ahmer",
-        description="Ambivalence/hesitancy and emotion recognition in videos of spoken answers.",
-        **examples(
-            "ahmer sample answer.mp4            # an example clip to try",
-            "ahmer analyze answer.mp4           # its A/H label, cues and emotion",
-            "ahmer COMMAND --help               # each command's options and examples",
-        ),
-    )
-    parser.add_argument("--version", action="version", version=f"ahmer {_version()}")
-    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
-    sub = parser.add_subparsers(dest="command")  # the usage lists the commands
-    sub.required = True
-
+    """The whole command tree, from light modules only: each command's module defines its
+    arguments at the top and imports its implementation inside the function that runs it."""
     from .analyze import add_analyze_parser
+    from .args import examples
     from .client import add_client_parser
     from .evaluate import add_evaluate_parser
     from .features import add_features_parser
@@ -59,16 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve import add_serve_parser
     from .train import add_train_parser
 
-    add_sample_parser(sub)
-    add_models_parser(sub)
-    add_preprocess_parser(sub)
-    add_analyze_parser(sub)
-    add_score_parser(sub)
-    add_features_parser(sub)
-    add_train_parser(sub)
-    add_evaluate_parser(sub)
-    add_serve_parser(sub)
-    add_client_parser(sub)
+    parser = CommandParser(
+        prog="ahmer",
+        description="Ambivalence/hesitancy and emotion recognition in videos of spoken answers.",
+        **examples(
+            "ahmer sample answer.mp4            # an example clip to try",
+            "ahmer analyze answer.mp4           # its A/H label, cues and emotion",
+            "ahmer COMMAND --help               # each command's options and examples",
+        ),
+    )
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    sub = parser.add_subparsers(dest="command")  # the usage lists the commands
+    sub.required = True
+    for add in (
+        add_sample_parser,
+        add_models_parser,
+        add_preprocess_parser,
+        add_analyze_parser,
+        add_score_parser,
+        add_features_parser,
+        add_train_parser,
+        add_evaluate_parser,
+        add_serve_parser,
+        add_client_parser,
+    ):
+        add(sub)
     _verbose_everywhere(parser)
     return parser
 
@@ -98,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     onnx_telemetry_off(loaded=False)  # before any command loads ONNX Runtime
     parser = build_parser()
     args = parser.parse_args(argv)
+    import logging
+
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -111,12 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         # nothing partial is left behind
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
+        os._exit(EXIT_INTERRUPTED)
     except Exception as exc:  # the last line of defence: a message, not a traceback
         if os.environ.get("AHMER_DEBUG"):
             raise
         print(f"ahmer {args.command}: error: {_describe(exc)}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, PathError) else EXIT_FAILED
+        return exit_code(exc)
 
 
 def _describe(exc: Exception) -> str:

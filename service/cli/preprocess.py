@@ -31,15 +31,18 @@ def add_preprocess_parser(sub) -> None:
 
 
 def run_preprocess(args: argparse.Namespace) -> int:
+    fail_if_unreadable(args.media)  # the paths first: a mistake is told before any import
+    if args.transcript is not None:
+        fail_if_unreadable(args.transcript)
+    check_output_path(args.out, (args.media, args.transcript))  # before any work
+
     from ahmer.models.store.assets import preprocess_config
     from ahmer.preprocessing.pipeline import preprocess
     from ahmer.preprocessing.transcript import MAX_BYTES, format_of
 
-    fail_if_unreadable(args.media)
     transcript = None
     if args.transcript is not None:  # format from the suffix, else sniffed from the content
         transcript = read_input_bytes(args.transcript, MAX_BYTES, "transcript")
-    check_output_path(args.out, (args.media, args.transcript))  # before any work
     config = preprocess_config(
         fps=args.fps,
         whisper_model=args.whisper_model,

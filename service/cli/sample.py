@@ -21,7 +21,7 @@ from pathlib import Path
 from ahmer.models.contract import SAMPLE_RATE
 from ahmer.preprocessing.errors import Internal
 
-from ..files import check_output_path, write_output_bytes
+from ..files import UsageError, check_output_path, write_output_bytes
 from .args import examples
 
 __all__ = ["DEFAULT_TEXT", "SampleError", "add_sample_parser", "make_sample", "run_sample"]
@@ -36,7 +36,7 @@ ESPEAK_HINT = "install espeak-ng (apt-get install espeak-ng)"
 
 
 class SampleError(Internal, RuntimeError):
-    """The clip cannot be made here (no espeak-ng, bad text); the message says why."""
+    """The clip cannot be made here (no espeak-ng, or it failed); the message says why."""
 
 
 def add_sample_parser(sub) -> None:
@@ -77,9 +77,9 @@ def _lead(text: str) -> float:
 def run_sample(args: argparse.Namespace) -> int:
     text = args.text.strip()
     if not text:
-        raise SampleError("--text is empty: give the words to speak")
+        raise UsageError("--text is empty: give the words to speak")
     if len(text) > MAX_TEXT:
-        raise SampleError(f"--text is {len(text)} characters, more than {MAX_TEXT}")
+        raise UsageError(f"--text is {len(text)} characters, more than {MAX_TEXT}")
     check_output_path(args.out)  # before any work
     data, seconds = make_sample(text, args.lead)
     write_output_bytes(args.out, data)

@@ -18,33 +18,17 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..batch.engine import (
-    RESULTS,
-    BatchAbort,
-    BatchError,
-    discover,
-    model_fingerprint,
-    parse_shard,
-    plan,
-    run_batch,
-    select_shard,
-)
-from ..batch.tables import (
-    BatchResult,
-    load_results,
-    read_failures,
-    write_clips_csv,
-    write_failures,
-    write_frames_csv,
-    write_frames_parquet,
-)
+from ..files import fail_if_unreadable
 from .args import add_analysis_arguments, analysis_config, examples
+from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:  # the batch engine is imported when a run starts, not to build the parser
+    from ..batch.tables import BatchResult
 
 __all__ = ["add_score_parser", "run_score", "ProgressDisplay", "write_outputs"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 METRICS_SCHEMA = "ahmer.metrics/1"
 
 
@@ -216,6 +200,12 @@ def write_outputs(
 ) -> list[str]:
     """Tables, report and metrics for ``results`` (the report shows ``labels``, a
     :class:`~ahmer.models.training.evaluation.LabelSet`, when given); returns the names written."""
+    from ..batch.tables import (
+        write_clips_csv,
+        write_failures,
+        write_frames_csv,
+        write_frames_parquet,
+    )
     from ..files import atomic_write_text
 
     written = []
@@ -328,6 +318,21 @@ def run_score(args: argparse.Namespace) -> int:
     problem = _check_args(args)
     if problem:
         return _usage(problem)
+    for path in args.inputs:  # as analyze checks its media: a folder is an input here too
+        fail_if_unreadable(path, folder_ok=True)
+    from ..batch.engine import (
+        RESULTS,
+        BatchAbort,
+        BatchError,
+        discover,
+        model_fingerprint,
+        parse_shard,
+        plan,
+        run_batch,
+        select_shard,
+    )
+    from ..batch.tables import load_results, write_failures
+
     labels = None
     if args.labels:
         from ahmer.models.training.evaluation import MetricsError, load_labels
@@ -408,6 +413,9 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace, labels) -> int:
+    from ..batch.engine import RESULTS
+    from ..batch.tables import load_results, read_failures
+
     folder = args.out / RESULTS
     if not folder.is_dir():
         return _usage(f"{folder}: no results to merge")

@@ -8,7 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..files import PathError
+from ahmer.models.training.config import TrainConfig
+
+from ..files import PathError, UsageError, fail_if_unreadable
 from .args import examples
 
 __all__ = ["add_train_parser", "run_train", "metrics_table"]
@@ -35,8 +37,6 @@ def _non_negative(text: str) -> float:
 
 
 def add_train_parser(sub) -> None:
-    from ahmer.models.training.train import TrainConfig
-
     d = TrainConfig()
     p = sub.add_parser(
         "train",
@@ -110,12 +110,13 @@ def metrics_table(metrics: dict, columns: dict[str, str]) -> list[str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ahmer.models.training.train import TrainConfig, train
-
+    fail_if_unreadable(args.features, folder_ok=True)
     if not args.features.is_dir():
         raise PathError(f"{args.features}: not a folder (a features folder of `ahmer features`)")
     if args.out.exists() and not args.out.is_dir():
         raise PathError(f"{args.out}: exists and is not a folder")
+    from ahmer.models.training.featureset import FeatureError
+    from ahmer.models.training.train import train
     config = TrainConfig(
         seed=args.seed,
         epochs=args.epochs,
@@ -132,7 +133,10 @@ def run_train(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"ahmer train: {line}", file=sys.stderr, flush=True)
 
-    report = train(args.features, args.out, config, progress=say, name=args.name)
+    try:
+        report = train(args.features, args.out, config, progress=say, name=args.name)
+    except FeatureError as exc:  # the folder named on the command line is not usable
+        raise UsageError(str(exc)) from exc
     card = report.card
     print(f"fusion {card['name']}: {report.graph} (sha256 {card['sha256'][:12]})")
     for split in ("val", "test"):
