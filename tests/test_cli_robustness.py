@@ -249,7 +249,7 @@ def test_score_manifest_bom_crlf_quoted_commas_and_special_files(media, tmp_path
     assert [(c["id"], Path(c["path"]).name) for c in clips] == [("comma", "a, b.mp4")]
     failures = {f["id"]: f["error"] for f in csv.DictReader((out / "failures.csv").open())}
     assert failures == {
-        "folder": "not a regular file",
+        "folder": "not a regular file: a folder",
         "device": "transcript zero: not a regular file",
     }
 

@@ -449,3 +449,28 @@ def test_usage_errors_exit_2_before_any_work(tmp_path):
     proc = _ahmer("score", str(clip), "--out", str(out), "--backend", "triton")
     assert proc.returncode == 2 and "triton" in proc.stderr
     assert not out.exists()  # nothing was started
+
+
+def test_folders_named_like_media_and_folder_links_are_rows_not_silence(tmp_path):
+    """A folder named ``x.mp4`` and a directory symlink loop inside the input used to vanish:
+    each is now a failed item saying what it is (the folder's own media are still found), and
+    ``ahmer score`` lists them in failures.csv."""
+    data = tmp_path / "data"
+    _touch(data / "good.mp4")
+    _touch(data / "x.mp4" / "inner.wav")  # a folder named like a clip, with a clip in it
+    (data / "sub").mkdir()
+    (data / "sub" / "loop").symlink_to("..")  # a directory symlink loop
+    (data / "sub" / "self").symlink_to("self")  # a loop with no media extension
+    (data / "elsewhere").symlink_to(tmp_path / "other", target_is_directory=True)
+    (tmp_path / "other").mkdir()
+    _touch(tmp_path / "other" / "outside.mp4")
+    items = {i.id: i for i in discover([data])}
+    assert {k: i.error for k, i in items.items()} == {
+        "good": None,
+        "inner": None,
+        "x": "not a regular file: a folder",
+        "loop": "not a regular file: a symlink to a folder (folder links are not followed)",
+        "self": "symlink loop",
+        "elsewhere": "not a regular file: a symlink to a folder (folder links are not followed)",
+    }
+    assert items["loop"].path == data / "sub" / "loop"  # named as found, not its target

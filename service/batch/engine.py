@@ -158,14 +158,26 @@ def read_manifest(path: Path) -> list[tuple[Path, Path | None, str | None]]:
 
 
 def _walk(folder: Path, exclude: Path | None) -> Iterable[Path]:
+    """The entries of ``folder`` (recursively) that are inputs, or look like one and cannot
+    be (each becomes a failure row, never silently dropped): files with a media extension, a
+    folder named like one (``x.mp4/``: a row, and its contents are searched too), a symlink to
+    a folder (not followed: a link to an ancestor would loop, one elsewhere would reach outside
+    the input; a row says so), and a symlink whose resolution loops, whatever its name."""
     for root, dirs, files in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         here = Path(root)
         if exclude is not None and (here == exclude or exclude in here.parents):
             dirs[:] = []
             continue
+        for name in dirs:
+            if (here / name).is_symlink() or Path(name).suffix.lower() in MEDIA_EXTENSIONS:
+                yield here / name
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in MEDIA_EXTENSIONS:
+            if name.startswith("."):
+                continue
+            if Path(name).suffix.lower() in MEDIA_EXTENSIONS or (
+                (here / name).is_symlink() and _file_problem(here / name) == "symlink loop"
+            ):
                 yield here / name
 
 
@@ -188,6 +200,10 @@ def _file_problem(path: Path) -> str | None:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return "no such file"  # a dangling symlink too
         return (exc.strerror or type(exc).__name__).lower()
+    if stat.S_ISDIR(mode):
+        if os.path.islink(path):
+            return "not a regular file: a symlink to a folder (folder links are not followed)"
+        return "not a regular file: a folder"
     return None if stat.S_ISREG(mode) else "not a regular file"
 
 
