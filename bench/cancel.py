@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="the server's analysis threads")
     p.add_argument("--json", type=Path, help="write the numbers here")
     args = p.parse_args(argv)
+    from bench_machine import BenchMachine  # the machine header of every bench
+
+    machine = BenchMachine.start()
 
     import grpc
 
@@ -192,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "short_after_burst_wall_s": round(burst_wall, 3),
         "load_average": os.getloadavg(),
     }
+    doc["machine"] = machine.finish()
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2))
     return 0

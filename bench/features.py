@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-asr", action="store_true", help="skip the runs without transcripts")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    from bench_machine import BenchMachine  # the machine header of every bench
+
+    machine = BenchMachine.start()
 
     with tempfile.TemporaryDirectory(prefix="ahmer-bench-features-") as tmp:
         root = Path(tmp) / "BAH"
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "runs": runs,
     }
+    doc["machine"] = machine.finish()
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
     return 0

@@ -702,6 +702,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(parts) - set(PARTS)
     if unknown:
         p.error(f"unknown parts {sorted(unknown)}; choose from {','.join(PARTS)}")
+    from bench_machine import BenchMachine  # the machine header of every bench
+
+    machine = BenchMachine.start(file=sys.stderr)  # stdout carries the JSON
     budget = args.budget or (200.0 if args.quick else 450.0)
     limits = QUICK_LIMITS if args.quick else LIMITS
     start = time.monotonic()
@@ -721,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
         report["parts"][part] = run_part(part, argv, min(limits[part], left))
         print(f"[gpu.py] {part}: {report['parts'][part]['status']}", file=sys.stderr)
     report["seconds"] = round(time.monotonic() - start, 1)
+    report["machine"] = machine.finish()
     text = json.dumps(report, indent=1, default=str)
     if args.out:
         args.out.write_text(text + "\n")

@@ -312,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="event schedule")
     parser.add_argument("--json", type=Path, help="write every number to this file")
     args = parser.parse_args(argv)
+    from bench_machine import BenchMachine  # the machine header of every bench
+
+    machine = BenchMachine.start()
     if any(k < 2 or k > 100 for k in args.every):
         parser.error("--every values must be in 2..100 (1 is the reference, always run)")
     if args.repeat < 1 or not 2.0 <= args.duration <= 600 or not 0.5 <= args.fps <= 30:
@@ -368,8 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{lo:g}-{hi:g} s" if hi < 99 else f">= {lo:g} s"
         print(f"  {label:<12}" + "".join(f" {c:>14}" for c in cells))
 
+    host = machine.finish()
     if args.json:
         doc = {
+            "machine": host,
             "duration": args.duration,
             "fps": args.fps,
             "events": events,

@@ -373,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write every number here")
     p.add_argument("serve_args", nargs="*", help="extra ahmer serve flags (after --)")
     args = p.parse_args(argv)
+    from bench_machine import BenchMachine  # the machine header of every bench
+
+    machine = BenchMachine.start()
     if args.warmup is None:
         args.warmup = min(60.0, args.seconds / 4)
     if args.clips < 0 or args.streams < 0 or args.clips + args.streams == 0:
@@ -393,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         doc["serve_args"] = list(serve_args)
         doc["server_errors"] = server_errors(log)
     print_table(doc)
+    doc["machine"] = machine.finish()
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1))
     lost = doc["recorded"]["lost"] + doc["live"]["lost"] + doc["hung_threads"]

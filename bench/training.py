@@ -36,6 +36,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    from bench_machine import BenchMachine  # the machine header of every bench
+
+    machine = BenchMachine.start()
 
     sys.path.insert(0, str(ROOT / "tests"))
     from synthfeatures import write_features
@@ -83,6 +86,7 @@ def main() -> int:
             runs.append(run)
             print(json.dumps(run))
         report = {"videos": args.participants * args.per, "features_mb": round(size), "runs": runs}
+        report["machine"] = machine.finish()
         if args.json:
             args.json.write_text(json.dumps(report, indent=2) + "\n")
     finally:

@@ -315,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--analysis-fps", type=float, default=5.0, help="--live: analysis fps (5)")
     p.add_argument("--json", type=Path, help="write the numbers here")
     args = p.parse_args(argv)
+    from bench_machine import BenchMachine  # the machine header of every bench
+
+    machine = BenchMachine.start()
     args.seconds = args.seconds or (15.0 if args.live else 8.0)
     levels = [int(n) for n in args.streams.split(",")]
 
@@ -346,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["levels"] = model_levels(args, levels, server.url, names, paths)
     report["load_avg_end"] = os.getloadavg()
     (print_live if args.live else print_models)(report, args)
+    report["machine"] = machine.finish()
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 0

@@ -99,6 +99,9 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
+    from bench_machine import BenchMachine  # the machine header of every bench
+
+    machine = BenchMachine.start()
 
     from ahmer.models.store.model_store import ModelStore
     from ahmer.models.triton.local import LocalTriton
@@ -121,7 +124,9 @@ def main() -> None:
                         print(json.dumps(row), flush=True)
                         results.append(row)
     if args.json:
-        args.json.write_text(json.dumps({"fer_emotion": results}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"fer_emotion": results, "machine": machine.finish()}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument("serve_args", nargs="*", help="extra ahmer serve flags (after --)")
     args = p.parse_args(argv)
+    from bench_machine import BenchMachine  # the machine header of every bench
+
+    machine = BenchMachine.start()
     size = int(args.mb * 1024 * 1024)
     if args.server and args.pid is None:
         p.error("--server needs --pid")
@@ -167,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             rss = round(rss_mb(pid))
             doc["rounds"].append({"codes": codes, "rss_idle_mb": rss, "seconds": round(seconds, 1)})
             print(f"round {r + 1}: {', '.join(codes)} in {seconds:.1f} s; idle RSS {rss} MB")
+        doc["machine"] = machine.finish()
         if args.json:
             args.json.write_text(json.dumps(doc, indent=2))
     return 0

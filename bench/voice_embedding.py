@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--lengths", default="6,30,120", help="clip lengths in seconds")
     args = parser.parse_args()
+    from bench_machine import BenchMachine  # the machine header of every bench
+
+    machine = BenchMachine.start()
     lengths = [float(x) for x in args.lengths.split(",")]
     model = ModelStore().path("whisper_tiny_en")
     fps = 5.0
@@ -71,6 +74,7 @@ def main() -> None:
                 runs.append(time.perf_counter() - t)
             cost = statistics.median(runs)
             print(f"{threads:7d}  {seconds:7.0f}  {cost:10.3f}  {cost / seconds:13.4f}")
+    machine.finish()
 
 
 if __name__ == "__main__":

@@ -20,12 +20,21 @@ are in ``bench/README.md``, "Measured by hand", and ``tests/test_asr.py``):
   ``suppress_blank=False`` kept no more fillers and let "[BLANK_AUDIO]" through, so the
   defaults stay.
 - Only speech is decoded: the VAD segments (given, or computed here) are merged across
-  pauses shorter than :data:`MERGE_GAP_S` and passed as ``clip_timestamps`` with
-  ``vad_filter=False`` (no second VAD pass). Decoding whole sentences keeps the context that
-  single short segments lose, and cutting long silences keeps Whisper from inventing words
-  in them; this was as fast as concatenating the speech (faster-whisper's ``vad_filter``)
-  and placed utterance onsets better. Audio without speech is not decoded at all (Whisper
-  hallucinates "Thank you." in silence).
+  pauses shorter than :data:`MERGE_GAP_S` (no second VAD pass). Decoding whole sentences
+  keeps the context that single short segments lose, and cutting long silences keeps
+  Whisper from inventing words in them; this was as fast as concatenating the speech
+  (faster-whisper's ``vad_filter``) and placed utterance onsets better. Audio without speech
+  is not decoded at all (Whisper hallucinates "Thank you." in silence).
+- Two ways to decode those regions (:data:`DECODINGS`). ``"batched"`` (the default): the
+  merged regions are cut into chunks of at most :data:`CHUNK_S` (at pauses) and decoded by
+  faster-whisper's ``BatchedInferencePipeline``, :data:`BATCH_SIZE` chunks per encoder and
+  decoder call, without timestamp tokens (word times come from the alignment pass): each
+  chunk costs one encoder window. ``"sequential"`` (the path before): the regions go to
+  ``WhisperModel.transcribe`` as ``clip_timestamps``, which decodes with timestamp tokens
+  and seeks window by window, so a region of 25-30 s often costs two encoder windows (the
+  second starting at the last complete segment). Kept for comparison
+  (``bench/asr_paths.py``); the word error rates and word-time differences between the two
+  are in ``bench/README.md``.
 - Whisper's word boundaries tend to swallow the pause before a word. Each word is therefore
   trimmed to the VAD segment it overlaps most, so that pauses measured from words match
   the silences measured from the audio; words outside every speech segment are dropped
@@ -57,19 +66,30 @@ from .timeline import SAMPLE_RATE, Segment, Word
 from .vad import check_audio, run_vad
 
 __all__ = [
+    "BATCH_SIZE",
+    "CHUNK_S",
+    "DECODINGS",
+    "DEFAULT_DECODING",
     "ENCODER_HOP_S",
     "ENCODER_WINDOW_S",
     "FILLER_PROMPT",
     "MERGE_GAP_S",
     "AsrError",
+    "AsrOptions",
     "Transcript",
     "Transcriber",
+    "auto_threads",
+    "speech_chunks",
 ]
 
 log = logging.getLogger(__name__)
 
 FILLER_PROMPT = "So, um, I was like, uh, you know, hmm, er, not sure."
 MERGE_GAP_S = 2.0  # speech segments closer than this are decoded together
+DECODINGS = ("batched", "sequential")
+DEFAULT_DECODING = "batched"
+CHUNK_S = 30.0  # the longest chunk of the batched decoding: one encoder window
+BATCH_SIZE = 8  # chunks per encoder/decoder call of the batched decoding
 ENCODER_WINDOW_S = 30  # Whisper's encoder always sees 30 s (3000 mel frames, zero-padded)
 ENCODER_HOP_S = 0.02  # one encoder state per 20 ms (10 ms mel hop, stride-2 convolution)
 _ENCODER_BATCH = 4  # windows per encoder call
@@ -79,6 +99,41 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 class AsrError(Internal, RuntimeError):
     """The model cannot be loaded or the audio cannot be transcribed."""
+
+
+@dataclass(frozen=True)
+class AsrOptions:
+    """How one call of :meth:`Transcriber.transcribe_window` decodes.
+
+    ``language``: an ISO code, or ``None`` to detect it. ``initial_prompt``: text shown to
+    the decoder before every window (:data:`FILLER_PROMPT` keeps filled pauses; ``None`` or
+    ``""`` for none). ``decoding``: one of :data:`DECODINGS`. ``batch_size``: chunks per
+    call of the batched decoding. ``merge_gap_s``: speech segments closer than this are
+    decoded together."""
+
+    language: str | None = None
+    initial_prompt: str | None = FILLER_PROMPT
+    decoding: str = DEFAULT_DECODING
+    batch_size: int = BATCH_SIZE
+    merge_gap_s: float = MERGE_GAP_S
+
+    def __post_init__(self) -> None:
+        if self.decoding not in DECODINGS:
+            raise AsrError(f"decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
+        if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 64):
+            raise AsrError(f"batch_size must be an integer in 1..64, got {self.batch_size!r}")
+        if not (0.0 <= self.merge_gap_s < 1e6):
+            raise AsrError(f"merge_gap_s must be >= 0, got {self.merge_gap_s!r}")
+
+
+def auto_threads(cores: int | None = None) -> int:
+    """CTranslate2 threads per decode when the caller leaves it to us (``cpu_threads=0``):
+    1 on up to 2 cores, where the video branch needs the other core, else half the cores up
+    to 4 (the measurements behind it: ``bench/README.md``)."""
+    from .host import host_info
+
+    cores = host_info().cores if cores is None else cores
+    return 1 if cores <= 2 else min(4, cores // 2)
 
 
 @dataclass(frozen=True, repr=False)
@@ -111,9 +166,11 @@ class Transcriber:
     ``tokenizer.json``) or a faster-whisper model name / Hub id (downloaded: needs network).
     ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"``; ``compute_type``: CTranslate2's
     (``"int8"`` on CPU, ``"float16"`` or ``"int8_float16"`` on GPU). ``cpu_threads``: threads
-    per decode (0: CTranslate2's default). ``num_workers``: decodes that may run at once
-    when several threads call :meth:`transcribe`. ``beam_size``: 1 (greedy) is the measured
-    best trade-off on CPU.
+    per decode (0: :func:`auto_threads`, chosen by the cores this process may use).
+    ``num_workers``: decodes that may run at once when several threads call
+    :meth:`transcribe`. ``beam_size``: 1 (greedy) is the measured best trade-off on CPU.
+    ``decoding``: :data:`DEFAULT_DECODING` or ``"sequential"`` (the module docstring says
+    how they differ), the default of every call.
 
     The model loads on first use or on :meth:`load`; both are safe to call from several
     threads, and so is :meth:`transcribe`.
@@ -127,9 +184,12 @@ class Transcriber:
         cpu_threads: int = 0,
         num_workers: int = 1,
         beam_size: int = 1,
+        decoding: str = DEFAULT_DECODING,
     ) -> None:
         if cpu_threads < 0 or num_workers < 1 or beam_size < 1:
             raise AsrError("cpu_threads must be >= 0, num_workers and beam_size >= 1")
+        AsrOptions(decoding=decoding)  # checks the name
+        self.decoding = decoding
         self.model = model
         self.device = device
         self.compute_type = compute_type
@@ -159,6 +219,7 @@ class Transcriber:
 
     def _load(self):
         source = _model_source(self.model)
+        threads = self.cpu_threads or (auto_threads() if self.device == "cpu" else 0)
         try:
             from faster_whisper import WhisperModel
 
@@ -167,7 +228,7 @@ class Transcriber:
                 source,
                 device=self.device,
                 compute_type=self.compute_type,
-                cpu_threads=self.cpu_threads,
+                cpu_threads=threads,
                 num_workers=self.num_workers,
             )
         except Exception as exc:  # ctranslate2/hub errors have no common type
@@ -176,12 +237,21 @@ class Transcriber:
             raise AsrError(
                 f"could not load Whisper model {str(self.model)!r}{hint}: {why}"
             ) from exc
+        from .host import host_info, simd_summary
+
+        host = host_info()
         log.info(
-            "loaded Whisper model %s on %s (%s) in %.2f s",
+            "loaded Whisper model %s on %s (%s, %s thread(s)%s, %s decoding) in %.2f s "
+            "[%d cores; %s]",
             Path(source).name if os.path.isdir(source) else source,
             self.device,
             self.compute_type,
+            threads or "default",
+            "" if self.cpu_threads else " chosen by core count",
+            self.decoding,
             time.perf_counter() - t,
+            host.cores,
+            simd_summary(host.flags),
         )
         return whisper
 
@@ -204,8 +274,26 @@ class Transcriber:
         ``on_progress(fraction)`` is called before the first window is decoded (with 0.0)
         and after each decoded segment with the fraction of the audio covered so far; an
         exception it raises stops decoding and propagates (a caller's way to cancel a long
-        transcription between segments).
+        transcription between segments). Decoded as :attr:`decoding` says
+        (:meth:`transcribe_window` takes every option).
         """
+        options = AsrOptions(language, initial_prompt, self.decoding)
+        return self.transcribe_window(audio, options, vad_segments, sample_rate, on_progress)
+
+    def transcribe_window(
+        self,
+        audio: np.ndarray,
+        options: AsrOptions | None = None,
+        vad_segments: Sequence[Segment] | None = None,
+        sample_rate: int = SAMPLE_RATE,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> Transcript:
+        """Transcribe a window of 16 kHz mono float ``audio`` (a whole clip, or a live
+        buffer) with ``options`` (:class:`AsrOptions`; ``None``: the defaults with this
+        transcriber's :attr:`decoding`). ``vad_segments`` and ``on_progress`` as for
+        :meth:`transcribe`. Word times are seconds from the window's first sample."""
+        options = options or AsrOptions(decoding=self.decoding)
+        language = options.language
         audio = _check_audio(audio, sample_rate)
         duration = len(audio) / SAMPLE_RATE
         if vad_segments is None:
@@ -213,21 +301,36 @@ class Transcriber:
         speech = _clip_segments(vad_segments, duration)
         if not speech:
             return Transcript([], language or "", [], "", duration)
-        clips = _merge(speech, MERGE_GAP_S)
-        clip_timestamps = [t for seg in clips for t in (seg.start, seg.end)]
         whisper = self.load()._whisper
         t = time.perf_counter()
+        common = {
+            "language": language,
+            "beam_size": self.beam_size,
+            "word_timestamps": True,
+            "vad_filter": False,
+            "hotwords": options.initial_prompt or None,
+        }
         try:
-            pieces, info = whisper.transcribe(
-                audio,
-                language=language,
-                beam_size=self.beam_size,
-                word_timestamps=True,
-                condition_on_previous_text=False,
-                vad_filter=False,
-                clip_timestamps=clip_timestamps,
-                hotwords=initial_prompt or None,
-            )
+            if options.decoding == "batched":
+                from faster_whisper import BatchedInferencePipeline
+
+                clips = speech_chunks(speech, options.merge_gap_s, CHUNK_S)
+                # a pipeline per call: it keeps state between its batches
+                pieces, info = BatchedInferencePipeline(whisper).transcribe(
+                    audio,
+                    without_timestamps=True,
+                    clip_timestamps=[{"start": c.start, "end": c.end} for c in clips],
+                    batch_size=options.batch_size,
+                    **common,
+                )
+            else:
+                clips = _merge(speech, options.merge_gap_s)
+                pieces, info = whisper.transcribe(
+                    audio,
+                    condition_on_previous_text=False,
+                    clip_timestamps=[t for seg in clips for t in (seg.start, seg.end)],
+                    **common,
+                )
             pieces = _decode(pieces, duration, on_progress)
         except _Interrupted as stop:
             raise stop.cause from None
@@ -245,9 +348,10 @@ class Transcriber:
                     words.append(Word(ws, we, text, float(w.probability)))
         words = _snap_to_speech(words, speech)
         log.debug(
-            "transcribed %.1f s of audio (%d clips): %d words in %.2f s",
+            "transcribed %.1f s of audio (%d %s chunks): %d words in %.2f s",
             duration,
             len(clips),
+            options.decoding,
             len(words),
             time.perf_counter() - t,
         )
@@ -385,6 +489,26 @@ def _clip_segments(segments: Sequence[Segment], duration: float) -> list[Segment
         start, end = _clamp(seg.start, seg.end, duration)
         if end > start:
             out.append(Segment(start, end))
+    return out
+
+
+def speech_chunks(
+    segments: Sequence[Segment], max_gap: float = MERGE_GAP_S, max_len: float = CHUNK_S
+) -> list[Segment]:
+    """The chunks the batched decoding decodes: sorted speech ``segments`` joined across
+    pauses shorter than ``max_gap`` while the chunk stays within ``max_len`` seconds (one
+    encoder window), so chunks end at pauses; a single segment longer than ``max_len`` is
+    cut into pieces of ``max_len``."""
+    out: list[Segment] = []
+    for seg in segments:
+        if out and seg.start - out[-1].end < max_gap and seg.end - out[-1].start <= max_len:
+            out[-1] = Segment(out[-1].start, max(out[-1].end, seg.end))
+            continue
+        start = seg.start
+        while seg.end - start > max_len:
+            out.append(Segment(start, start + max_len))
+            start += max_len
+        out.append(Segment(start, seg.end))
     return out
 
 

@@ -32,7 +32,9 @@ hand").
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from os import PathLike
 
 import cv2
@@ -55,11 +57,14 @@ from .face_tasks import TasksEngine
 from .face_tiers import Follow, interpolate_landmark_gaps, keypoint_yaw_at, moved
 from .face_tracking import FaceTracker, PrimarySelector
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "BLENDSHAPE_NAMES",
     "Face",
     "FaceError",
     "FaceAnalyzer",
+    "auto_face_threads",
     "interpolate_landmark_gaps",
 ]
 
@@ -79,7 +84,8 @@ class FaceAnalyzer:
     side frames are reduced to before MediaPipe.
 
     ``engine``: ``"litert"`` (default) or ``"tasks"`` (see the module docstring);
-    ``threads``: LiteRT interpreter threads per model (LiteRT engine).
+    ``threads``: LiteRT interpreter threads per model (LiteRT engine); ``None`` (the
+    default): :func:`auto_face_threads` chooses by what the machine offers, and logs it.
 
     Tiered mode (see the module docstring): ``landmarks_every``: the landmarker runs on at
     least every ``landmarks_every``-th frame (1, the default: on every frame, as without
@@ -116,9 +122,11 @@ class FaceAnalyzer:
         short_range_detector_path: str | PathLike | None = None,
         face_search_every: int = 1,
         engine: str = DEFAULT_ENGINE,
-        threads: int = 2,
+        threads: int | None = None,
     ) -> None:
         self._closed = False
+        if threads is None:
+            threads = auto_face_threads() if engine == "litert" else 1
         _check_options(
             engine,
             threads,
@@ -131,6 +139,7 @@ class FaceAnalyzer:
             short_range_detector_path,
         )
         self.engine = engine
+        self.threads = threads
         self.max_faces = max_faces
         self.crop_size = crop_size
         self.running_mode = running_mode
@@ -393,6 +402,35 @@ def _limit_side(image: np.ndarray, max_side: int) -> np.ndarray:
     scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def auto_face_threads() -> int:
+    """LiteRT threads per face model when the caller leaves it to us: 2 where two cores are
+    free (1-min load under the core count), else 1. A two-thread interpreter waits at every
+    operator for its slower thread, so on a busy or oversubscribed host (another tenant, or
+    ASR beside it) one thread is steadier and about as fast; the measurements are in
+    ``bench/README.md``. The choice is logged once per process."""
+    from .host import host_info, simd_summary
+
+    host = host_info()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    threads = 2 if host.cores >= 2 and load < host.cores else 1
+    if _THREADS_LOGGED.get(threads) is None:
+        _THREADS_LOGGED[threads] = True
+        log.info(
+            "faces: %d LiteRT thread(s) per model (%d cores, 1-min load %.1f; %s)",
+            threads,
+            host.cores,
+            load,
+            simd_summary(host.flags),
+        )
+    return threads
+
+
+_THREADS_LOGGED: dict[int, bool] = {}
 
 
 def _check_options(

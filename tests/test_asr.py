@@ -18,7 +18,16 @@ import pytest
 from media import CONFIDENT, HEDGING, have_espeak, read_wav, speak, word_error_rate
 from scipy.signal import resample_poly
 
-from ahmer.preprocessing.asr import AsrError, Transcriber, Transcript
+from ahmer.preprocessing.asr import (
+    CHUNK_S,
+    DEFAULT_DECODING,
+    AsrError,
+    AsrOptions,
+    Transcriber,
+    Transcript,
+    auto_threads,
+    speech_chunks,
+)
 from ahmer.preprocessing.timeline import Segment, Word
 from ahmer.preprocessing.vad import speech_segments
 
@@ -217,3 +226,69 @@ def test_missing_or_broken_model_raises_asr_error(tmp_path):
         Transcriber(tmp_path).transcribe(silence(1.0), vad_segments=[Segment(0.0, 1.0)])
     with pytest.raises(AsrError, match="num_workers"):
         Transcriber(tmp_path, num_workers=0)
+
+
+# -- decodings (issue 23): batched by default, the sequential path kept for comparison ------
+
+
+def test_batched_and_sequential_decodings_agree_on_words_and_times(transcriber, two_utterances):
+    """Both decodings of two utterances 2 s apart (two chunks, one batch): the same words
+    (measured: identical text) at nearly the same times (measured: starts within 0.06 s)."""
+    audio, _, _ = two_utterances
+    assert transcriber.decoding == DEFAULT_DECODING == "batched"
+    new = transcriber.transcribe_window(audio, AsrOptions(decoding="batched"))
+    old = transcriber.transcribe_window(audio, AsrOptions(decoding="sequential"))
+    assert new.words == transcriber.transcribe(audio).words  # transcribe() uses the default
+    assert word_error_rate(old.text, new.text) <= 0.1
+    assert word_error_rate(f"{HEDGING} {CONFIDENT}", new.text) <= 0.25
+    pairs = [(a, b) for a, b in zip(old.words, new.words, strict=False) if a.text == b.text]
+    assert len(pairs) >= 0.9 * len(old.words)
+    assert max(abs(a.start - b.start) for a, b in pairs) <= 0.3
+    assert max(abs(a.end - b.end) for a, b in pairs) <= 0.3
+
+
+def test_a_sequential_transcriber_runs_the_old_path(model_path, tmp):
+    audio = speech(CONFIDENT, tmp)
+    old = Transcriber(model_path("whisper_tiny_en"), cpu_threads=1, decoding="sequential")
+    got = old.transcribe(audio)
+    assert got.words == old.transcribe_window(audio, AsrOptions(decoding="sequential")).words
+    assert word_error_rate(CONFIDENT, got.text) <= 0.25
+
+
+def test_speech_chunks_end_at_pauses_and_fit_one_encoder_window():
+    segs = [Segment(0.5, 4.0), Segment(5.0, 12.0), Segment(15.0, 20.0), Segment(20.5, 33.0)]
+    # joined across pauses under 2 s while the chunk stays within 30 s; a gap of 3 s splits
+    assert speech_chunks(segs) == [Segment(0.5, 12.0), Segment(15.0, 33.0)]
+    assert speech_chunks(segs, max_len=10.0) == [
+        Segment(0.5, 4.0),
+        Segment(5.0, 12.0),
+        Segment(15.0, 20.0),
+        Segment(20.5, 30.5),
+        Segment(30.5, 33.0),
+    ]
+    long = speech_chunks([Segment(0.0, 65.0)])
+    assert long == [Segment(0.0, 30.0), Segment(30.0, 60.0), Segment(60.0, 65.0)]
+    assert all(c.end - c.start <= CHUNK_S for c in long)
+    assert speech_chunks([]) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"decoding": "fast"}, "decoding must be one of batched, sequential"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"merge_gap_s": -1.0}, "merge_gap_s"),
+    ],
+)
+def test_bad_asr_options_raise_asr_error(options, message):
+    with pytest.raises(AsrError, match=message):
+        AsrOptions(**options)
+    if "decoding" in options:
+        with pytest.raises(AsrError, match=message):
+            Transcriber("tiny.en", decoding=options["decoding"])
+
+
+def test_threads_are_chosen_by_cores():
+    assert auto_threads(1) == 1 and auto_threads(2) == 1  # the video branch needs a core
+    assert auto_threads(4) == 2 and auto_threads(8) == 4 and auto_threads(64) == 4

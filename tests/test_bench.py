@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from ahmer.preprocessing.host import SIMD_FLAGS, CpuMeter, host_info
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,8 +62,15 @@ def test_analyze_bench_without_peer(tmp_path, model_store):
     tiered = ahmer["face_emotion_tiered"]  # the pipeline's default: every 5th frame at 5 fps
     assert tiered["landmarks_every"] == 5 and tiered["landmark_frames"] == 5
     assert ahmer["face_emotion_alone"]["frames_with_face"] == 25
-    assert doc["targets"]["rtf"]["target"] == 5 and not doc["peers"]
+    assert doc["targets"]["rtf"]["target"] == 15 and not doc["peers"]
     assert "default: tiered" in done.stdout
+    # the machine it ran on (issue 23): CPU, SIMD flags, cores, steal and load over the run
+    host = doc["meta"]["host"]
+    assert host["host"]["model"] and host["host"]["cores"] >= 1
+    assert set(host["host"]["flags"]) <= set(SIMD_FLAGS)
+    assert host["run"]["seconds"] > 0 and "steal time during the run" in done.stdout
+    assert tiered["threads"] in (1, 2)  # FaceAnalyzer's own choice, recorded
+    assert "cpu_usage" in ahmer["face_emotion_alone"]
 
 
 def test_cancel_bench(tmp_path, model_store):
@@ -72,3 +83,61 @@ def test_cancel_bench(tmp_path, model_store):
     assert doc["long_clip_cpu_s"] > doc["short_clip_cpu_s"] > 0
     assert len(doc["leftover"]) == 1 and doc["leftover"][0]["cpu_s"] >= 0
     assert doc["short_after_burst_wall_s"] > 0 and "CPU-s" in done.stdout
+
+
+def test_host_info_and_cpu_meter_read_this_machine():
+    host = host_info()
+    assert host.cores >= 1 and host.logical_cpus >= host.cores and host.model
+    assert set(host.flags) <= set(SIMD_FLAGS)
+    with open("/proc/cpuinfo") as f:  # the flags are the machine's own
+        flags = next(line for line in f if line.startswith("flags")).split(":", 1)[1].split()
+    assert [f for f in SIMD_FLAGS if f in flags] == host.flags
+    assert str(host.cores) in host.line() and host.python in host.line()
+    with CpuMeter() as meter:
+        sum(i * i for i in range(2_000_000))  # keep a core busy for a moment
+    usage = meter.usage
+    assert usage.seconds > 0 and 0.0 <= usage.steal_pct <= 100.0
+    assert 0.0 < usage.busy_pct <= 100.0 and usage.load_start is not None
+    assert "steal" in usage.line() and "load" in usage.line()
+
+
+def test_ahmer_bench_measures_this_machine(tmp_path, model_store):
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "ahmer.service.cli", "bench", "--repeat", "1", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert doc["duration_s"] > 5 and doc["fps"] == 5
+    assert doc["real_time_factor"] == pytest.approx(doc["duration_s"] / doc["wall_s"])
+    assert doc["live_streams_per_node"] == pytest.approx(
+        doc["machine"]["cores"] * 0.7 / doc["cpu_s_per_video_s"]
+    )
+    assert {"decode", "faces", "asr"} <= set(doc["stages_s"])
+    assert doc["machine"]["flags"] == host_info().flags and doc["run"]["seconds"] > 0
+    for line in ("expected real-time factor", "live capacity at 5 fps", "steal", "cores"):
+        assert line in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--repeat", "0"], "must be 1..20"),
+        (["--busy", "2"], "must be 0.1..1"),
+        (["no-such-clip.mp4"], "no-such-clip.mp4"),
+    ],
+)
+def test_ahmer_bench_usage_errors_exit_2(args, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "ahmer.service.cli", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and message in done.stderr
+    assert "Traceback" not in done.stderr

@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     arguments at the top and imports its implementation inside the function that runs it."""
     from .analyze import add_analyze_parser
     from .args import examples
+    from .bench import add_bench_parser
     from .client import add_client_parser
     from .evaluate import add_evaluate_parser
     from .features import add_features_parser
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_evaluate_parser,
         add_serve_parser,
         add_client_parser,
+        add_bench_parser,
     ):
         add(sub)
     _verbose_everywhere(parser)
