@@ -8,14 +8,22 @@ frame results and measures, per analysis frame:
 - *first-result latency*: send time of the frame -> arrival of its provisional result (what
   an app showing live feedback waits for);
 - *final-result latency*: send time of the frame -> arrival of its final result (this
-  includes the designed look-ahead: the smoothing context and waiting for the words around
-  the frame, see ``SessionStarted.final_lag``), over the frames made final while the stream
-  ran; "at end" counts the last frames, made final by the end-of-session pass.
+  includes the designed look-ahead: the words after the frame, see
+  ``SessionStarted.final_lag``), over the frames made final while the stream ran; "at end"
+  counts the last frames, made final by the end-of-session pass;
+- *session result*: half-close -> arrival of the whole-session result (``session_result_ms``);
+- *last update*: how far before the end of the stream (stream seconds) the last rolling
+  update that arrived before half-close describes (``last_update_before_end_s``);
+- with ``--turns``, a ``TurnMarker`` at each loop of the clip (each loop is one answer):
+  marker sent -> its ``TurnResult`` (``turn_ms``).
 
 The parent starts ``ahmer serve`` (unless ``--server`` is given), samples its RSS every
-second, and prints one table row per stream count.
+second, reads each session's ``pending_high`` (the most result messages made but not yet
+sent) from the server's "session closed" log lines, and prints one table row per stream
+count. ``--old PATH`` runs the server from another checkout (a ``git worktree`` of an
+older commit) for a side-by-side baseline; ``--no-turns`` for a server without turns.
 
-    python bench/stream.py --streams 1,2 --duration 30
+    python bench/stream.py --streams 1,2,4 --duration 25 --turns
     python bench/stream.py --streams 1 --duration 600      # memory over a 10-minute stream
 """
 
@@ -82,14 +90,18 @@ def load_clip(path: Path, quality: int = 85):
 # -- one client process --------------------------------------------------------------------
 
 
-def client_main(target: str, clip: str, duration: float, analysis_fps: float, out_q) -> None:
+def client_main(
+    target: str, clip: str, duration: float, analysis_fps: float, turns: bool, out_q
+) -> None:
     try:
-        out_q.put(asyncio.run(_client(target, Path(clip), duration, analysis_fps)))
+        out_q.put(asyncio.run(_client(target, Path(clip), duration, analysis_fps, turns)))
     except Exception as exc:  # report, never hang the parent
         out_q.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
-async def _client(target: str, clip: Path, duration: float, analysis_fps: float) -> dict:
+async def _client(
+    target: str, clip: Path, duration: float, analysis_fps: float, turns: bool
+) -> dict:
     from ahmer.client import AsyncAhmerClient, stream_config
     from ahmer.v1 import live_pb2, options_pb2
 
@@ -98,6 +110,9 @@ async def _client(target: str, clip: Path, duration: float, analysis_fps: float)
     sent: dict[float, float] = {}
     first: dict[float, float] = {}
     final: dict[float, float] = {}
+    marks: list[float] = []  # when each TurnMarker was sent
+    turn_at: list[float] = []  # when each TurnResult arrived
+    closed: list[float] = []  # when the requests ended (half-close)
     chunk = SAMPLE_RATE // 10  # 100 ms
 
     def schedule():
@@ -106,6 +121,8 @@ async def _client(target: str, clip: Path, duration: float, analysis_fps: float)
         loops = int(np.ceil(duration / length))
         for k in range(loops):
             base = k * length
+            if turns and k:  # each loop of the clip is one answer
+                items.append((base, -1, base, b""))
             for t, data in frames:
                 if base + t < duration:
                     items.append((base + t, 0, t + base, data))
@@ -134,11 +151,17 @@ async def _client(target: str, clip: Path, duration: float, analysis_fps: float)
             if kind == 0:
                 sent[round(t, 4)] = time.monotonic()
                 yield live_pb2.StreamRequest(video=live_pb2.VideoFrame(pts=t, data=data))
-            else:
+            elif kind == 1:
                 yield live_pb2.StreamRequest(audio=live_pb2.AudioChunk(start_time=t, data=data))
+            else:
+                marks.append(time.monotonic())
+                yield live_pb2.StreamRequest(turn=live_pb2.TurnMarker(label=f"loop{len(marks)}"))
+        closed.append(time.monotonic())
 
     result = None
+    result_at = None
     updates = 0
+    update_times: list[tuple[float, float]] = []  # (arrival, stream time described)
     async with AsyncAhmerClient(target, max_message_mb=64) as client:
         call = client.stream(requests())
         async for msg in call:
@@ -149,12 +172,21 @@ async def _client(target: str, clip: Path, duration: float, analysis_fps: float)
                 (final if msg.frame.final else first).setdefault(key, now)
             elif kind == "update":
                 updates += 1
+                update_times.append((now, msg.update.time))
+            elif kind == "turn":
+                turn_at.append(now)
             elif kind == "result":
-                result = msg.result
+                result, result_at = msg.result, now
     lat_first = [first[k] - sent[k] for k in first if k in sent]
     lat_final = [final[k] - sent[k] for k in final if k in sent]
     skipped = result.skipped if result is not None else None
+    half_close = closed[0] if closed else float("nan")
+    before = [st for at, st in update_times if at <= half_close]
     return {
+        "session_result": (result_at - half_close) if result_at is not None else None,
+        "last_update_before_end": (duration - max(before)) if before else None,
+        "turn": [got - mark for mark, got in zip(marks, turn_at, strict=False)],
+        "turns_got": len(turn_at),
         "sent": len(sent),
         "analysed": len(final),
         "first": lat_first,
@@ -184,6 +216,25 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def server_log() -> Path:
+    return Path(tempfile.gettempdir()) / f"ahmer-bench-server-{os.getpid()}.log"
+
+
+def pending_highs(since: int) -> list[int]:
+    """``pending_high`` of the sessions the server logged as closed after byte ``since``."""
+    out = []
+    with open(server_log(), "rb") as f:
+        f.seek(since)
+        for line in f.read().decode(errors="replace").splitlines():
+            if "session closed" not in line:
+                continue
+            try:
+                out.append(int(json.loads(line)["pending_high"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
+
+
 def start_server(args) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [
@@ -200,18 +251,42 @@ def start_server(args) -> tuple[subprocess.Popen, str]:
         "--max-sessions",
         "16",
         "--max-stream-seconds",
-        str(args.duration + 60),
+        str(args.duration * 4 + 60),  # room for a loaded machine
         "--log-level",
-        "warning",
+        "info",
+        "--log-format",
+        "json",
     ]
-    log = open(Path(tempfile.gettempdir()) / "ahmer-bench-server.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    log = open(server_log(), "w")
+    env = dict(os.environ)
+    if args.old:  # the older checkout's ahmer first (a package folder made of links to it)
+        env["PYTHONPATH"] = str(_old_package(Path(args.old)))
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     target = f"127.0.0.1:{port}"
     from ahmer.client import AhmerClient
 
     with AhmerClient(target) as client:
         client.wait_ready(timeout=180)
     return proc, target
+
+
+def _old_package(checkout: Path) -> Path:
+    """A folder holding ``ahmer/`` whose subpackages link to ``checkout`` (the layout that
+    pyproject.toml's package-dir maps), to run an older commit's server side by side."""
+    root = Path(tempfile.mkdtemp(prefix="ahmer-old-"))
+    pkg = root / "ahmer"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    links = {
+        "preprocessing": "preprocessing",
+        "models": "models",
+        "service": "service",
+        "v1": "proto/ahmer/v1",
+        "client": "service/client",
+    }
+    for name, target in links.items():
+        (pkg / name).symlink_to(checkout.resolve() / target)
+    return root
 
 
 def pct(values: list[float], q: float) -> float:
@@ -221,12 +296,15 @@ def pct(values: list[float], q: float) -> float:
 def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
+    turns = args.turns and not args.no_turns
     procs = [
         ctx.Process(
-            target=client_main, args=(target, str(clip), args.duration, args.analysis_fps, q)
+            target=client_main,
+            args=(target, str(clip), args.duration, args.analysis_fps, turns, q),
         )
         for _ in range(n)
     ]
+    log_at = server_log().stat().st_size if pid is not None else 0
     rss = []
     t0 = time.monotonic()
     for p in procs:
@@ -244,8 +322,9 @@ def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
         p.join(10)
     wall = time.monotonic() - t0
     errors = [r["error"] for r in results if "error" in r]
-    if errors:
-        raise RuntimeError(f"client failed: {errors[0]}")
+    for error in errors:  # reported in the row, the other sessions still count
+        print(f"{n} streams: a session failed: {error}", file=sys.stderr)
+    results = [r for r in results if "error" not in r]
     first = [x for r in results for x in r["first"]]
     final, at_end = [], 0
     for r in results:  # final results that came while the stream ran vs. at its end
@@ -255,8 +334,20 @@ def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
                 final.append(got - sent)
             elif got is not None:
                 at_end += 1
+    session_result = [r["session_result"] for r in results if r["session_result"] is not None]
+    gaps = [r["last_update_before_end"] for r in results if r["last_update_before_end"] is not None]
+    turn = [x for r in results for x in r["turn"]]
+    time.sleep(1.0)  # the server logs a session's close once its resources are freed
+    pending = pending_highs(log_at) if pid is not None else []
     return {
         "streams": n,
+        "errors": len(errors),
+        "load": open("/proc/loadavg").read().split()[:3],
+        "session_result_ms": [pct(session_result, q) for q in (50, 95, 99)],
+        "last_update_before_end_s": max(gaps) if gaps else None,
+        "turn_ms": [pct(turn, q) for q in (50, 95, 99)],
+        "turns": sum(r["turns_got"] for r in results),
+        "pending_high": max(pending) if pending else None,
         "sent": sum(r["sent"] for r in results),
         "analysed": sum(r["analysed"] for r in results),
         "skipped_load": sum(r["skipped_load"] for r in results),
@@ -271,6 +362,10 @@ def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
     }
 
 
+def _num(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--streams", default="1,2", help="comma-separated stream counts (1,2)")
@@ -279,6 +374,9 @@ def main(argv=None) -> int:
     p.add_argument("--analysis-fps", type=float, default=15.0, help="analysis fps (15)")
     p.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
     p.add_argument("--json", type=Path, help="write the raw numbers here")
+    p.add_argument("--turns", action="store_true", help="a TurnMarker at each loop of the clip")
+    p.add_argument("--no-turns", action="store_true", help="never send turns (older servers)")
+    p.add_argument("--old", help="run the server from this older checkout (a git worktree)")
     args = p.parse_args(argv)
     proc = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -301,7 +399,8 @@ def main(argv=None) -> int:
     head = (
         f"{'N':>2} {'frames':>7} {'analysed':>8} {'dropped':>7} {'fps out':>7} "
         f"{'first p50/p95/p99 ms':>22} {'final p50/p95/p99 ms':>22} {'at end':>6} "
-        f"{'RSS MB start/max/end':>21}"
+        f"{'RSS MB start/max/end':>21} {'result p50/p95/p99 ms':>22} {'last upd':>8} "
+        f"{'turn p50/p95 ms':>16} {'pending':>7} {'load':>15}"
     )
     print(head)
     for r in rows:
@@ -311,7 +410,11 @@ def main(argv=None) -> int:
             f"{r['throughput']:>7.1f} "
             f"{'/'.join(f'{v:.0f}' for v in r['first']):>22} "
             f"{'/'.join(f'{v:.0f}' for v in r['final']):>22} {r['final_at_end']:>6} "
-            f"{f'{rss[0]:.0f}/{max(rss):.0f}/{rss[-1]:.0f}':>21}"
+            f"{f'{rss[0]:.0f}/{max(rss):.0f}/{rss[-1]:.0f}':>21} "
+            f"{'/'.join(f'{v:.0f}' for v in r['session_result_ms']):>22} "
+            f"{_num(r['last_update_before_end_s'], '.1f'):>8} "
+            f"{'/'.join(f'{v:.0f}' for v in r['turn_ms'][:2]):>16} "
+            f"{_num(r['pending_high'], 'd'):>7} {' '.join(r['load']):>15}"
         )
     if rows and rows[0]["rss"]:
         series = rows[-1]["rss"]

@@ -54,7 +54,7 @@ from ahmer.preprocessing.pipeline import (
 from ahmer.preprocessing.timeline import Timeline
 from ahmer.preprocessing.voice import voice_embedding
 
-__all__ = ["AnalyzerConfig", "Analyzer", "Cancelled", "Prediction", "frame_results"]
+__all__ = ["AnalyzerConfig", "Analyzer", "Cancelled", "LiveParts", "Prediction", "frame_results"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,23 @@ class Prediction:
     feed: dict[str, np.ndarray] = field(default_factory=dict)
     """The fusion inputs (``cues``, ``masks``, ``emotion``, ``text_emb``, ``face_emb``,
     ``voice_emb``, ``valid``, ``fps``), batch axis removed: what features files store."""
+
+
+@dataclass(frozen=True)
+class LiveParts:
+    """What a live session uses of a loaded :class:`Analyzer`, public and complete (the
+    session reaches for nothing else): the encoders it runs frame by frame, the Whisper
+    model its streaming ASR decodes with, how to make its face tracker, the fusion's
+    ``predict``/``postprocess`` and the facts it needs (threshold, embeddings)."""
+
+    face_encoder: FaceEmotionEncoder
+    text_encoder: TextEncoder
+    transcriber: object  # ahmer.preprocessing.asr.Transcriber (imported lazily)
+    face_analyzer: Callable[..., object]  # Analyzer.face_analyzer(fps=, threads=)
+    predict: Callable[..., Prediction]
+    postprocess: Callable[[Timeline, Prediction], AnalysisResult]
+    threshold: float
+    uses_embeddings: bool
 
 
 class Analyzer:
@@ -95,7 +112,8 @@ class Analyzer:
     # -- load ---------------------------------------------------------------------------------
 
     def load(self) -> Analyzer:
-        """Load every model into the backend, warm them up and mark the analyzer ready."""
+        """Load every model into the backend, warm them up and mark the analyzer ready;
+        ``parts`` is then the :class:`LiveParts` live sessions run on."""
         from ahmer.preprocessing.asr import Transcriber
 
         t = time.perf_counter()
@@ -142,6 +160,16 @@ class Analyzer:
         # warm: the first one pays the model load
         self._faces.put(self._preprocess_config.face_analyzer())
         self.ready = True
+        self.parts = LiveParts(
+            face_encoder=self.face_encoder,
+            text_encoder=self.text_encoder,
+            transcriber=self.transcriber,
+            face_analyzer=self.face_analyzer,
+            predict=self.predict,
+            postprocess=self.postprocess,
+            threshold=cfg.threshold,
+            uses_embeddings=self.uses_embeddings(),
+        )
         log.info("analyzer ready in %.1fs (%s)", time.perf_counter() - t, self.backend.describe())
         return self
 

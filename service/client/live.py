@@ -21,6 +21,7 @@ __all__ = [
     "video_request",
     "audio_request",
     "transcript_request",
+    "turn_request",
     "SessionState",
 ]
 
@@ -34,15 +35,23 @@ def stream_config(
     provisional: bool = False,
     sample_rate: int | None = None,
     channels: int = 1,
+    turn_silence: float = 0.0,
+    full_audio: bool = False,
 ) -> live_pb2.StreamRequest:
     """The first request of a session: JPEG video (when ``video``) and PCM16 audio (when
     ``audio``) of ``sample_rate`` Hz (default: the analysis rate, 16 kHz) and ``channels``;
-    ``provisional`` asks for each frame's provisional result too. For PNG or raw RGB24
-    frames, change ``config.video`` of the result."""
+    ``provisional`` asks for each frame's provisional result too. ``turn_silence`` (0.5..60
+    s; 0: off) ends an answer turn at each silence that long after speech, each with its
+    ``TurnResult`` (turns also end at :func:`turn_request`); ``full_audio`` has the
+    whole-session result decode the audio again, as ``AnalyzeClip`` does, instead of
+    reusing the streamed words. For PNG or raw RGB24 frames, change ``config.video`` of the
+    result."""
     config = live_pb2.StreamConfig(
         session_id=session_id,
         client_transcript=client_transcript,
         provisional_frames=provisional,
+        turn_silence=turn_silence,
+        full_audio=full_audio,
     )
     if video:
         config.video.encoding = live_pb2.VideoFormat.JPEG
@@ -97,10 +106,18 @@ def transcript_request(text: str, start: float, end: float) -> live_pb2.StreamRe
     return live_pb2.StreamRequest(transcript=segment)
 
 
+def turn_request(label: str = "") -> live_pb2.StreamRequest:
+    """The end of an answer turn (everything sent before it belongs to the turn): the server
+    answers with a ``TurnResult`` holding the turn's own clip-level result; ``label`` (the
+    app's name for the turn, e.g. its question's id) comes back in it."""
+    return live_pb2.StreamRequest(turn=live_pb2.TurnMarker(label=label))
+
+
 class SessionState:
     """What both session objects hold: the call's arguments, and what they remember of
-    the server's messages: ``started`` (the settings in effect) and ``result`` (the whole
-    session, after the close), or the error that ended the call."""
+    the server's messages: ``started`` (the settings in effect), ``turns`` (each answer
+    turn's ``TurnResult``, in order) and ``result`` (the whole session, after the close),
+    or the error that ended the call."""
 
     started: live_pb2.SessionStarted | None = None
     result: results_pb2.AnalysisResult | None = None
@@ -113,6 +130,7 @@ class SessionState:
         self._call = None  # the StreamSession call, once started
         self._error: AhmerError | None = None
         self._half_closed = False
+        self.turns: list[live_pb2.TurnResult] = []
 
     def _record(self, msg: live_pb2.StreamResponse) -> live_pb2.StreamResponse:
         kind = msg.WhichOneof("message")
@@ -120,6 +138,8 @@ class SessionState:
             self.started = msg.started
         elif kind == "result":
             self.result = msg.result
+        elif kind == "turn":
+            self.turns.append(msg.turn)
         return msg
 
     def _raise_ended(self) -> None:

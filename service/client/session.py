@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from ahmer.v1 import live_pb2, results_pb2
 
 from .errors import AhmerError, translated
-from .live import SessionState, audio_request, transcript_request, video_request
+from .live import SessionState, audio_request, transcript_request, turn_request, video_request
 
 __all__ = ["Session"]
 
@@ -33,6 +33,7 @@ class Session(SessionState):
     >>> with client.session(fps=5) as s:       # starts: config sent, SessionStarted read
     ...     s.send_frame(jpeg, pts=0.0)         # JPEG bytes, seconds on the session clock
     ...     s.send_audio(pcm16, start=0.0)      # 16 kHz mono PCM16 bytes
+    ...     s.end_turn("q1")                    # optional: one answer ends, the next begins
     ...     result = s.close()                  # half-close; the session's AnalysisResult
 
     :meth:`results` yields the server's messages in order (one reader; typically on
@@ -107,6 +108,12 @@ class Session(SessionState):
     def send_transcript(self, text: str, start: float, end: float) -> None:
         """Words heard between ``start`` and ``end`` (sessions with ``client_transcript``)."""
         self._send(transcript_request(text, start, end))
+
+    def end_turn(self, label: str = "") -> None:
+        """End the current answer turn after everything sent so far (the session goes on):
+        the server sends a ``TurnResult`` with the turn's own clip-level result (in
+        :meth:`results`, and kept in ``turns``); ``label`` comes back in it."""
+        self._send(turn_request(label))
 
     def send(self, request: live_pb2.StreamRequest) -> None:
         """Any other ``StreamRequest`` (not a config)."""

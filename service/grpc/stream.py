@@ -36,7 +36,15 @@ import grpc
 from ahmer.v1 import live_pb2, options_pb2, results_pb2
 
 from ..convert import cue_to_proto, frame_to_proto, skip_counts, to_proto
-from ..live.session import FrameOut, LiveConfig, LiveError, LiveSession, NoticeOut, RollingOut
+from ..live.session import (
+    FrameOut,
+    LiveConfig,
+    LiveError,
+    LiveSession,
+    NoticeOut,
+    RollingOut,
+    TurnOut,
+)
 from ..logs import log_event
 from .errors import RequestError, status_for
 from .limits import check_id, resolve_options
@@ -60,6 +68,10 @@ OUT_QUEUE = 64  # result messages waiting for the client
 MAX_PENDING_RESULTS = OUT_QUEUE + 1 + 3  # + the one being sent + a late notice per code
 REPORTS_KEPT = 32  # reports of finished sessions kept in ``state.extra["live_reports"]``
 OVERLAP_TOLERANCE = 0.05  # s an audio chunk may start before the previous one's end
+LATE_S = 1.0  # a frame that waited this long for analysis: the server is behind the stream
+BEHIND_FRAMES = 2  # more analysis frames than this waiting: no provisional results for now
+TURN_SILENCE = (0.5, 60.0)  # the range StreamConfig.turn_silence accepts (0: off), s
+MAX_LABEL = 128  # characters of a TurnMarker label
 GRACE = 30.0  # wall-clock seconds past max duration before DEADLINE_EXCEEDED
 EXPIRE_MARGIN = 1.0  # s after that before a call stuck on a non-reading client is ended
 _END = object()
@@ -102,7 +114,7 @@ class WorkQueue:
         async with self.cond:
             dropped = False
             if kind == "video" and self.frames >= self.max_frames:
-                for i, (k, _, _) in enumerate(self.items):
+                for i, (k, *_) in enumerate(self.items):
                     if k == "video":
                         del self.items[i]
                         self.frames -= 1
@@ -110,7 +122,7 @@ class WorkQueue:
                         break
             if kind != "video":
                 await self.cond.wait_for(self._room)
-            self.items.append((kind, payload, audio_s))
+            self.items.append((kind, payload, audio_s, time.monotonic()))
             self.frames += kind == "video"
             self.audio_s += audio_s
             self.high_frames = max(self.high_frames, self.frames)
@@ -120,13 +132,14 @@ class WorkQueue:
             return not dropped
 
     async def get(self):
+        """The next item: ``(kind, payload, seconds it waited)``."""
         async with self.cond:
             await self.cond.wait_for(lambda: bool(self.items))
-            kind, payload, audio_s = self.items.popleft()
+            kind, payload, audio_s, queued = self.items.popleft()
             self.frames -= kind == "video"
             self.audio_s -= audio_s
             self.cond.notify_all()
-            return kind, payload
+            return kind, payload, time.monotonic() - queued
 
 
 @dataclass(frozen=True)
@@ -160,7 +173,6 @@ class _Call:
         self.skipped = {"video_rate": 0, "video_load": 0, "video_duplicate": 0}
         self.notified: set[str] = set()
         self.last_pts = -math.inf
-        self.next_grid = 0.0
         self.audio_in = 0  # input frames (per channel) received so far
         self.fps = 5.0
         self.options = None
@@ -171,6 +183,7 @@ class _Call:
         self.messages = 0
         self.pending_high = 0
         self.provisional_dropped = 0
+        self.labels: collections.deque = collections.deque()  # labels of turns being ended
         self.late: collections.deque = collections.deque()  # notices past a full queue
         self.status_started = False  # a status (abort) is being sent
         self.released = False
@@ -429,6 +442,10 @@ class LiveHandler:
                 raise _bad(f"audio.channels must be 1..8, got {channels}")
         if not video and not rate:
             raise _bad("the StreamConfig declares neither video nor audio")
+        low, high = TURN_SILENCE
+        gap = c.turn_silence
+        if not (gap == 0 or low <= gap <= high):
+            raise _bad(f"turn_silence must be 0 (off) or {low:g}..{high:g} s, got {gap:g}")
         log_event(
             log,
             "session started",
@@ -451,6 +468,8 @@ class LiveHandler:
             max_cues=0 if opts.explanation == options_pb2.EXPLANATION_NONE else 3,
             provisional=c.provisional_frames and opts.frames,
             strict=opts.strict,
+            full_audio=c.full_audio,
+            turn_silence=gap,
         )
 
     def _started(self, call: _Call, config: LiveConfig) -> live_pb2.SessionStarted:
@@ -477,6 +496,10 @@ class LiveHandler:
                 elif kind == "transcript":
                     self._transcript_check(msg.transcript, call)
                     await queue.put("transcript", msg.transcript)
+                elif kind == "turn":
+                    if len(msg.turn.label) > MAX_LABEL:
+                        raise _bad(f"TurnMarker.label is over {MAX_LABEL} characters")
+                    await queue.put("turn", msg.turn.label)
                 elif kind == "config":
                     raise _precondition("a second StreamConfig was sent; send one per session")
                 else:
@@ -512,11 +535,10 @@ class LiveHandler:
             )
             return
         call.last_pts = pts
-        if pts < call.next_grid - 1e-3:
+        if not call.session.grid.take(pts):
             call.skipped["video_rate"] += 1
             self.state.metrics.skipped.labels("rate").inc()
             return
-        call.next_grid = (math.floor(pts * call.fps + 1e-3) + 1) / call.fps
         if not await queue.put("video", (pts, bytes(v.data))):
             call.skipped["video_load"] += 1
             self.state.metrics.skipped.labels("load").inc()
@@ -597,15 +619,26 @@ class LiveHandler:
         speech: asyncio.Future | None = None
         try:
             while True:
-                kind, payload = await queue.get()
+                kind, payload, waited = await queue.get()
                 t = time.perf_counter()
                 if kind == "video":
-                    outs = await loop.run_in_executor(pool, session.add_video, *payload)
+                    # behind the stream: no provisional results until the queue catches up
+                    behind = waited > LATE_S / 2 or queue.frames > BEHIND_FRAMES
+                    if waited > LATE_S:
+                        self._late(call, waited)
+                    add = session.add_video
+                    outs = await loop.run_in_executor(pool, add, *payload, not behind)
                     self.state.metrics.stages.labels("live_frame").observe(time.perf_counter() - t)
                 elif kind == "audio":
                     outs = await loop.run_in_executor(pool, session.add_audio, *payload)
                 elif kind == "transcript":
                     outs = session.add_transcript(payload.start, payload.end, payload.text)
+                elif kind == "turn":
+                    if speech is not None:  # the turn's last words need the step's state
+                        await speech
+                        speech = None
+                    outs = await loop.run_in_executor(pool, session.end_turn)
+                    call.labels.append(payload)
                 else:
                     break
                 await self._emit(call, outs)
@@ -634,6 +667,16 @@ class LiveHandler:
         except Exception as exc:
             call.fail(exc)
 
+    def _late(self, call: _Call, waited: float) -> None:
+        self._notice(
+            call,
+            "finals_late",
+            f"the server is behind this stream (a frame waited {waited:.1f} s for analysis): "
+            "final results come later than final_lag, provisional results are skipped until "
+            "it catches up, and frames dropped for load are counted in skipped.video_load "
+            "(reported once)",
+        )
+
     def _timed_step(self, session: LiveSession) -> None:
         t = time.perf_counter()
         session.run_speech_step()
@@ -659,9 +702,23 @@ class LiveHandler:
                 msg = live_pb2.StreamResponse(
                     notice=live_pb2.StreamNotice(code=out.code, message=out.message)
                 )
+            elif isinstance(out, TurnOut):
+                msg = live_pb2.StreamResponse(turn=self._turn(out, call))
             else:
                 continue
             await call.put(msg)
+
+    def _turn(self, out: TurnOut, call: _Call) -> live_pb2.TurnResult:
+        opts = call.options
+        label = call.labels.popleft() if out.reason == "marker" and call.labels else ""
+        return live_pb2.TurnResult(
+            index=out.index,
+            start=out.start,
+            end=out.end,
+            reason=out.reason,
+            label=label,
+            result=to_proto(out.result, frames=opts.frames, explanation=opts.explanation),
+        )
 
     def _provisional_dropped(self, call: _Call) -> None:
         """The client is half a queue behind: a provisional result would only delay the

@@ -9,6 +9,7 @@ fusion reads embeddings keeps the face and voice embedding too (2 KB more per fr
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from ahmer.models.contract import FACE_EMBED_DIM, VOICE_EMBED_DIM
 from ahmer.preprocessing.errors import InvalidInput
 from ahmer.preprocessing.timeline import MediaInfo, Timeline
 
-__all__ = ["FrameError", "decode_image", "FrameStore", "MAX_PIXELS"]
+__all__ = ["FrameError", "FrameGrid", "decode_image", "FrameStore", "MAX_PIXELS"]
 
 MAX_PIXELS = 4096 * 4096
 
@@ -52,8 +53,42 @@ def decode_image(data: bytes, encoding: str, width: int = 0, height: int = 0) ->
         raise
     except Image.DecompressionBombError:  # a header claiming over 2x PIL's pixel limit
         raise FrameError("frame size is out of range (16x16 .. 4096x4096)") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:  # PIL's message names the BytesIO object and its address
+        raise FrameError(
+            f"cannot decode the {encoding.upper()} frame: not a JPEG or PNG image"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise FrameError(f"cannot decode the {encoding.upper()} frame: {exc}") from exc
+
+
+class FrameGrid:
+    """A session's analysis frame grid, its one owner: slots of ``1 / fps`` seconds from 0.
+
+    Video sessions analyse the first camera frame in each slot (:meth:`take`; frames
+    faster than the analysis rate are skipped); audio-only sessions get one frame at the
+    start of each slot the audio reaches (:meth:`fill`)."""
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
+        self.next = 0.0  # the earliest time of the next analysis frame
+        self.count = 0  # analysis frames so far
+
+    def take(self, pts: float) -> bool:
+        """Whether a camera frame at ``pts`` (never decreasing) is an analysis frame."""
+        if pts < self.next - 1e-3:
+            return False
+        self.next = (math.floor(pts * self.fps + 1e-3) + 1) / self.fps
+        self.count += 1
+        return True
+
+    def fill(self, until: float) -> list[float]:
+        """The grid times before ``until`` not given yet (audio-only sessions)."""
+        times = []
+        while self.next < until:
+            times.append(self.next)
+            self.count += 1
+            self.next = self.count / self.fps
+        return times
 
 
 _FIELDS = {  # name: (trailing shape, dtype, fill)

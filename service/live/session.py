@@ -1,24 +1,38 @@
 """Live analysis of one stream session, incremental over a sliding window.
 
 Per analysis frame (called in order, from one worker thread at a time): decode the image,
-track faces (one MediaPipe ``FaceAnalyzer`` in VIDEO mode per session, made by
-:meth:`Analyzer.face_analyzer <ahmer.models.analyzer.Analyzer.face_analyzer>` as clips get
-theirs), run the face-emotion model on the primary face and keep only small per-frame
-features (:mod:`.frames`).
-Audio goes to a fixed-size ring; every second of new audio a step of
-:class:`~.speech.SpeechTracker` (VAD, ASR, prosody) runs in a separate job, so frames
-keep flowing while Whisper decodes.
+track faces (one MediaPipe ``FaceAnalyzer`` in VIDEO mode per session, made by the
+analyzer's :class:`~ahmer.models.analyzer.LiveParts` as clips get theirs), run the
+face-emotion model on the primary face and keep only small per-frame features
+(:mod:`.frames`). Which frames are analysed is decided by the session's one
+:class:`~.frames.FrameGrid` (video frames at the analysis rate; grid frames for audio-only
+sessions). Audio goes to a fixed-size ring; every ``audio_step`` (0.5 s) of new audio a step
+of :class:`~.speech.SpeechTracker` (VAD, one streaming-ASR pass, prosody) runs in a
+separate job, so frames keep flowing while Whisper decodes; words are committed as two
+passes agree on them (:mod:`ahmer.preprocessing.asr_stream`).
 
-A frame is *final* once the stream has advanced ``final_lag`` seconds past it (the temporal
-context of the fusion graph's smoothing and of the verbal cues): then a timeline over the
-last ``window`` seconds is built, cues and fusion run on it (:meth:`Analyzer.predict
-<ahmer.models.analyzer.Analyzer.predict>`, with the face emotion computed as the frames
-arrived and a per-session cache of text embeddings), and every newly final frame is
-emitted, with a rolling update of the window's A/H and top cues about once a second. On
-half-close, :meth:`LiveSession.finish` analyses the whole session like ``AnalyzeClip``: for
-sessions of at most ``full_audio`` seconds (default 30 s, one Whisper window, so the extra
-pass costs about one speech step) VAD, ASR and prosody are redone over the whole audio,
-exactly as offline; longer sessions use the committed incremental results.
+A frame is *final* once the stream has advanced ``final_lag`` seconds past it: the
+fusion's real look-ahead (:data:`FINAL_LAG`: verbal cues and text embeddings read the words
+up to 1 s after a frame; the A/H smoothing's Gaussian, sigma 0.4 s, puts under 1 % of its
+weight further ahead) and, with server ASR, once a pass has decoded the audio up to the
+words after it (at most ``max_final_lag``; the uncommitted hypothesis counts, so a frame
+never waits for two passes to agree). Then a timeline over the last ``window`` seconds is
+built, cues and fusion run on it (the parts' ``predict``, with the face emotion computed
+as the frames arrived and a per-session cache of text embeddings), and every newly final
+frame is emitted, with a rolling update of the window's A/H and top cues about once a
+second.
+
+On half-close, :meth:`LiveSession.finish` analyses the whole session like ``AnalyzeClip``
+from what the session already has: the committed words (one last ASR pass only when speech
+went on past the last one), the VAD segments and the prosody of every frame. With
+``full_audio`` (and a session short enough for the ring to hold all its audio) VAD, ASR and
+prosody are redone over the whole audio instead, exactly as offline, at the cost of a
+whole-audio decode after the end.
+
+Turns. :meth:`LiveSession.end_turn` (a client's ``TurnMarker``) or, with
+``turn_silence``, a silence that long after speech ends the current answer turn: its words
+are committed, its frames made final and it gets its own clip-level result, analysed as
+``AnalyzeClip`` analyses a clip of that span (times from the turn's start).
 
 Clock drift. When the audio and the video a client sends drift apart by more than
 ``max_skew`` the session says so once, as it happens (notice ``clock_skew``); when they end
@@ -37,9 +51,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ahmer.models.analyzer import frame_results
+from ahmer.models.analyzer import LiveParts, frame_results
 from ahmer.models.config import AnalyzerConfig
 from ahmer.models.contract import SAMPLE_RATE, VOICE_EMBED_DIM
+from ahmer.models.fusion.cues import WORDS_AFTER_S
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
 from ahmer.preprocessing.errors import FailedPrecondition
 from ahmer.preprocessing.pipeline import check_complete, set_words
@@ -49,10 +64,20 @@ from ahmer.preprocessing.truncation import drift_warning
 from ahmer.preprocessing.voice import voice_embedding
 
 from .audio import AudioRing, PcmResampler
-from .frames import FrameStore, decode_image
+from .frames import FrameGrid, FrameStore, decode_image
 from .speech import SpeechState, SpeechTracker
 
-__all__ = ["LiveConfig", "LiveSession", "LiveError", "FrameOut", "RollingOut", "NoticeOut"]
+__all__ = [
+    "FINAL_LAG",
+    "FULL_AUDIO_MAX_S",
+    "LiveConfig",
+    "LiveSession",
+    "LiveError",
+    "FrameOut",
+    "RollingOut",
+    "NoticeOut",
+    "TurnOut",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +87,13 @@ log = logging.getLogger(__name__)
 # second")
 LIVE_FACE_THREADS = 2
 TEXT_CACHE_SIZE = 512  # text embeddings a session keeps (its windows repeat their texts)
+FINAL_LAG = WORDS_AFTER_S
+"""The fusion's look-ahead, s: a frame's verbal cues and text embedding read the words up
+to :data:`~ahmer.models.fusion.cues.WORDS_AFTER_S` after it, and the A/H smoothing (a
+Gaussian of sigma 0.4 s) puts under 1 % of its weight further ahead than that."""
+FULL_AUDIO_MAX_S = 30.0  # longest session whose audio the ring keeps whole (full_audio)
+PROSODY_WINDOW = 4.0  # s of recent audio whose frames' prosody a speech step refreshes
+NO_AUDIO = "no audio in this session: vocal and spoken cues are absent"
 
 
 class LiveError(FailedPrecondition):
@@ -72,13 +104,14 @@ class LiveError(FailedPrecondition):
 class LiveConfig:
     fps: float = AnalyzerConfig.fps  # the handler passes the call's rate
     window: float = 8.0
-    final_lag: float = 1.5
-    audio_step: float = 2.0
+    final_lag: float = FINAL_LAG
+    audio_step: float = 0.5  # stream seconds between streaming-ASR passes
     update_interval: float = 1.0
-    full_audio: float = 30.0
+    full_audio: bool = False  # redo VAD/ASR/prosody over the whole audio at the end
     max_skew: float = 3.0  # a modality lagging more than this is ignored for finality
-    max_final_lag: float = 4.0  # longest a frame waits for ASR before it is final anyway
-    words_after: float = 1.0  # verbal context after a frame (models.cues.WORDS_AFTER_S)
+    max_final_lag: float = 2.0  # longest a frame waits for ASR before it is final anyway
+    words_after: float = WORDS_AFTER_S  # verbal context after a frame
+    turn_silence: float = 0.0  # > 0: a silence this long after speech ends an answer turn
     provisional: bool = False  # also emit each frame's provisional result at once
     provisional_window: float = 2.0  # causal context of a provisional result, s
     eval_interval: float = 0.2  # stream seconds between evaluations of final frames
@@ -118,6 +151,20 @@ class NoticeOut:
     message: str
 
 
+@dataclass(frozen=True)
+class TurnOut:
+    """One answer turn's clip-level result: turn ``index`` (0, 1, ...) spans ``[start,
+    end)`` seconds of the session; ``result`` is analysed as ``AnalyzeClip`` would analyse a
+    clip of that span (its times from the turn's start); ``reason``: ``"marker"``,
+    ``"silence"`` or ``"end"`` (the last turn, at half-close)."""
+
+    index: int
+    start: float
+    end: float
+    reason: str
+    result: AnalysisResult
+
+
 @dataclass
 class _Clock:
     video_end: float = 0.0  # newest video pts + one frame
@@ -133,14 +180,17 @@ class LiveSession:
     """The analysis state of one session. Not thread-safe for concurrent ``add_*`` calls
     (the handler serialises them); :meth:`run_speech_step` may run beside them."""
 
-    def __init__(self, analyzer, config: LiveConfig) -> None:
-        self.analyzer = analyzer
+    def __init__(self, parts: LiveParts, config: LiveConfig) -> None:
+        """``parts``: an analyzer's :class:`LiveParts` (a loaded ``Analyzer`` gives its own)."""
+        parts = getattr(parts, "parts", parts)
+        self.parts = parts
         self.cfg = config
         # a fusion that reads embeddings needs them kept per frame: the images are not
-        self.embeddings = analyzer.uses_embeddings()
+        self.embeddings = parts.uses_embeddings
         self.store = FrameStore(embeddings=self.embeddings)
+        self.grid = FrameGrid(config.fps)  # which frames are analysis frames
         # the session's own cache of embeddings (keyed digests, no text), dropped on close
-        self.text_encoder = analyzer.text_encoder.with_cache(TEXT_CACHE_SIZE)
+        self.text_encoder = parts.text_encoder.with_cache(TEXT_CACHE_SIZE)
         self.clock = _Clock()
         self._lock = threading.RLock()  # shared state (the speech step runs beside frames)
         self._busy = threading.Lock()  # held by add_*/finish: close waits for them
@@ -153,15 +203,15 @@ class LiveSession:
         self.landmarks_every = 1
         self._since_fresh: list = []
         if config.video:
-            self._faces = analyzer.face_analyzer(fps=config.fps, threads=LIVE_FACE_THREADS)
+            self._faces = parts.face_analyzer(fps=config.fps, threads=LIVE_FACE_THREADS)
             self.landmarks_every = self._faces.landmarks_every
             self.names = list(self._faces.blendshape_names)
-        self.ring = AudioRing(max(config.full_audio, config.window + 25.0))
+        self.ring = AudioRing(max(FULL_AUDIO_MAX_S, config.window + 25.0))
         self.resampler = (
             PcmResampler(config.audio_rate, config.audio_channels) if config.audio_rate else None
         )
         self.tracker = SpeechTracker(
-            analyzer.transcriber,
+            parts.transcriber,
             config.language,
             asr=not config.client_transcript,
             step=config.audio_step,
@@ -169,12 +219,14 @@ class LiveSession:
         self.speech = SpeechState()
         self.client_words: list[Word] = []
         self._step_running = False
-        self._next_grid = 0.0  # audio-only sessions: next grid frame time
         self.next_emit = 0
         self._next_update = config.update_interval
         self.speech_done = 0.0  # audio end (s) covered by the last finished speech step
         self._next_eval = 0.0
-        self.threshold = analyzer.config.threshold
+        self.threshold = parts.threshold
+        self.turn_start = 0.0  # session time where the current answer turn began
+        self.turns = 0  # turns ended so far
+        self._turn_due: float | None = None  # a silence ended a turn here (turn_silence)
         self.closed = False
         self._finishing = False
         self._skew_noticed = False
@@ -182,17 +234,18 @@ class LiveSession:
 
     # -- input ---------------------------------------------------------------------------
 
-    def add_video(self, pts: float, data: bytes) -> list:
-        """One analysis frame (already selected at the analysis rate by the handler)."""
+    def add_video(self, pts: float, data: bytes, provisional: bool = True) -> list:
+        """One analysis frame (one :attr:`grid` accepted); ``provisional=False`` skips its
+        provisional result (the handler is behind: the final one follows)."""
         with self._busy:
             self._check_open()
-            return self._add_video(pts, data)
+            return self._add_video(pts, data, provisional)
 
     def _check_open(self) -> None:
         if self.closed:
             raise LiveError("the session is closed")
 
-    def _add_video(self, pts: float, data: bytes) -> list:
+    def _add_video(self, pts: float, data: bytes, provisional: bool = True) -> list:
         t0 = time.perf_counter()
         cfg = self.cfg
         image = decode_image(data, cfg.video, cfg.width, cfg.height)
@@ -202,10 +255,10 @@ class LiveSession:
         if faces and faces[0].crop is not None:
             crop, one = faces[0].crop[None], np.ones(1, bool)
             if self.embeddings:
-                probs, embs = self.analyzer.face_encoder.encode(crop, one, with_embedding=True)
+                probs, embs = self.parts.face_encoder.encode(crop, one, with_embedding=True)
                 emotion, face_emb = probs[0], embs[0]
             else:
-                emotion = self.analyzer.face_encoder.encode(crop, valid=one)[0]
+                emotion = self.parts.face_encoder.encode(crop, valid=one)[0]
         t2 = time.perf_counter()
         with self._lock:
             if self.clock.video_frames == 0:
@@ -218,7 +271,7 @@ class LiveSession:
                 self._fill_landmark_gap(index, faces[0])
         self.clock.add("live_decode", t1 - t0)
         self.clock.add("live_faces", t2 - t1)
-        return self._evaluate(newest=index if cfg.provisional else None)
+        return self._evaluate(newest=index if cfg.provisional and provisional else None)
 
     def _fill_landmark_gap(self, index: int, face) -> None:
         """Tiered faces (lock held): when the primary face's next landmark frame arrives,
@@ -269,9 +322,8 @@ class LiveSession:
         return []
 
     def _grid_frames(self, until: float) -> None:
-        while self._next_grid < until:
-            self.store.append(self._next_grid, video=False)
-            self._next_grid = (len(self.store)) / self.cfg.fps
+        for t in self.grid.fill(until):
+            self.store.append(t, video=False)
 
     # -- speech steps --------------------------------------------------------------------
 
@@ -284,14 +336,19 @@ class LiveSession:
                 self._step_running = True
             return due
 
-    def run_speech_step(self, final: bool = False) -> None:
-        """VAD/ASR on the open region and prosody over the window (in a worker thread)."""
+    def run_speech_step(self, final: bool = False, until: float | None = None) -> None:
+        """VAD, one streaming-ASR pass and prosody on the open region (in a worker thread,
+        after :meth:`speech_step_due` said yes); ``final`` commits every word up to the
+        audio's end or ``until`` seconds (the caller holds the step slot: see
+        :meth:`_flush_speech`)."""
         t = time.perf_counter()
         try:
             with self._lock:
                 if self.closed:
                     return
                 end = self.ring.end
+                if until is not None:
+                    end = min(end, int(round(until * SAMPLE_RATE)))
                 start = int(
                     self.tracker.region_start(
                         self.speech, end / SAMPLE_RATE, self.ring.start / SAMPLE_RATE
@@ -306,6 +363,7 @@ class LiveSession:
                     return
                 self.speech = new
                 self.speech_done = end / SAMPLE_RATE
+                self._check_turn()
             self._update_prosody(end)
         finally:
             with self._lock:
@@ -314,15 +372,31 @@ class LiveSession:
                     self._idle.notify_all()
             self.clock.add("live_speech", time.perf_counter() - t)
 
+    def _flush_speech(self, until: float | None = None) -> None:
+        """Wait for a running speech step, then run a final one: every word up to the
+        audio's end (or ``until`` s) committed (a turn's end, or the session's)."""
+        with self._lock:
+            while self._step_running:
+                self._idle.wait()
+            self._step_running = True
+        try:
+            if self.resampler is not None:
+                self.run_speech_step(final=True, until=until)
+        finally:
+            with self._lock:
+                self._step_running = False
+                self._idle.notify_all()
+
     def _words(self) -> list[Word]:
         return self.client_words if self.cfg.client_transcript else self.speech.all_words()
 
     def _update_prosody(self, end: int) -> None:
-        """Audio features of the frames in the last ``window`` seconds up to sample ``end``
+        """Audio features of the frames in the last :data:`PROSODY_WINDOW` seconds up to
+        sample ``end``; older frames keep the values of the last step that covered them
         (computed outside the lock; frames only ever get appended, so indices stay valid)."""
         with self._lock:
             now = end / SAMPLE_RATE
-            w0 = max(self.ring.start / SAMPLE_RATE, now - self.cfg.window)
+            w0 = max(self.ring.start / SAMPLE_RATE, now - PROSODY_WINDOW)
             a, b = self.store.index_at(w0), self.store.index_at(now)
             if b <= a:
                 return
@@ -343,7 +417,7 @@ class LiveSession:
         still covers it); the width warning is logged once per session."""
         rel = [Segment(s.start - start, s.end - start) for s in speech if s.end > start]
         got = voice_embedding(
-            self.analyzer.transcriber, audio, times - start, self.cfg.fps, rel, VOICE_EMBED_DIM
+            self.parts.transcriber, audio, times - start, self.cfg.fps, rel, VOICE_EMBED_DIM
         )
         if got.warning and not self._voice_warned:
             self._voice_warned = True
@@ -416,7 +490,93 @@ class LiveSession:
             out += self._emit_final(k, now)
         if newest is not None and newest >= self.next_emit:
             out.append(self._provisional(newest))
+        with self._lock:
+            at, self._turn_due = self._turn_due, None
+        if at is not None:
+            out += self._end_turn(at, "silence")
         return out
+
+    # -- turns ---------------------------------------------------------------------------
+
+    def end_turn(self) -> list:
+        """The client marked the end of an answer turn here (after everything it sent so
+        far): the turn's words are committed, its frames emitted final and its clip-level
+        result returned (a :class:`TurnOut` after the frames)."""
+        with self._busy:
+            self._check_open()
+            with self._lock:
+                at = self._media_end()
+            return self._end_turn(at, "marker")
+
+    def _media_end(self) -> float:
+        """The end of the media received so far, video or audio (lock held)."""
+        return max(self.clock.video_end if self.clock.video_frames else 0.0, self.ring.seconds)
+
+    def _check_turn(self) -> None:
+        """With ``turn_silence``: after a speech step, a silence of that length following
+        the current turn's speech ends the turn (lock held; the worker ends it)."""
+        gap = self.cfg.turn_silence
+        if gap <= 0 or self._turn_due is not None:
+            return
+        speech = [seg for seg in self.speech.all_speech() if seg.end > self.turn_start]
+        if not speech:
+            return
+        nexts = [s.start for s in speech[1:]] + [self.speech_done]
+        for seg, after in zip(speech, nexts, strict=True):
+            if after - seg.end >= gap:  # the first such silence in the turn ends it
+                self._turn_due = seg.end + gap
+                return
+
+    def _end_turn(self, at: float, reason: str) -> list:
+        """Close the turn ``[turn_start, at)``: flush the words, emit its frames final,
+        analyse the span. Returns the frames and the :class:`TurnOut` (none for an empty
+        turn)."""
+        if at <= self.turn_start:
+            return []
+        self._flush_speech(until=at)
+        with self._lock:
+            self.tracker.restart(at)
+            k = self.store.index_at(at)
+            now = self.stream_time()
+        out: list = []
+        if k > self.next_emit:
+            out += self._emit_final(k, now, rolling=False)
+        turn = self._turn(at, reason)
+        return out + ([turn] if turn is not None else [])
+
+    def _turn(self, at: float, reason: str) -> TurnOut | None:
+        """The clip-level result of the turn ending at ``at``, analysed as ``AnalyzeClip``
+        analyses a clip of that span: times from the turn's start, its own words, speech
+        and statistics; the next turn starts at ``at``."""
+        t0 = self.turn_start
+        with self._lock:
+            a, b = self.store.index_at(t0), self.store.index_at(at)
+            self.turn_start = at
+            if b <= a:
+                return None
+            tl, given = self._window(a, b)
+            words = [
+                Word(w.start - t0, w.end - t0, w.text, w.probability)
+                for w in self._words()
+                if t0 - 1e-6 <= w.start < at
+            ]
+            speech = [
+                Segment(max(seg.start, t0) - t0, min(seg.end, at) - t0)
+                for seg in self.speech.all_speech()
+                if seg.end > t0 and seg.start < at
+            ]
+            index, self.turns = self.turns, self.turns + 1
+        tl.times = tl.times - t0
+        tl.info = replace(tl.info, duration=round(at - t0, 4))
+        tl.speech = speech
+        set_words(tl, words)
+        t = time.perf_counter()
+        pred = self.parts.predict(tl, embed=self.text_encoder.encode, **given)
+        result = self.parts.postprocess(tl, pred)
+        self.clock.add("live_turn", time.perf_counter() - t)
+        if self.resampler is None:
+            result.warnings.append(NO_AUDIO)
+        return TurnOut(index, t0, at, reason, result)
 
     def _emit_final(self, k: int, now: float, rolling: bool = True) -> list:
         cfg = self.cfg
@@ -429,12 +589,12 @@ class LiveSession:
             self.next_emit = k
             self._next_eval = now + cfg.eval_interval
         t = time.perf_counter()
-        pred = self.analyzer.predict(tl, embed=self.text_encoder.encode, **given)
+        pred = self.parts.predict(tl, embed=self.text_encoder.encode, **given)
         last = float(times[k - 1])
         out: list = []
         if rolling and last >= self._next_update:
             self._next_update = last + cfg.update_interval
-            result = self.analyzer.postprocess(tl, pred)
+            result = self.parts.postprocess(tl, pred)
             frames = result.frames[first - a : k - a]
             out.append(self._rolling(result, float(tl.times[0]), last, n))
         else:
@@ -448,7 +608,7 @@ class LiveSession:
             a = self.store.index_at(self.store.times[i] - self.cfg.provisional_window)
             tl, given = self._window(a, i + 1)
         t = time.perf_counter()
-        pred = self.analyzer.predict(tl, embed=self.text_encoder.encode, **given)
+        pred = self.parts.predict(tl, embed=self.text_encoder.encode, **given)
         frame = frame_results(tl, pred, self.threshold, [i - a])[0]
         self.clock.add("live_provisional", time.perf_counter() - t)
         return FrameOut(i, frame, final=False)
@@ -510,13 +670,12 @@ class LiveSession:
     # -- end -----------------------------------------------------------------------------
 
     def finish(self) -> tuple[list, AnalysisResult]:
-        """Analyse the whole session; returns the frames not yet emitted and the result."""
+        """Analyse the whole session; returns the frames not yet emitted (and, in a session
+        with turns, the last turn's :class:`TurnOut`) and the result."""
         with self._busy:
             self._check_open()
             with self._lock:
                 self._finishing = True
-                while self._step_running:
-                    self._idle.wait()
             return self._finish()
 
     def _finish(self) -> tuple[list, AnalysisResult]:
@@ -528,41 +687,50 @@ class LiveSession:
                     self._grid_frames(self.ring.seconds)
             n = len(self.store)
             drift = self.drift()
+            end = self._media_end()
         if n == 0:
             raise LiveError("the session ended before any video frame or audio was received")
         check_complete([drift] if drift else [], self.cfg.strict)  # before the analysis
-        if (
-            self.resampler is not None
-            and self.ring.complete
-            and self.ring.seconds <= self.cfg.full_audio + 1e-6
-            and n
-        ):
+        full = self.cfg.full_audio and self.ring.complete and not self.cfg.client_transcript
+        if self.resampler is not None and full:
+            with self._lock:
+                while self._step_running:
+                    self._idle.wait()
             self._full_audio_pass()
-        elif self.resampler is not None and n:
-            self.run_speech_step(final=True)
+        else:
+            self._flush_speech()
         with self._lock:
             tl, given = self._window(0, n)
             tl.speech = list(self.speech.all_speech())
             set_words(tl, list(self._words()))
-        pred = self.analyzer.predict(tl, embed=self.text_encoder.encode, **given)
-        result = self.analyzer.postprocess(tl, pred)
+        pred = self.parts.predict(tl, embed=self.text_encoder.encode, **given)
+        result = self.parts.postprocess(tl, pred)
         self.clock.add("live_finish", time.perf_counter() - t)
         result.timings.update({k: round(v, 4) for k, v in self.clock.timings.items()})
         if self.resampler is None:
-            result.warnings.append("no audio in this session: vocal and spoken cues are absent")
+            result.warnings.append(NO_AUDIO)
         if drift:
             result.warnings.append(drift)
-        out = [FrameOut(i, result.frames[i]) for i in range(self.next_emit, n)]
+        if self.cfg.full_audio and not full and self.resampler is not None:
+            result.warnings.append(
+                f"full_audio was asked for, but the session is longer than the "
+                f"{FULL_AUDIO_MAX_S:g} s of audio kept: its words are the streamed ones"
+            )
+        out: list = [FrameOut(i, result.frames[i]) for i in range(self.next_emit, n)]
         self.next_emit = n
+        if self.turns or self.cfg.turn_silence > 0:
+            turn = self._turn(end, "end")
+            out += [turn] if turn is not None else []
         return out, result
 
     def _full_audio_pass(self) -> None:
-        """VAD, ASR and prosody over the whole session audio, as the offline pipeline does."""
+        """VAD, ASR and prosody over the whole session audio, as the offline pipeline does
+        (``full_audio``): the committed words are replaced."""
         audio = self.ring.get(0, self.ring.end)
-        tracker = self.tracker
-        state = SpeechState()
-        tracker.max_region = math.inf
-        new = tracker.step(state, audio, 0.0, final=True)
+        tracker = SpeechTracker(
+            self.parts.transcriber, self.cfg.language, asr=True, max_region=math.inf
+        )
+        new = tracker.step(SpeechState(), audio, 0.0, final=True)
         with self._lock:
             self.speech = new
             times = self.store.times[: len(self.store)].copy()

@@ -1,15 +1,19 @@
 """Incremental speech analysis for live sessions: voice activity, words and prosody over the
 recent audio, committed once they can no longer change.
 
-Every ``step`` seconds of new audio, :meth:`SpeechTracker.step` runs Silero VAD and (unless
-the client sends its own transcript) Whisper on the *open region*: the audio since the last
-commit point, which always lies in a silence (or at most ``max_region`` seconds back). Speech
-segments that ended more than ``hold`` seconds ago, and the words inside them, are committed;
-the rest stays provisional and is decoded again with more context at the next step. So ASR
-sees whole utterances, never a word cut in half, and the work per step stays bounded.
+Every ``step`` seconds of new audio (0.5 s by default, or as soon as the previous step is
+done when steps take longer), :meth:`SpeechTracker.step` runs Silero VAD on the *open
+region* (the audio since the last commit point) and, unless the client sends its own
+transcript, one pass of :class:`~ahmer.preprocessing.asr_stream.StreamingTranscriber`:
+Whisper re-decodes the short buffer since its last commit, the words two passes agree on
+are committed (LocalAgreement, as in whisper_streaming) and the rest stays a hypothesis,
+shown to the session as open words. Speech segments that ended more than ``hold`` seconds
+ago are committed; the rest stays open. So words arrive as the person speaks, a pass costs
+a bounded amount of work, and the session's whole-answer result reuses the committed words
+instead of decoding the audio again.
 
 Per-frame prosody (energy, pitch, voicing, speech rate, pause length) is computed over the
-last ``window`` seconds at each step and written to the frames in it.
+recent audio at each step and written to the frames it covers.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ahmer.models.contract import SAMPLE_RATE
+from ahmer.preprocessing.asr_stream import StreamingTranscriber
 from ahmer.preprocessing.pipeline import audio_features, speech_at
 from ahmer.preprocessing.timeline import Segment, Word
 from ahmer.preprocessing.vad import run_vad
@@ -53,41 +58,48 @@ class SpeechTracker:
         transcriber,
         language: str | None,
         asr: bool,
-        step: float = 1.0,
+        step: float = 0.5,
         hold: float = 1.0,
         max_region: float = 20.0,
     ) -> None:
-        self.transcriber = transcriber
-        self.language = language
         self.asr = asr
+        self.words = StreamingTranscriber(transcriber, language)
         self.step_s, self.hold, self.max_region = step, hold, max_region
         self.next_step = step
-        self.language_found = ""
+
+    @property
+    def language_found(self) -> str:
+        return self.words.language_found
+
+    def restart(self, at: float) -> None:
+        """A turn ended at ``at`` (everything before it committed): the next step's
+        region starts there."""
+        self.words.restart(at)
+        self.next_step = at + self.step_s
 
     def due(self, audio_end: float) -> bool:
         return audio_end >= self.next_step
 
     def region_start(self, state: SpeechState, audio_end: float, held_from: float) -> float:
-        return max(state.commit_t - 0.2, audio_end - self.max_region - self.step_s, held_from, 0)
+        start = min(state.commit_t - 0.2, self.words.buffer_start) if self.asr else state.commit_t
+        return max(start, audio_end - self.max_region - self.step_s, held_from, 0)
 
     def step(
         self, state: SpeechState, audio: np.ndarray, start: float, final: bool = False
     ) -> SpeechState:
         """Analyse ``audio`` (the open region, starting at ``start`` seconds) and return the
-        new state (``state`` is not modified). ``final`` commits everything."""
+        new state (``state`` is not modified; the word stream advances). ``final`` commits
+        everything (the end of a turn or of the session)."""
         end = start + len(audio) / SR
         self.next_step = end + self.step_s
         segments: list[Segment] = []
-        words: list[Word] = []
         if len(audio) >= 512:
-            rel = run_vad(audio, SR).segments
-            segments = [Segment(s.start + start, s.end + start) for s in rel]
-            if self.asr and rel:
-                tr = self.transcriber.transcribe(audio, language=self.language, vad_segments=rel)
-                self.language_found = tr.language or self.language_found
-                words = [
-                    Word(w.start + start, w.end + start, w.text, w.probability) for w in tr.words
-                ]
+            found = run_vad(audio, SR).segments
+            segments = [Segment(s.start + start, s.end + start) for s in found]
+        if self.asr and final:
+            self.words.flush(audio, start, segments)
+        elif self.asr:
+            self.words.update(audio, start, segments)
         if final:
             commit_to = end
         else:
@@ -96,7 +108,7 @@ class SpeechTracker:
             if pending and (end - start) <= self.max_region:
                 commit_to = min(commit_to, pending[0].start)
         commit_to = max(commit_to, state.commit_t)
-        new = SpeechState(speech=list(state.speech), words=list(state.words), commit_t=commit_to)
+        new = SpeechState(speech=list(state.speech), commit_t=commit_to)
         for seg in segments:
             if seg.start < state.commit_t - 1e-6:  # already committed before this region
                 seg = Segment(state.commit_t, seg.end) if seg.end > state.commit_t else None
@@ -109,10 +121,8 @@ class SpeechTracker:
                 new.open_speech.append(Segment(commit_to, seg.end))
             else:
                 new.open_speech.append(seg)
-        for word in words:
-            if word.end <= state.commit_t + 0.05:  # committed at an earlier step
-                continue
-            (new.words if word.end <= commit_to + 0.05 else new.open_words).append(word)
+        if self.asr:
+            new.words, new.open_words = list(self.words.committed), list(self.words.hypothesis)
         return new
 
     @staticmethod

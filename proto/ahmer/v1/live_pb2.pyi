@@ -46,20 +46,24 @@ class AudioFormat(_message.Message):
     def __init__(self, encoding: _Optional[_Union[AudioFormat.Encoding, str]] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
-    __slots__ = ("session_id", "video", "audio", "options", "client_transcript", "provisional_frames")
+    __slots__ = ("session_id", "video", "audio", "options", "client_transcript", "provisional_frames", "full_audio", "turn_silence")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     PROVISIONAL_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    FULL_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    TURN_SILENCE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     video: VideoFormat
     audio: AudioFormat
     options: _options_pb2.AnalysisOptions
     client_transcript: bool
     provisional_frames: bool
-    def __init__(self, session_id: _Optional[str] = ..., video: _Optional[_Union[VideoFormat, _Mapping]] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., options: _Optional[_Union[_options_pb2.AnalysisOptions, _Mapping]] = ..., client_transcript: _Optional[bool] = ..., provisional_frames: _Optional[bool] = ...) -> None: ...
+    full_audio: bool
+    turn_silence: float
+    def __init__(self, session_id: _Optional[str] = ..., video: _Optional[_Union[VideoFormat, _Mapping]] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., options: _Optional[_Union[_options_pb2.AnalysisOptions, _Mapping]] = ..., client_transcript: _Optional[bool] = ..., provisional_frames: _Optional[bool] = ..., full_audio: _Optional[bool] = ..., turn_silence: _Optional[float] = ...) -> None: ...
 
 class VideoFrame(_message.Message):
     __slots__ = ("pts", "data")
@@ -89,17 +93,25 @@ class TranscriptSegment(_message.Message):
     text: str
     def __init__(self, start: _Optional[float] = ..., end: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
 
+class TurnMarker(_message.Message):
+    __slots__ = ("label",)
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    def __init__(self, label: _Optional[str] = ...) -> None: ...
+
 class StreamRequest(_message.Message):
-    __slots__ = ("config", "video", "audio", "transcript")
+    __slots__ = ("config", "video", "audio", "transcript", "turn")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    TURN_FIELD_NUMBER: _ClassVar[int]
     config: StreamConfig
     video: VideoFrame
     audio: AudioChunk
     transcript: TranscriptSegment
-    def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., video: _Optional[_Union[VideoFrame, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., transcript: _Optional[_Union[TranscriptSegment, _Mapping]] = ...) -> None: ...
+    turn: TurnMarker
+    def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., video: _Optional[_Union[VideoFrame, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., transcript: _Optional[_Union[TranscriptSegment, _Mapping]] = ..., turn: _Optional[_Union[TurnMarker, _Mapping]] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
     __slots__ = ("session_id", "fps", "final_lag", "max_duration", "transcript_source", "max_final_lag")
@@ -149,6 +161,22 @@ class RollingUpdate(_message.Message):
     words: _containers.RepeatedCompositeFieldContainer[_results_pb2.TranscriptWord]
     def __init__(self, time: _Optional[float] = ..., window_start: _Optional[float] = ..., ah_probability: _Optional[float] = ..., ah_label: _Optional[int] = ..., cues: _Optional[_Iterable[_Union[_results_pb2.Cue, _Mapping]]] = ..., dominant_emotion: _Optional[str] = ..., frames_analyzed: _Optional[int] = ..., skipped: _Optional[_Union[_results_pb2.SkipCounts, _Mapping]] = ..., words: _Optional[_Iterable[_Union[_results_pb2.TranscriptWord, _Mapping]]] = ...) -> None: ...
 
+class TurnResult(_message.Message):
+    __slots__ = ("index", "start", "end", "reason", "label", "result")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    start: float
+    end: float
+    reason: str
+    label: str
+    result: _results_pb2.AnalysisResult
+    def __init__(self, index: _Optional[int] = ..., start: _Optional[float] = ..., end: _Optional[float] = ..., reason: _Optional[str] = ..., label: _Optional[str] = ..., result: _Optional[_Union[_results_pb2.AnalysisResult, _Mapping]] = ...) -> None: ...
+
 class StreamNotice(_message.Message):
     __slots__ = ("code", "message")
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -158,15 +186,17 @@ class StreamNotice(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class StreamResponse(_message.Message):
-    __slots__ = ("started", "frame", "update", "notice", "result")
+    __slots__ = ("started", "frame", "update", "notice", "result", "turn")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_FIELD_NUMBER: _ClassVar[int]
     NOTICE_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    TURN_FIELD_NUMBER: _ClassVar[int]
     started: SessionStarted
     frame: FrameUpdate
     update: RollingUpdate
     notice: StreamNotice
     result: _results_pb2.AnalysisResult
-    def __init__(self, started: _Optional[_Union[SessionStarted, _Mapping]] = ..., frame: _Optional[_Union[FrameUpdate, _Mapping]] = ..., update: _Optional[_Union[RollingUpdate, _Mapping]] = ..., notice: _Optional[_Union[StreamNotice, _Mapping]] = ..., result: _Optional[_Union[_results_pb2.AnalysisResult, _Mapping]] = ...) -> None: ...
+    turn: TurnResult
+    def __init__(self, started: _Optional[_Union[SessionStarted, _Mapping]] = ..., frame: _Optional[_Union[FrameUpdate, _Mapping]] = ..., update: _Optional[_Union[RollingUpdate, _Mapping]] = ..., notice: _Optional[_Union[StreamNotice, _Mapping]] = ..., result: _Optional[_Union[_results_pb2.AnalysisResult, _Mapping]] = ..., turn: _Optional[_Union[TurnResult, _Mapping]] = ...) -> None: ...
