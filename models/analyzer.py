@@ -292,7 +292,7 @@ class Analyzer:
         t = time.perf_counter()
         text_emb = np.zeros((n, EMBED_DIM), np.float32)
         if tl.words:
-            texts = words_window_texts(tl.words, tl.times)
+            texts = words_window_texts(tl.words, tl.times, sentences=True)
             present = [i for i, s in enumerate(texts) if s.strip()]
             if present:
                 encode = embed or self.text_encoder.encode

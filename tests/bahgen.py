@@ -35,6 +35,7 @@ __all__ = [
     "CONFIDENT_LINES",
     "SHORT_LINES",
     "HEDGED_PARTS",
+    "write_layout",
 ]
 
 RATE = 16000  # audio sample rate of the clips
@@ -167,6 +168,31 @@ def _split_line(clip: BahClip) -> str:
     return f"{clip.source},{clip.label},{clip.transcript}\n"
 
 
+def write_layout(root: Path, clips: list[BahClip]) -> None:
+    """The BAH release's files for ``clips`` (their ``split`` set): the split files,
+    ``video_annotation.yaml`` with each clip's frame labels and ``class_id.yaml``."""
+    import yaml
+
+    (root / "splits").mkdir(exist_ok=True)
+    for split in ("train", "val", "test"):
+        lines = [_split_line(c) for c in clips if c.split == split]
+        if lines:
+            (root / "splits" / f"{split}.txt").write_text("".join(lines), encoding="utf-8")
+    annotations = {
+        c.source: {
+            "global_ah": c.label,
+            "frame_annotation": [
+                [f"frame-{i}.jpg", int(v)] for i, v in enumerate(c.frame_labels())
+            ],
+        }
+        for c in clips
+    }
+    loader_dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    with open(root / "video_annotation.yaml", "w", encoding="utf-8") as f:
+        yaml.dump(annotations, f, Dumper=loader_dumper, default_flow_style=None)
+    (root / "class_id.yaml").write_text("With A-H: 1\nNo A-H: 0\n", encoding="utf-8")
+
+
 def make_bah_dataset(
     root: Path, participants: int = 6, clips_per_participant: int = 4, seed: int = 0
 ) -> BahSet:
@@ -174,8 +200,6 @@ def make_bah_dataset(
 
     Half of each participant's clips (rounded up) are A/H. Participants are split
     train/val/test about 4:1:1 (at least one each when there are 3 or more)."""
-    import yaml
-
     root = Path(root)
     rng = random.Random(seed)
     cache: dict = {}
@@ -207,24 +231,7 @@ def make_bah_dataset(
         split_of[pid] = "val"
     for pid in order[n_val : n_val + n_test]:
         split_of[pid] = "test"
-    (root / "splits").mkdir(exist_ok=True)
     for clip in out.clips:
         clip.split = split_of[clip.pid]
-    for split in ("train", "val", "test"):
-        lines = [_split_line(c) for c in out.clips if c.split == split]
-        if lines:
-            (root / "splits" / f"{split}.txt").write_text("".join(lines), encoding="utf-8")
-    annotations = {
-        c.source: {
-            "global_ah": c.label,
-            "frame_annotation": [
-                [f"frame-{i}.jpg", int(v)] for i, v in enumerate(c.frame_labels())
-            ],
-        }
-        for c in out.clips
-    }
-    loader_dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    with open(root / "video_annotation.yaml", "w", encoding="utf-8") as f:
-        yaml.dump(annotations, f, Dumper=loader_dumper, default_flow_style=None)
-    (root / "class_id.yaml").write_text("With A-H: 1\nNo A-H: 0\n", encoding="utf-8")
+    write_layout(root, out.clips)
     return out

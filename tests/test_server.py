@@ -287,3 +287,53 @@ def test_metrics_port_stays_on_loopback_unless_metrics_host_says_otherwise():
             assert metric_value(server.metrics_url, "ahmer_models_ready") in (0.0, 1.0)
         finally:
             server.stop()
+
+
+def test_status_messages_carry_no_object_addresses():
+    """Whatever a library puts in its message, a status leaves without a Python object repr."""
+    from ahmer.service.grpc.interceptors import plain
+
+    text = "cannot identify image file <_io.BytesIO object at 0x7f3a2c1e9b20>"
+    assert plain(text) == "cannot identify image file (data)"
+    assert plain("exit code 2 at 0x10 of the file") == "exit code 2 at 0x10 of the file"
+
+
+def test_live_and_upload_refusals_say_what_is_wrong(server):
+    """A frame of random bytes, a session with a config and no media, and an upload header
+    with a negative size: each gets its own plain message, with no object address, and the
+    negative size is refused at the header, while the client still holds its chunks back."""
+    from ahmer.v1 import live_pb2, service_pb2, service_pb2_grpc
+
+    config = live_pb2.StreamRequest(
+        config=live_pb2.StreamConfig(video=live_pb2.VideoFormat(encoding=live_pb2.VideoFormat.JPEG))
+    )
+    frame = live_pb2.StreamRequest(video=live_pb2.VideoFrame(pts=0.0, data=os.urandom(4096)))
+    with grpc.insecure_channel(server.target) as channel:
+        stub = service_pb2_grpc.AnalysisServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as bad_frame:
+            list(stub.StreamSession(iter([config, frame]), timeout=60))
+        with pytest.raises(grpc.RpcError) as no_media:
+            list(stub.StreamSession(iter([config]), timeout=60))
+        held_back = threading.Event()
+
+        def upload():
+            yield service_pb2.UploadRequest(header=service_pb2.UploadHeader(total_size=-5))
+            held_back.wait(30)  # the chunks come only after the call ended (or 30 s)
+            yield service_pb2.UploadRequest(chunk=service_pb2.UploadChunk(data=b"x" * 10))
+
+        with pytest.raises(grpc.RpcError) as negative:
+            stub.UploadClip(upload(), timeout=60)
+        answered_at_header = not held_back.is_set()
+        held_back.set()
+    assert bad_frame.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cannot decode the JPEG frame: not a JPEG or PNG image" in bad_frame.value.details()
+    assert no_media.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "ended before any video frame or audio" in no_media.value.details()
+    assert "internal" not in no_media.value.details().lower()
+    assert negative.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        "UploadHeader.total_size" in negative.value.details() and "-5" in negative.value.details()
+    )
+    assert answered_at_header
+    for err in (bad_frame, no_media, negative):
+        assert " at 0x" not in err.value.details() and "object" not in err.value.details()

@@ -24,6 +24,7 @@ from ahmer.models.fusion.lexicon import (
     find_phrases,
     normalise,
 )
+from ahmer.preprocessing.prosody import RATE_WINDOW
 from ahmer.preprocessing.timeline import Timeline, Word
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "compute_cues",
     "lexical_hits",
     "out_of_scope",
+    "articulation_rate",
     "rate_reference",
 ]
 
@@ -232,7 +234,7 @@ def _vocal(tl: Timeline) -> dict[str, np.ndarray]:
         inside = (tl.times > tl.speech[0].start) & (tl.times < tl.speech[-1].end)
     pause = np.clip((tl.pause_s - d.pause_from_s) / d.pause_span_s, 0, 1)
     out["pause"] = np.where(inside, pause * _pause_position(tl), 0.0)
-    rate = tl.speech_rate
+    rate = articulation_rate(tl)
     if speaking.sum() >= 3 and np.isfinite(rate[speaking]).any():
         reference = rate_reference(tl)
         slow = np.clip((d.slow_from - rate / reference) / d.slow_span, 0, 1)
@@ -255,13 +257,27 @@ def _vocal(tl: Timeline) -> dict[str, np.ndarray]:
     return {k: np.nan_to_num(np.asarray(v, np.float32)) for k, v in out.items()}
 
 
+def articulation_rate(tl: Timeline) -> np.ndarray:
+    """Words per second of *speaking* time around each frame: the timeline's speech rate
+    (words per second of a 2 s window) over the share of that window spent speaking (at
+    least 0.3), so that a pause beside a word does not read as slow speech (the pause is a
+    cue of its own)."""
+    speaking = tl.masks["speech"].astype(np.float64)
+    k = max(1, int(round(RATE_WINDOW * tl.fps)))
+    # "full" cut to the frames: "same" is as long as the kernel when the timeline is shorter
+    share, lead = speaking, (k - 1) // 2
+    if len(speaking):
+        share = np.convolve(speaking, np.ones(k) / k, mode="full")[lead : lead + len(speaking)]
+    return (tl.speech_rate / np.maximum(share, 0.3)).astype(np.float32)
+
+
 def rate_reference(tl: Timeline) -> float:
-    """The speech rate (words/s) that ``slow_speech`` compares with: the clip's own median
-    rate while speaking when it has :attr:`Delivery.own_rate_min_speech_s` of speech, else
-    the documented population rate."""
+    """The speech rate (words/s of speaking time) that ``slow_speech`` compares with: the
+    clip's own median rate while speaking when it has :attr:`Delivery.own_rate_min_speech_s`
+    of speech, else the documented population rate."""
     speaking = tl.masks["speech"]
     speech_s = sum(max(0.0, s.end - s.start) for s in tl.speech)
-    rates = tl.speech_rate[speaking]
+    rates = articulation_rate(tl)[speaking]
     rates = rates[np.isfinite(rates)]
     if speech_s >= DELIVERY.own_rate_min_speech_s and rates.size >= 3:
         return max(float(np.median(rates)), 0.5)

@@ -387,11 +387,16 @@ def words_window_texts(
     times: np.ndarray | Sequence[float],
     before: float = 2.0,
     after: float = 1.0,
+    sentences: bool = False,
 ) -> list[str]:
     """For each frame time ``t``, the words whose span overlaps ``[t - before, t + after]``,
     in time order, joined by single spaces ("" when none): the text of each frame's
     embedding. A word that only touches the window at an edge (ends exactly at ``t - before``
-    or starts exactly at ``t + after``) is out, as in :meth:`Timeline.words_between`."""
+    or starts exactly at ``t + after``) is out, as in :meth:`Timeline.words_between`.
+
+    With ``sentences``, the window keeps only the sentence of the window's word nearest to
+    ``t`` (sentences end at a word ending with . ! ? or ;), so that the end of one sentence
+    and the start of the next are not read as one statement ("... I feel strong. Yes, I")."""
     for label, value in (("before", before), ("after", after)):
         if not np.isfinite(value) or value < 0:
             raise EncoderError(f"{label} must be a finite number >= 0, got {value!r}")
@@ -408,10 +413,15 @@ def words_window_texts(
     starts = np.array([w.start for w in kept], np.float64)
     ends = np.array([w.end for w in kept], np.float64)
     texts = [w.text.strip() for w in kept]
+    sentence = np.cumsum([0] + [x.endswith((".", "!", "?", ";")) for x in texts[:-1]])
+    middles = (starts + ends) / 2
     # a word can only overlap if it starts before t + after; words are sorted by start
     last = np.searchsorted(starts, t + after, side="left")
     out = []
     for ti, hi in zip(t, last, strict=True):
         sel = np.flatnonzero(ends[:hi] > ti - before)
+        if sentences and len(sel):
+            nearest = sel[int(np.argmin(np.abs(middles[sel] - ti)))]
+            sel = sel[sentence[sel] == sentence[nearest]]
         out.append(" ".join(texts[i] for i in sel))
     return out

@@ -22,6 +22,7 @@ from ahmer.models.fusion.cues import (
     CueFrames,
     Hit,
     answer_hits,
+    articulation_rate,
     rate_reference,
 )
 from ahmer.models.fusion.graph import CONTRIB_GROUPS, CONTRIB_NAMES, LEARNED_NAMES
@@ -226,7 +227,7 @@ def _span_cue(tl, name, a, b, values, emotion, valence, match=(None, ())) -> Cue
         evidence = {"yaw_range_deg": round(float(np.nanmax(yaw) - np.nanmin(yaw)), 1)}
         text = f"a head shake at {start:.1f}-{end:.1f}s"
     elif name == "slow_speech":
-        rate = float(np.nanmean(tl.speech_rate[sl]))
+        rate = float(np.nanmean(articulation_rate(tl)[sl]))
         reference = rate_reference(tl)
         evidence = {"words_per_s": round(rate, 2), "reference_words_per_s": round(reference, 2)}
         text = (

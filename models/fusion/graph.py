@@ -45,15 +45,15 @@ standardise the embedding and ``w`` is learned (:class:`LearnedTerm`). Each fram
 contributions are divided by the shares of the modalities present there
 (``max(masks @ modality_shares, share_floor)``: a missing channel is not evidence against
 A/H); then all 24 are smoothed in time by the same Gaussian kernel. A cross-modal cue
-(:data:`CUE_GATES`) counts only where the face and the words are both present. The graph is linear in them before the sigmoid, so
-``cue_contrib`` sums (plus the bias) to the frame logit exactly, and ``attribution[m] = p -
-sigmoid(logit - contrib_m)`` is the model's own answer to "what if modality m were absent".
+(:data:`CUE_GATES`) counts only where the face and the words are both present. The graph is
+linear in them before the sigmoid, so ``cue_contrib`` sums (plus the bias) to the frame logit
+exactly, and ``attribution[m] = p - sigmoid(logit - contrib_m)`` is the model's own answer to
+"what if modality m's evidence were absent".
 
 Two sets of weights share this contract (``ahmer.fusion/3``; metadata ``contract``): the
 zero-shot cue prior (:mod:`ahmer.models.fusion.prior`, learned weights all zero) and trained
-weights. Metadata ``uses_embeddings`` is
-``"1"`` when a learned weight is non-zero (the caller must then compute the face and voice
-embeddings), else ``"0"`` (zeros may be fed).
+weights. Metadata ``uses_embeddings`` is ``"1"`` when a learned weight is non-zero (the
+caller must then compute the face and voice embeddings), else ``"0"`` (zeros may be fed).
 """
 
 from __future__ import annotations

@@ -45,6 +45,8 @@ BIAS = -2.2
 # visual, vocal, verbal: each frame's contributions are divided by the shares present there
 MODALITY_SHARES = (0.35, 0.30, 0.35)
 SHARE_FLOOR = 0.5
+# stated_ambivalence: the similarity margin (ambivalent minus committed) mapped to 0..1
+BANK_MARGIN = (0.08, 0.28)
 # the clip head's temperature (clip_scale) and bias, fitted on the generated calibration set
 # (bench/validity.py --calibrate; models/CUES.md, "Calibration")
 CALIBRATION = {"clip_scale": 1.0, "clip_bias": 0.0}
@@ -106,8 +108,8 @@ CUES: tuple[CueDoc, ...] = (
     CueDoc(
         "slow_speech",
         1.2,
-        "speech rate under 85 % of the speaker's own median rate (clips with 4 s of speech) "
-        "or of 2.5 words/s (shorter clips); 1 at 40 %",
+        "articulation rate (words per second of speaking time) under 85 % of the speaker's "
+        "own median (clips with 4 s of speech) or of 2.5 words/s (shorter clips); 1 at 40 %",
         "slowing down marks hesitant, less committed speech",
     ),
     CueDoc(
@@ -192,9 +194,9 @@ CUES: tuple[CueDoc, ...] = (
     ),
     CueDoc(
         "stated_ambivalence",
-        2.0,
+        2.2,
         "MiniLM similarity of the words around the frame to the nearest ambivalent prototype "
-        "minus the nearest committed prototype (PROTOTYPES), 0.05..0.25 mapped to 0..1",
+        "minus the nearest committed prototype (PROTOTYPES), 0.08..0.28 mapped to 0..1",
         "saying one wants two opposite things is ambivalence, with or without hedge words",
     ),
 )
@@ -272,6 +274,12 @@ PROTOTYPES: dict[str, tuple[str, ...]] = {
         "I have mixed feelings about it.",
         "I would like to do it, yet I do not want to give it up.",
         "I cannot decide what I want.",
+        "Half of me wants to, the other half does not.",
+        "I love it and I hate it at the same time.",
+        "Some days I want to change, other days I do not.",
+        "I want it and I do not want it.",
+        "It matters to me, and the opposite matters to me as well.",
+        "I feel like two different people who want different things.",
     ),
     "committed": (
         "I have decided and I will do it.",
@@ -284,6 +292,8 @@ PROTOTYPES: dict[str, tuple[str, ...]] = {
         "I am ready and determined.",
         "There is no doubt in my mind.",
         "I have a clear plan and I will follow it.",
+        "I stopped and I feel great about it.",
+        "I am going to do it every day.",
         "The weather was nice and we went to the park.",
         "I read the instructions and followed them.",
     ),
@@ -318,6 +328,8 @@ def zeroshot_weights(embed: Embed) -> FusionWeights:
         anchors=_centroids(embed),
         bank=bank,
         bank_split=len(ambivalent),
+        bank_offset=BANK_MARGIN[0],
+        bank_scale=1.0 / (BANK_MARGIN[1] - BANK_MARGIN[0]),
         modality_shares=MODALITY_SHARES,
         share_floor=SHARE_FLOOR,
         clip_scale=CALIBRATION["clip_scale"],

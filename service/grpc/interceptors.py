@@ -19,6 +19,10 @@ An accepted call gets a deserializer that does not raise: a message protobuf can
 becomes an :class:`~.errors.Undecodable`, which the wrapper turns into INVALID_ARGUMENT
 (grpc.aio answers a raising deserializer with UNKNOWN on unary requests, and the handler's
 own error path answers INTERNAL on streams).
+
+Every status message leaves through :func:`plain`: the handler gets a context whose
+``abort``/``set_details`` drop Python object reprs (``<_io.BytesIO object at 0x7f...>``, which a
+library may put in its message), since they tell a caller nothing and leak an address.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import time
 
 import grpc
@@ -35,7 +40,7 @@ from .auth import EXEMPT_PREFIXES, TokenAuth
 from .errors import Undecodable
 from .prometheus import Metrics
 
-__all__ = ["CallInterceptor", "tolerant"]
+__all__ = ["CallInterceptor", "plain", "tolerant"]
 
 log = logging.getLogger("ahmer.service.calls")
 
@@ -56,6 +61,30 @@ def _code_name(code) -> str:
         if status.value[0] == code:
             return status.name
     return str(code)
+
+
+_OBJECT = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
+
+
+def plain(details: str) -> str:
+    """``details`` without Python object reprs (``<_io.BytesIO object at 0x7f...>``)."""
+    return _OBJECT.sub("(data)", details) if details else details
+
+
+class _PlainContext:
+    """The call's context for the handler, whose status messages pass through :func:`plain`."""
+
+    def __init__(self, context) -> None:
+        self._context = context
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+    async def abort(self, code, details: str = "", trailing_metadata=()):
+        return await self._context.abort(code, plain(details), trailing_metadata)
+
+    def set_details(self, details: str) -> None:
+        self._context.set_details(plain(details))
 
 
 def tolerant(deserializer):
@@ -152,7 +181,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 start, error, peer = time.perf_counter(), None, context.peer()
                 try:
                     request = await begin(request, context)
-                    async for response in behavior(request, context):
+                    async for response in behavior(request, _PlainContext(context)):
                         yield response
                 except Undecodable as exc:  # a handler that does not map request errors
                     await context.abort(exc.code, exc.message)
@@ -168,7 +197,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             start, error, peer = time.perf_counter(), None, context.peer()
             try:
                 request = await begin(request, context)
-                result = behavior(request, context)
+                result = behavior(request, _PlainContext(context))
                 if inspect.isawaitable(result):
                     result = await result
                 return result

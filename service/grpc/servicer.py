@@ -204,8 +204,14 @@ class AnalysisServicer(service_pb2_grpc.AnalysisServiceServicer):
                                 "the first UploadClip message must be an UploadHeader",
                             )
                         header = msg.header
-                        check_upload_size(max(0, header.total_size), limit)
-                        held.add(2 * max(0, header.total_size))
+                        if header.total_size < 0:
+                            raise RequestError(
+                                grpc.StatusCode.INVALID_ARGUMENT,
+                                "UploadHeader.total_size must be the media's size in bytes, or "
+                                f"0 when unknown; got {header.total_size}",
+                            )
+                        check_upload_size(header.total_size, limit)
+                        held.add(2 * header.total_size)
                     elif kind == "chunk":
                         size = len(data) + len(msg.chunk.data)
                         check_upload_size(size, limit)
