@@ -218,3 +218,27 @@ def test_turn_settings_out_of_range_are_refused(client):
         list(client.stream([config]))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "turn_silence" in err.value.details()
+
+
+def test_cli_stream_prints_each_turn(server, tmp_path):
+    """``ahmer client stream --turns``: two answers with a pause between them, one line per
+    turn with its own A/H."""
+    import subprocess
+    import sys
+
+    from media import canvas, make_clip, portrait, read_wav, speak
+    from scipy.signal import resample_poly
+
+    parts = [np.zeros(4800, np.float32)]
+    for text in (HEDGING, CONFIDENT):
+        audio, rate = read_wav(speak(text, tmp_path / "s.wav"))
+        parts += [resample_poly(audio[:, 0], 16000, rate).astype(np.float32)]
+        parts += [np.zeros(16000 * 3, np.float32)]
+    clip = make_clip(tmp_path / "two.mp4", canvas(portrait()), np.concatenate(parts), 16000, fps=15)
+    cmd = [sys.executable, "-m", "ahmer.service.cli", "client", "stream", str(clip)]
+    cmd += ["--server", server.target, "--realtime", "--speed", "3", "--turns", "1.5"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("turn ")]
+    assert [line.split()[1] for line in lines] == ["0", "1"], proc.stdout
+    assert all(" A/H " in line for line in lines)

@@ -64,6 +64,16 @@ def add_client_parser(sub) -> None:
             a.add_argument("--realtime", action="store_true", help="send at real speed")
             a.add_argument("--speed", type=float, default=1.0, help="with --realtime: x speed")
             a.add_argument("--frames", action="store_true", help="print every final frame")
+            a.add_argument(
+                "--turns",
+                type=float,
+                nargs="?",
+                const=2.0,
+                default=0.0,
+                metavar="SECONDS",
+                help="split the answer into turns at each silence this long after speech "
+                "(default 2 s) and print each turn's own result",
+            )
         _connection(a)
         a.set_defaults(func=run_client)
 
@@ -169,6 +179,7 @@ def _stream(client, args, out):
         fps=args.fps,
         strict=True if args.strict else None,
         timeout=args.timeout,
+        turn_silence=args.turns,
     ):
         kind = msg.WhichOneof("message")
         if kind == "started":
@@ -190,6 +201,13 @@ def _stream(client, args, out):
             print(
                 f"[{u.window_start:6.1f}-{u.time:6.1f}s] A/H {u.ah_probability:.2f} "
                 f"({'A/H' if u.ah_label else 'no A/H'}) {cues}",
+                file=out,
+            )
+        elif kind == "turn":
+            t, clip = msg.turn, msg.turn.result.clip
+            print(
+                f"turn {t.index} [{t.start:6.1f}-{t.end:6.1f}s] A/H {clip.ah_probability:.2f} "
+                f"({'A/H' if clip.ah_label else 'no A/H'}) {t.result.explanation.summary}",
                 file=out,
             )
         elif kind == "notice":

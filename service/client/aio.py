@@ -131,12 +131,14 @@ class AsyncAhmerClient:
         strict: bool | None = None,
         timeout: float | None = None,
         sent: dict | None = None,
+        turn_silence: float = 0.0,
         **replay,
     ) -> AsyncIterator[live_pb2.StreamResponse]:
         """Replay ``path`` as a live session (see :meth:`AhmerClient.stream_file`)."""
         from .replay import replay_config, replay_requests
 
         config = await asyncio.to_thread(replay_config, path, fps, session_id, provisional, strict)
+        config.config.turn_silence = turn_silence
         items = await asyncio.to_thread(lambda: list(replay_requests(path, **replay)))
 
         async def requests():

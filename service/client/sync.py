@@ -148,14 +148,18 @@ class AhmerClient:
         strict: bool | None = None,
         timeout: float | None = None,
         sent: dict | None = None,
+        turn_silence: float = 0.0,
         **replay,
     ) -> Iterator[live_pb2.StreamResponse]:
         """Replay ``path`` as a live session and yield the server's messages. ``realtime``
         paces the requests at ``speed`` times real time; ``sent``, when given, receives
-        ``pts -> monotonic send time`` of each video frame (for latency measurements)."""
+        ``pts -> monotonic send time`` of each video frame (for latency measurements);
+        ``turn_silence`` (s) ends an answer turn at each silence that long (``TurnResult``
+        messages)."""
         from .replay import replay_config, replay_requests
 
         config = replay_config(path, fps, session_id, provisional, strict)
+        config.config.turn_silence = turn_silence
         stop = threading.Event()
 
         def requests():

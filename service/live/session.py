@@ -718,10 +718,21 @@ class LiveSession:
             )
         out: list = [FrameOut(i, result.frames[i]) for i in range(self.next_emit, n)]
         self.next_emit = n
-        if self.turns or self.cfg.turn_silence > 0:
+        if self._last_turn_wanted(end):
             turn = self._turn(end, "end")
             out += [turn] if turn is not None else []
         return out, result
+
+    def _last_turn_wanted(self, end: float) -> bool:
+        """Whether the session's last turn gets a result at the end: after a TurnMarker,
+        always; with ``turn_silence``, when speech came after the last turn (a trailing
+        silence is no answer)."""
+        if self.turns and not self.cfg.turn_silence:
+            return True
+        if self.cfg.turn_silence <= 0:
+            return False
+        t0 = self.turn_start
+        return any(s.end > t0 and s.start < end for s in self.speech.all_speech())
 
     def _full_audio_pass(self) -> None:
         """VAD, ASR and prosody over the whole session audio, as the offline pipeline does
