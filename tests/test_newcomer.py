@@ -86,7 +86,7 @@ def test_every_option_with_fixed_values_shows_them():
         ("preprocess", "--face-engine {litert,tasks}"),
         ("score", "--backend {onnxruntime,triton}"),
         ("client", "{analyze,upload,stream,models}"),
-        ("models", "{build,list,triton-repo,triton-local,add-fusion}"),
+        ("models", "{build,list,pack,unpack,triton-repo,triton-local,add-fusion}"),
         ("", "{sample,models,preprocess,analyze,score,features,train,evaluate,serve,client}"),
     ):
         assert shown in helps[command], (command, shown)

