@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ahmer.models.contract import EMOTIONS
+from ahmer.models.fusion.context import WORDS_AFTER_S, WORDS_BEFORE_S
 from ahmer.models.fusion.lexicon import (
     AFFIRMATIVES,
     FIRST_PERSON,
@@ -104,9 +105,6 @@ class Delivery:
 
 DELIVERY = Delivery()
 
-# Verbal cues look at the words spoken shortly before and after each frame.
-WORDS_BEFORE_S = 1.5
-WORDS_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)

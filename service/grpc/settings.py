@@ -24,7 +24,7 @@ from ahmer.models.config import parse_bool as _bool
 from ahmer.preprocessing.errors import InvalidInput
 from ahmer.preprocessing.options import Rule
 
-from ..live import LiveConfig
+from ..live.config import LiveConfig
 
 __all__ = [
     "CALL_FPS",

@@ -52,9 +52,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ahmer.models.analyzer import LiveParts, frame_results
-from ahmer.models.config import AnalyzerConfig
 from ahmer.models.contract import SAMPLE_RATE, VOICE_EMBED_DIM
-from ahmer.models.fusion.cues import WORDS_AFTER_S
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
 from ahmer.preprocessing.errors import FailedPrecondition
 from ahmer.preprocessing.pipeline import check_complete, set_words
@@ -64,6 +62,7 @@ from ahmer.preprocessing.truncation import drift_warning
 from ahmer.preprocessing.voice import voice_embedding
 
 from .audio import AudioRing, PcmResampler
+from .config import FINAL_LAG, LiveConfig
 from .frames import FrameGrid, FrameStore, decode_image
 from .speech import SpeechState, SpeechTracker
 
@@ -87,10 +86,6 @@ log = logging.getLogger(__name__)
 # second")
 LIVE_FACE_THREADS = 2
 TEXT_CACHE_SIZE = 512  # text embeddings a session keeps (its windows repeat their texts)
-FINAL_LAG = WORDS_AFTER_S
-"""The fusion's look-ahead, s: a frame's verbal cues and text embedding read the words up
-to :data:`~ahmer.models.fusion.cues.WORDS_AFTER_S` after it, and the A/H smoothing (a
-Gaussian of sigma 0.4 s) puts under 1 % of its weight further ahead than that."""
 FULL_AUDIO_MAX_S = 30.0  # longest session whose audio the ring keeps whole (full_audio)
 PROSODY_WINDOW = 4.0  # s of recent audio whose frames' prosody a speech step refreshes
 NO_AUDIO = "no audio in this session: vocal and spoken cues are absent"
@@ -98,32 +93,6 @@ NO_AUDIO = "no audio in this session: vocal and spoken cues are absent"
 
 class LiveError(FailedPrecondition):
     """The session cannot go on in its current state (closed, or ended without media)."""
-
-
-@dataclass(frozen=True)
-class LiveConfig:
-    fps: float = AnalyzerConfig.fps  # the handler passes the call's rate
-    window: float = 8.0
-    final_lag: float = FINAL_LAG
-    audio_step: float = 0.5  # stream seconds between streaming-ASR passes
-    update_interval: float = 1.0
-    full_audio: bool = False  # redo VAD/ASR/prosody over the whole audio at the end
-    max_skew: float = 3.0  # a modality lagging more than this is ignored for finality
-    max_final_lag: float = 2.0  # longest a frame waits for ASR before it is final anyway
-    words_after: float = WORDS_AFTER_S  # verbal context after a frame
-    turn_silence: float = 0.0  # > 0: a silence this long after speech ends an answer turn
-    provisional: bool = False  # also emit each frame's provisional result at once
-    provisional_window: float = 2.0  # causal context of a provisional result, s
-    eval_interval: float = 0.2  # stream seconds between evaluations of final frames
-    language: str | None = None
-    client_transcript: bool = False
-    video: str = ""  # "jpeg", "png", "rgb24" or "" (none)
-    width: int = 0
-    height: int = 0
-    audio_rate: int = 0  # 0: no audio
-    audio_channels: int = 1
-    max_cues: int = 3
-    strict: bool = False  # audio and video ending apart is an error, not a warning
 
 
 @dataclass(frozen=True)
