@@ -477,7 +477,16 @@ def frame_results(
         face = None
         if tl.masks["face"][i]:
             box = tuple(float(v) for v in tl.face_box[i])
-            face = FaceRef(box, int(tl.face_track[i]), float(tl.face_quality[i]))
+            yaw, pitch, roll = (float(v) for v in tl.head_pose[i])  # the timeline's order
+            landmarks = bool(np.isfinite(tl.head_pose[i]).all())  # NaN between landmark frames
+            shapes = dict(zip(tl.blendshape_names, map(float, tl.blendshapes[i]), strict=True))
+            face = FaceRef(
+                box,
+                int(tl.face_track[i]),
+                float(tl.face_quality[i]),
+                pose=(pitch, yaw, roll) if landmarks else None,
+                blendshapes=(shapes or None) if landmarks else None,
+            )
         emotion = label = None
         if has_emotion[i]:
             emotion = {e: float(p) for e, p in zip(EMOTIONS, emo_probs[i], strict=True)}

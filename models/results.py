@@ -68,11 +68,21 @@ class FaceRef:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 normalised to the frame
     track_id: int
     quality: float
+    # head pose in degrees: pitch (nodding, + down), yaw (turning), roll (tilting); NaN/None
+    # where no landmarks were computed for the frame (--landmark-fps below the rate)
+    pose: tuple[float, float, float] | None = None
+    # the 52 MediaPipe blendshape scores (0..1) by name, where landmarks were computed
+    blendshapes: dict[str, float] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaceRef:
+        pose = data.get("pose")  # absent from results written before they were added
         return cls(
-            tuple(_float(v) for v in data["box"]), int(data["track_id"]), _float(data["quality"])
+            tuple(_float(v) for v in data["box"]),
+            int(data["track_id"]),
+            _float(data["quality"]),
+            None if pose is None else tuple(_float(v) for v in pose),
+            _floats(data.get("blendshapes")),
         )
 
 

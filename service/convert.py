@@ -94,7 +94,13 @@ def _ints(value):
 def _frame(f: results_pb2.FrameResult) -> FrameResult:
     face = None
     if f.HasField("face"):
-        face = FaceRef(tuple(float(v) for v in f.face.box), f.face.track_id, f.face.quality)
+        face = FaceRef(
+            tuple(float(v) for v in f.face.box),
+            f.face.track_id,
+            f.face.quality,
+            tuple(float(v) for v in f.face.pose) or None,
+            dict(f.face.blendshapes) or None,
+        )
     return FrameResult(
         time=f.time,
         face=face,

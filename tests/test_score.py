@@ -474,3 +474,55 @@ def test_folders_named_like_media_and_folder_links_are_rows_not_silence(tmp_path
         "elsewhere": "not a regular file: a symlink to a folder (folder links are not followed)",
     }
     assert items["loop"].path == data / "sub" / "loop"  # named as found, not its target
+
+
+# the frame table's columns before head pose, blendshapes and the pixel box were added: a
+# contract with users' scripts, so written out here rather than derived
+OLD_FRAME_COLUMNS = (
+    "frame timestamp face_id confidence success face_x0 face_y0 face_x1 face_y1 emotion_label "
+    "emotion_angry emotion_disgust emotion_fear emotion_happy emotion_sad emotion_surprise "
+    "emotion_neutral valence ah_probability ah_label"
+).split()
+
+
+@pytestmark_media
+def test_frame_table_has_pose_blendshapes_and_a_pixel_box(full_run):
+    """frames.parquet and frames.csv carry head pose (degrees), the 52 blendshapes (one
+    ``blendshape_`` column each) and the face box in pixels (x, y, width, height) beside the
+    old columns, which keep their names; the pixel box is the normalised one times the frame
+    size the result records."""
+    import pyarrow.parquet as pq
+
+    from ahmer.preprocessing.face_engine import BLENDSHAPE_NAMES
+
+    out, _, _ = full_run
+    table = pq.read_table(out / "frames.parquet")
+    names = table.column_names
+    assert set(OLD_FRAME_COLUMNS) <= set(names)
+    shapes = [n for n in names if n.startswith("blendshape_")]
+    assert len(shapes) == len(BLENDSHAPE_NAMES) == 52 and "blendshape_jawOpen" in shapes
+    assert {"pose_pitch", "pose_yaw", "pose_roll"} <= set(names)
+    assert {"face_x", "face_y", "face_width", "face_height"} <= set(names)
+    rows = table.to_pylist()
+    results = _results(out)
+    faced = [r for r in rows if r["success"] == 1]
+    assert faced and all(r["success"] == 0 for r in rows if r["id"] == "voice_only")
+    with_pose = [r for r in faced if r["pose_yaw"] is not None]
+    assert with_pose  # landmarks on at least the landmark frames
+    for r in with_pose:
+        assert all(-90 <= r[f"pose_{k}"] <= 90 for k in ("pitch", "yaw", "roll"))
+        assert all(0.0 <= r[n] <= 1.0 for n in shapes if r[n] is not None)
+        assert any(r[n] is not None for n in shapes)
+    for r in faced:
+        media = results[r["id"]]["media"]
+        width, height = media["width"], media["height"]
+        assert r["face_x"] == pytest.approx(r["face_x0"] * width, abs=0.1)
+        assert r["face_height"] == pytest.approx((r["face_y1"] - r["face_y0"]) * height, abs=0.1)
+        assert 0 < r["face_width"] <= width
+    for r in rows:
+        if r["success"] == 0:
+            assert r["face_x"] is None and r["pose_pitch"] is None
+    csv_rows = _rows(out / "frames.csv")
+    assert list(csv_rows[0]) == names
+    first = next(r for r in csv_rows if r["pose_yaw"])
+    assert float(first["blendshape_jawOpen"]) >= 0.0

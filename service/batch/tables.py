@@ -26,11 +26,13 @@ from ahmer.models.contract import ATTRIBUTION_NAMES as ATTRIBUTION
 from ahmer.models.contract import EMOTIONS, MASK_NAMES
 from ahmer.models.contract import FUSION_MODEL as FUSION
 from ahmer.models.results import AnalysisResult, FrameResult, json_ready
+from ahmer.preprocessing.face_engine import BLENDSHAPE_NAMES
 from ahmer.preprocessing.truncation import is_incomplete
 
 from ..files import atomic_write_bytes, atomic_write_text
 
 __all__ = [
+    "BLENDSHAPE_COLUMNS",
     "CLIP_COLUMNS",
     "FAILURE_COLUMNS",
     "FRAME_COLUMNS",
@@ -190,7 +192,13 @@ def write_clips_csv(path: Path, results: Sequence[BatchResult]) -> None:
 
 # The frame table, in the spirit of OpenFace and py-feat: frame index, time, face track,
 # detection confidence and success first, then feature groups with stable prefixes. Name and
-# Arrow type of each column; the batch tables add a leading ``id``.
+# Arrow type of each column; the batch tables add a leading ``id``. Units: ``face_x0..y1``
+# normalised to the frame (0..1); ``face_x, face_y, face_width, face_height`` the same box in
+# pixels of the displayed (rotated) frame, as py-feat's FaceRect; ``pose_pitch, pose_yaw,
+# pose_roll`` head pose in degrees; ``blendshape_<name>`` the 52 MediaPipe blendshape scores
+# (0..1; ``_neutral`` is ``blendshape_neutral``). Pose and blendshapes are empty on frames
+# without landmarks (no face, or between landmark frames below --landmark-fps).
+BLENDSHAPE_COLUMNS = tuple(f"blendshape_{name.lstrip('_')}" for name in BLENDSHAPE_NAMES)
 FRAME_SCHEMA = (
     ("frame", "int32"),
     ("timestamp", "float64"),
@@ -198,6 +206,8 @@ FRAME_SCHEMA = (
     ("confidence", "float64"),
     ("success", "int8"),
     *((f"face_{k}", "float64") for k in ("x0", "y0", "x1", "y1")),
+    *((f"face_{k}", "float64") for k in ("x", "y", "width", "height")),
+    *((f"pose_{k}", "float64") for k in ("pitch", "yaw", "roll")),
     ("emotion_label", "string"),
     *((f"emotion_{e}", "float64") for e in EMOTIONS),
     ("valence", "float64"),
@@ -205,14 +215,27 @@ FRAME_SCHEMA = (
     ("ah_label", "int8"),
     *((f"attribution_{a}", "float64") for a in ATTRIBUTION),
     *((f"modality_{m}", "int8") for m in MASK_NAMES),
+    *((name, "float64") for name in BLENDSHAPE_COLUMNS),
 )
 FRAME_COLUMNS = tuple(name for name, _ in FRAME_SCHEMA)
 _ID = ("id", "string")
 
 
-def _frame_values(index: int, f: FrameResult) -> list:
+def _pixels(box, size: tuple[int, int]) -> list:
+    """``x0, y0, x1, y1`` (normalised) as ``x, y, width, height`` in pixels of a frame of
+    ``size`` (width, height); None without a face or a frame size (audio)."""
+    width, height = size
+    if box is None or not width or not height or any(v is None for v in box):
+        return [None] * 4
+    x0, y0, x1, y1 = box
+    return [round(v, 1) for v in (x0 * width, y0 * height, (x1 - x0) * width, (y1 - y0) * height)]
+
+
+def _frame_values(index: int, f: FrameResult, size: tuple[int, int]) -> list:
     face, emotion = f.face, f.emotion or {}
     box = face.box if face else (None,) * 4
+    pose = (face.pose if face else None) or (None,) * 3
+    shapes = (face.blendshapes if face else None) or {}
     flags = (f.modalities.get(m) for m in MASK_NAMES)
     return [
         index,
@@ -221,6 +244,8 @@ def _frame_values(index: int, f: FrameResult) -> list:
         json_ready(face.quality) if face else None,
         int(face is not None),
         *(json_ready(v) for v in box),
+        *_pixels(json_ready(face.box) if face else None, size),
+        *(json_ready(v) for v in pose),
         f.emotion_label,
         *(json_ready(emotion.get(e)) for e in EMOTIONS),
         json_ready(f.valence),
@@ -228,6 +253,7 @@ def _frame_values(index: int, f: FrameResult) -> list:
         f.ah_label,
         *(json_ready(f.attribution.get(a)) for a in ATTRIBUTION),
         *(None if v is None else int(v) for v in flags),
+        *(json_ready(shapes.get(name)) for name in BLENDSHAPE_NAMES),
     ]
 
 
@@ -241,8 +267,9 @@ def frame_columns(
     cols: dict[str, list] = {name: [] for name in names}
     for k, r in enumerate(results):
         lead = [ids[k]] if ids is not None else []
+        size = (int(r.media.get("width") or 0), int(r.media.get("height") or 0))
         for i, f in enumerate(r.frames):
-            for name, value in zip(names, lead + _frame_values(i, f), strict=True):
+            for name, value in zip(names, lead + _frame_values(i, f, size), strict=True):
                 cols[name].append(value)
     return cols
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61hmer/v1/results.proto\x12\x08\x61hmer.v1\x1a\x1cgoogle/protobuf/struct.proto\"9\n\x07\x46\x61\x63\x65Ref\x12\x0b\n\x03\x62ox\x18\x01 \x03(\x02\x12\x10\n\x08track_id\x18\x02 \x01(\x05\x12\x0f\n\x07quality\x18\x03 \x01(\x02\"\xd2\x03\n\x0b\x46rameResult\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x1f\n\x04\x66\x61\x63\x65\x18\x02 \x01(\x0b\x32\x11.ahmer.v1.FaceRef\x12\x33\n\x07\x65motion\x18\x03 \x03(\x0b\x32\".ahmer.v1.FrameResult.EmotionEntry\x12\x15\n\remotion_label\x18\x04 \x01(\t\x12\x0f\n\x07valence\x18\x05 \x01(\x02\x12\x16\n\x0e\x61h_probability\x18\x06 \x01(\x02\x12\x10\n\x08\x61h_label\x18\x07 \x01(\x05\x12;\n\x0b\x61ttribution\x18\x08 \x03(\x0b\x32&.ahmer.v1.FrameResult.AttributionEntry\x12\x39\n\nmodalities\x18\t \x03(\x0b\x32%.ahmer.v1.FrameResult.ModalitiesEntry\x1a.\n\x0c\x45motionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x1a\x32\n\x10\x41ttributionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x1a\x31\n\x0fModalitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x08:\x02\x38\x01\"T\n\tAHSegment\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x11\n\tpeak_time\x18\x03 \x01(\x01\x12\x18\n\x10peak_probability\x18\x04 \x01(\x02\"\x85\x01\n\x03\x43ue\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0b\n\x03\x63ue\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x01\x12\x0e\n\x06weight\x18\x05 \x01(\x02\x12)\n\x08\x65vidence\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04text\x18\x07 \x01(\t\";\n\x0b\x45xplanation\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x1b\n\x04\x63ues\x18\x02 \x03(\x0b\x32\r.ahmer.v1.Cue\":\n\x0eTranscriptWord\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xa9\x02\n\nClipResult\x12\x16\n\x0e\x61h_probability\x18\x01 \x01(\x02\x12\x10\n\x08\x61h_label\x18\x02 \x01(\x05\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12%\n\x08segments\x18\x04 \x03(\x0b\x32\x13.ahmer.v1.AHSegment\x12K\n\x14\x65motion_distribution\x18\x05 \x03(\x0b\x32-.ahmer.v1.ClipResult.EmotionDistributionEntry\x12\x18\n\x10\x64ominant_emotion\x18\x06 \x01(\t\x12\x14\n\x0cmean_valence\x18\x07 \x01(\x02\x1a:\n\x18\x45motionDistributionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\xeb\x01\n\tMediaInfo\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x10\n\x08\x64uration\x18\x02 \x01(\x01\x12\x11\n\thas_video\x18\x03 \x01(\x08\x12\x11\n\thas_audio\x18\x04 \x01(\x08\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x10\n\x08rotation\x18\x07 \x01(\x05\x12\x13\n\x0bvideo_codec\x18\x08 \x01(\t\x12\x11\n\tvideo_fps\x18\t \x01(\x01\x12\x13\n\x0b\x61udio_codec\x18\n \x01(\t\x12\x13\n\x0bsample_rate\x18\x0b \x01(\x05\x12\x10\n\x08\x63hannels\x18\x0c \x01(\x05\"M\n\nSkipCounts\x12\x12\n\nvideo_rate\x18\x01 \x01(\x04\x12\x12\n\nvideo_load\x18\x02 \x01(\x04\x12\x17\n\x0fvideo_duplicate\x18\x03 \x01(\x04\"\xa7\x04\n\x0e\x41nalysisResult\x12\x0e\n\x06schema\x18\x01 \x01(\t\x12\"\n\x04\x63lip\x18\x02 \x01(\x0b\x32\x14.ahmer.v1.ClipResult\x12%\n\x06\x66rames\x18\x03 \x03(\x0b\x32\x15.ahmer.v1.FrameResult\x12*\n\x0b\x65xplanation\x18\x04 \x01(\x0b\x32\x15.ahmer.v1.Explanation\x12,\n\ntranscript\x18\x05 \x03(\x0b\x32\x18.ahmer.v1.TranscriptWord\x12\x19\n\x11transcript_source\x18\x06 \x01(\t\x12\"\n\x05media\x18\x07 \x01(\x0b\x32\x13.ahmer.v1.MediaInfo\x12\x34\n\x06models\x18\x08 \x03(\x0b\x32$.ahmer.v1.AnalysisResult.ModelsEntry\x12\x36\n\x07timings\x18\t \x03(\x0b\x32%.ahmer.v1.AnalysisResult.TimingsEntry\x12\x10\n\x08warnings\x18\n \x03(\t\x12\x0b\n\x03\x66ps\x18\x0b \x01(\x01\x12\x0e\n\x06notice\x18\x0c \x01(\t\x12%\n\x07skipped\x18\r \x01(\x0b\x32\x14.ahmer.v1.SkipCounts\x1a-\n\x0bModelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cTimingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x10\n\x0c\x64\x65v.ahmer.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61hmer/v1/results.proto\x12\x08\x61hmer.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xb4\x01\n\x07\x46\x61\x63\x65Ref\x12\x0b\n\x03\x62ox\x18\x01 \x03(\x02\x12\x10\n\x08track_id\x18\x02 \x01(\x05\x12\x0f\n\x07quality\x18\x03 \x01(\x02\x12\x0c\n\x04pose\x18\x04 \x03(\x02\x12\x37\n\x0b\x62lendshapes\x18\x05 \x03(\x0b\x32\".ahmer.v1.FaceRef.BlendshapesEntry\x1a\x32\n\x10\x42lendshapesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\xd2\x03\n\x0b\x46rameResult\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x1f\n\x04\x66\x61\x63\x65\x18\x02 \x01(\x0b\x32\x11.ahmer.v1.FaceRef\x12\x33\n\x07\x65motion\x18\x03 \x03(\x0b\x32\".ahmer.v1.FrameResult.EmotionEntry\x12\x15\n\remotion_label\x18\x04 \x01(\t\x12\x0f\n\x07valence\x18\x05 \x01(\x02\x12\x16\n\x0e\x61h_probability\x18\x06 \x01(\x02\x12\x10\n\x08\x61h_label\x18\x07 \x01(\x05\x12;\n\x0b\x61ttribution\x18\x08 \x03(\x0b\x32&.ahmer.v1.FrameResult.AttributionEntry\x12\x39\n\nmodalities\x18\t \x03(\x0b\x32%.ahmer.v1.FrameResult.ModalitiesEntry\x1a.\n\x0c\x45motionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x1a\x32\n\x10\x41ttributionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x1a\x31\n\x0fModalitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x08:\x02\x38\x01\"T\n\tAHSegment\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x11\n\tpeak_time\x18\x03 \x01(\x01\x12\x18\n\x10peak_probability\x18\x04 \x01(\x02\"\x85\x01\n\x03\x43ue\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0b\n\x03\x63ue\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x01\x12\x0e\n\x06weight\x18\x05 \x01(\x02\x12)\n\x08\x65vidence\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04text\x18\x07 \x01(\t\";\n\x0b\x45xplanation\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x1b\n\x04\x63ues\x18\x02 \x03(\x0b\x32\r.ahmer.v1.Cue\":\n\x0eTranscriptWord\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xa9\x02\n\nClipResult\x12\x16\n\x0e\x61h_probability\x18\x01 \x01(\x02\x12\x10\n\x08\x61h_label\x18\x02 \x01(\x05\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12%\n\x08segments\x18\x04 \x03(\x0b\x32\x13.ahmer.v1.AHSegment\x12K\n\x14\x65motion_distribution\x18\x05 \x03(\x0b\x32-.ahmer.v1.ClipResult.EmotionDistributionEntry\x12\x18\n\x10\x64ominant_emotion\x18\x06 \x01(\t\x12\x14\n\x0cmean_valence\x18\x07 \x01(\x02\x1a:\n\x18\x45motionDistributionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\xeb\x01\n\tMediaInfo\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x10\n\x08\x64uration\x18\x02 \x01(\x01\x12\x11\n\thas_video\x18\x03 \x01(\x08\x12\x11\n\thas_audio\x18\x04 \x01(\x08\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x10\n\x08rotation\x18\x07 \x01(\x05\x12\x13\n\x0bvideo_codec\x18\x08 \x01(\t\x12\x11\n\tvideo_fps\x18\t \x01(\x01\x12\x13\n\x0b\x61udio_codec\x18\n \x01(\t\x12\x13\n\x0bsample_rate\x18\x0b \x01(\x05\x12\x10\n\x08\x63hannels\x18\x0c \x01(\x05\"M\n\nSkipCounts\x12\x12\n\nvideo_rate\x18\x01 \x01(\x04\x12\x12\n\nvideo_load\x18\x02 \x01(\x04\x12\x17\n\x0fvideo_duplicate\x18\x03 \x01(\x04\"\xa7\x04\n\x0e\x41nalysisResult\x12\x0e\n\x06schema\x18\x01 \x01(\t\x12\"\n\x04\x63lip\x18\x02 \x01(\x0b\x32\x14.ahmer.v1.ClipResult\x12%\n\x06\x66rames\x18\x03 \x03(\x0b\x32\x15.ahmer.v1.FrameResult\x12*\n\x0b\x65xplanation\x18\x04 \x01(\x0b\x32\x15.ahmer.v1.Explanation\x12,\n\ntranscript\x18\x05 \x03(\x0b\x32\x18.ahmer.v1.TranscriptWord\x12\x19\n\x11transcript_source\x18\x06 \x01(\t\x12\"\n\x05media\x18\x07 \x01(\x0b\x32\x13.ahmer.v1.MediaInfo\x12\x34\n\x06models\x18\x08 \x03(\x0b\x32$.ahmer.v1.AnalysisResult.ModelsEntry\x12\x36\n\x07timings\x18\t \x03(\x0b\x32%.ahmer.v1.AnalysisResult.TimingsEntry\x12\x10\n\x08warnings\x18\n \x03(\t\x12\x0b\n\x03\x66ps\x18\x0b \x01(\x01\x12\x0e\n\x06notice\x18\x0c \x01(\t\x12%\n\x07skipped\x18\r \x01(\x0b\x32\x14.ahmer.v1.SkipCounts\x1a-\n\x0bModelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cTimingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x10\n\x0c\x64\x65v.ahmer.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +33,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ahmer.v1.results_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.ahmer.v1P\001'
+  _globals['_FACEREF_BLENDSHAPESENTRY']._loaded_options = None
+  _globals['_FACEREF_BLENDSHAPESENTRY']._serialized_options = b'8\001'
   _globals['_FRAMERESULT_EMOTIONENTRY']._loaded_options = None
   _globals['_FRAMERESULT_EMOTIONENTRY']._serialized_options = b'8\001'
   _globals['_FRAMERESULT_ATTRIBUTIONENTRY']._loaded_options = None
@@ -45,36 +47,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ANALYSISRESULT_MODELSENTRY']._serialized_options = b'8\001'
   _globals['_ANALYSISRESULT_TIMINGSENTRY']._loaded_options = None
   _globals['_ANALYSISRESULT_TIMINGSENTRY']._serialized_options = b'8\001'
-  _globals['_FACEREF']._serialized_start=66
-  _globals['_FACEREF']._serialized_end=123
-  _globals['_FRAMERESULT']._serialized_start=126
-  _globals['_FRAMERESULT']._serialized_end=592
-  _globals['_FRAMERESULT_EMOTIONENTRY']._serialized_start=443
-  _globals['_FRAMERESULT_EMOTIONENTRY']._serialized_end=489
-  _globals['_FRAMERESULT_ATTRIBUTIONENTRY']._serialized_start=491
-  _globals['_FRAMERESULT_ATTRIBUTIONENTRY']._serialized_end=541
-  _globals['_FRAMERESULT_MODALITIESENTRY']._serialized_start=543
-  _globals['_FRAMERESULT_MODALITIESENTRY']._serialized_end=592
-  _globals['_AHSEGMENT']._serialized_start=594
-  _globals['_AHSEGMENT']._serialized_end=678
-  _globals['_CUE']._serialized_start=681
-  _globals['_CUE']._serialized_end=814
-  _globals['_EXPLANATION']._serialized_start=816
-  _globals['_EXPLANATION']._serialized_end=875
-  _globals['_TRANSCRIPTWORD']._serialized_start=877
-  _globals['_TRANSCRIPTWORD']._serialized_end=935
-  _globals['_CLIPRESULT']._serialized_start=938
-  _globals['_CLIPRESULT']._serialized_end=1235
-  _globals['_CLIPRESULT_EMOTIONDISTRIBUTIONENTRY']._serialized_start=1177
-  _globals['_CLIPRESULT_EMOTIONDISTRIBUTIONENTRY']._serialized_end=1235
-  _globals['_MEDIAINFO']._serialized_start=1238
-  _globals['_MEDIAINFO']._serialized_end=1473
-  _globals['_SKIPCOUNTS']._serialized_start=1475
-  _globals['_SKIPCOUNTS']._serialized_end=1552
-  _globals['_ANALYSISRESULT']._serialized_start=1555
-  _globals['_ANALYSISRESULT']._serialized_end=2106
-  _globals['_ANALYSISRESULT_MODELSENTRY']._serialized_start=2013
-  _globals['_ANALYSISRESULT_MODELSENTRY']._serialized_end=2058
-  _globals['_ANALYSISRESULT_TIMINGSENTRY']._serialized_start=2060
-  _globals['_ANALYSISRESULT_TIMINGSENTRY']._serialized_end=2106
+  _globals['_FACEREF']._serialized_start=67
+  _globals['_FACEREF']._serialized_end=247
+  _globals['_FACEREF_BLENDSHAPESENTRY']._serialized_start=197
+  _globals['_FACEREF_BLENDSHAPESENTRY']._serialized_end=247
+  _globals['_FRAMERESULT']._serialized_start=250
+  _globals['_FRAMERESULT']._serialized_end=716
+  _globals['_FRAMERESULT_EMOTIONENTRY']._serialized_start=567
+  _globals['_FRAMERESULT_EMOTIONENTRY']._serialized_end=613
+  _globals['_FRAMERESULT_ATTRIBUTIONENTRY']._serialized_start=615
+  _globals['_FRAMERESULT_ATTRIBUTIONENTRY']._serialized_end=665
+  _globals['_FRAMERESULT_MODALITIESENTRY']._serialized_start=667
+  _globals['_FRAMERESULT_MODALITIESENTRY']._serialized_end=716
+  _globals['_AHSEGMENT']._serialized_start=718
+  _globals['_AHSEGMENT']._serialized_end=802
+  _globals['_CUE']._serialized_start=805
+  _globals['_CUE']._serialized_end=938
+  _globals['_EXPLANATION']._serialized_start=940
+  _globals['_EXPLANATION']._serialized_end=999
+  _globals['_TRANSCRIPTWORD']._serialized_start=1001
+  _globals['_TRANSCRIPTWORD']._serialized_end=1059
+  _globals['_CLIPRESULT']._serialized_start=1062
+  _globals['_CLIPRESULT']._serialized_end=1359
+  _globals['_CLIPRESULT_EMOTIONDISTRIBUTIONENTRY']._serialized_start=1301
+  _globals['_CLIPRESULT_EMOTIONDISTRIBUTIONENTRY']._serialized_end=1359
+  _globals['_MEDIAINFO']._serialized_start=1362
+  _globals['_MEDIAINFO']._serialized_end=1597
+  _globals['_SKIPCOUNTS']._serialized_start=1599
+  _globals['_SKIPCOUNTS']._serialized_end=1676
+  _globals['_ANALYSISRESULT']._serialized_start=1679
+  _globals['_ANALYSISRESULT']._serialized_end=2230
+  _globals['_ANALYSISRESULT_MODELSENTRY']._serialized_start=2137
+  _globals['_ANALYSISRESULT_MODELSENTRY']._serialized_end=2182
+  _globals['_ANALYSISRESULT_TIMINGSENTRY']._serialized_start=2184
+  _globals['_ANALYSISRESULT_TIMINGSENTRY']._serialized_end=2230
 # @@protoc_insertion_point(module_scope)

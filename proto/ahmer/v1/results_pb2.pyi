@@ -8,14 +8,25 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FaceRef(_message.Message):
-    __slots__ = ("box", "track_id", "quality")
+    __slots__ = ("box", "track_id", "quality", "pose", "blendshapes")
+    class BlendshapesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     BOX_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    POSE_FIELD_NUMBER: _ClassVar[int]
+    BLENDSHAPES_FIELD_NUMBER: _ClassVar[int]
     box: _containers.RepeatedScalarFieldContainer[float]
     track_id: int
     quality: float
-    def __init__(self, box: _Optional[_Iterable[float]] = ..., track_id: _Optional[int] = ..., quality: _Optional[float] = ...) -> None: ...
+    pose: _containers.RepeatedScalarFieldContainer[float]
+    blendshapes: _containers.ScalarMap[str, float]
+    def __init__(self, box: _Optional[_Iterable[float]] = ..., track_id: _Optional[int] = ..., quality: _Optional[float] = ..., pose: _Optional[_Iterable[float]] = ..., blendshapes: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class FrameResult(_message.Message):
     __slots__ = ("time", "face", "emotion", "emotion_label", "valence", "ah_probability", "ah_label", "attribution", "modalities")
