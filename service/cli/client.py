@@ -109,6 +109,10 @@ def _connection(p: argparse.ArgumentParser) -> None:
 
 
 def run_client(args: argparse.Namespace) -> int:
+    to_stdout = False
+    if getattr(args, "media", None) is not None:  # the paths first: before any import
+        fail_if_unreadable(args.media)
+        to_stdout = check_outputs({"--json": args.json_out}, (args.media,))  # before any work
     import grpc
 
     from ahmer.client import AhmerClient, AhmerError, ClientOptions, result_to_dict
@@ -120,10 +124,6 @@ def run_client(args: argparse.Namespace) -> int:
         cert=args.cert,
         key=args.key,
     )
-    to_stdout = False
-    if getattr(args, "media", None) is not None:
-        fail_if_unreadable(args.media)
-        to_stdout = check_outputs({"--json": args.json_out}, (args.media,))  # before any work
     out = sys.stderr if to_stdout else sys.stdout  # stdout: the JSON alone
     hint = f" (is `ahmer serve` running at {args.server}?)"
     try:

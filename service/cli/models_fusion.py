@@ -9,6 +9,7 @@ from typing import Any
 
 from ahmer.models.store.model_store import ModelStore
 
+from ..files import fail_if_unreadable
 from .args import examples
 
 __all__ = ["add_fusion_parsers", "cmd_add_fusion", "fusion_rows"]
@@ -36,12 +37,9 @@ def add_fusion_parsers(actions: Any) -> None:
 
 
 def cmd_add_fusion(args: argparse.Namespace) -> int:
+    fail_if_unreadable(args.run, folder_ok=True)  # before any import
     from ahmer.models.fusion.registry import install_fusion
 
-    from ..files import PathError
-
-    if not args.run.exists():
-        raise PathError(f"{args.run}: no such folder")
     ref = install_fusion(ModelStore(), args.run, name=args.name, replace=args.force)
     from ahmer.models.fusion.registry import fusion_notice
 
