@@ -1,5 +1,5 @@
-"""The exit codes of every ``ahmer`` command, and the one rule that picks them (docs/cli.md,
-"Exit codes"):
+"""The exit codes of every ``ahmer`` command, and the one rule that picks them (docs page
+"Bad input", section "Exit codes"):
 
 - 0 (:data:`EXIT_OK`): done (``score``/``features``: every clip);
 - 1 (:data:`EXIT_FAILED`): the work failed: bad media, no models, a server's error, a refused
