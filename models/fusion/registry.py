@@ -22,6 +22,7 @@ inference backend (and in Triton), and names it in results' ``models`` and ``Get
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -114,12 +115,25 @@ def check_fusion_graph(path: Path) -> dict[str, str]:
     metadata names :data:`FUSION_CONTRACT`, with exactly the fusion graph's inputs and
     outputs (names, types, shapes), that ONNX Runtime runs on a small input giving finite
     outputs of the contract's shapes. Returns its metadata; raises :class:`FusionError`."""
+    return _read_checked(Path(path))[0]
+
+
+def _read_checked(path: Path) -> tuple[dict[str, str], str]:
+    """:func:`check_fusion_graph` and the graph's sha256, from one read of the file: the
+    bytes are parsed, run and hashed in memory (the file could change between reads)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FusionError(f"{path}: cannot read it ({exc})") from exc
+    return _check_graph_bytes(data, path), hashlib.sha256(data).hexdigest()
+
+
+def _check_graph_bytes(data: bytes, path: Path) -> dict[str, str]:
     import onnx
     import onnxruntime as ort
 
-    path = Path(path)
     try:
-        model = onnx.load(str(path))
+        model = onnx.load_from_string(data)
     except Exception as exc:  # protobuf's DecodeError and friends
         raise FusionError(f"{path}: not a readable ONNX model ({exc})") from exc
     meta = {p.key: p.value for p in model.metadata_props}
@@ -139,7 +153,7 @@ def check_fusion_graph(path: Path) -> dict[str, str]:
                 f"(expected {'; '.join(map(str, want))}; differing: {'; '.join(diff)})"
             )
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         feed = _probe_feed(want_in)
         outputs = session.run(None, feed)
     except Exception as exc:  # onnxruntime raises its own exception types
@@ -248,8 +262,7 @@ def install_fusion(
     graph = source if source.is_file() else source / GRAPH_FILE
     if not graph.is_file():
         raise FusionError(f"{source}: no {GRAPH_FILE} there (a run folder of `ahmer train`)")
-    meta = check_fusion_graph(graph)
-    sha = sha256_file(graph)
+    meta, sha = _read_checked(graph)
     card = _read_card(folder, sha)
     if card is None:
         raise FusionError(
@@ -361,8 +374,7 @@ def _from_path(spec: str) -> FusionRef:
     graph = source / GRAPH_FILE if source.is_dir() else source
     if not graph.is_file():
         raise FusionError(f"fusion {spec!r}: a folder without {GRAPH_FILE}")
-    meta = check_fusion_graph(graph)
-    sha = sha256_file(graph)
+    meta, sha = _read_checked(graph)
     card = _read_card(graph.parent, sha)
     if card is not None and card.get("name"):
         name = str(card["name"])
