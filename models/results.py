@@ -60,6 +60,9 @@ def trained_notice(name: str, card: dict[str, Any] | None) -> str:
                 f"({video.get('n', '?')} test videos)"
             )
         measured = "; ".join(parts)
+    small = [w for w in card.get("warnings") or () if w.startswith(("the val", "the test"))]
+    if small:  # figures from a handful of videos are not a measurement
+        measured += f" (warning: {'; '.join(small)})"
     return f"A/H scores come from fusion {name} trained on {fingerprint}: {measured}; {tail}"
 
 

@@ -196,7 +196,11 @@ def test_train_cli_reports_and_bad_features_are_named(tmp_path, features, home):
     proc = ahmer("train", str(features), "--out", str(out), "--epochs", "2", home=home)
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/2" in proc.stderr and "parity with ONNX Runtime" in proc.stderr
-    assert "test (8 videos)" in proc.stdout and "prior" in proc.stdout
+    assert "test, on 8 videos:" in proc.stdout and "prior" in proc.stdout
+    # 8 test videos from 2 participants: flagged, and the AP convention explained
+    assert "warning: the test split has 8 video(s) from 2 participant(s)" in proc.stdout
+    assert "a perfect classifier can show AP 0.5" in proc.stdout
+    assert "nan" not in (proc.stdout + proc.stderr).replace("nanosec", "")
     assert (out / "fusion.onnx").is_file()
 
     broken = tmp_path / "broken"
@@ -236,7 +240,10 @@ def test_evaluate_prints_and_writes_the_card_numbers(run, features, home, tmp_pa
         assert report["features"]["videos"] == 8
         assert f"{report['frame']['avgf1']:.4f}" in proc.stdout
         name = FUSION_MODEL if who == "prior" else "synth1"
-        assert report["fusion"]["name"] == name and name[:10] in proc.stdout
+        assert report["fusion"]["name"] == name
+        assert f"fusion {name} (" in proc.stdout and f" {name} " in proc.stdout  # never cut
+        assert "on 8 videos (the test split" in proc.stdout
+        assert "warning: the test split has 8 video(s) from 2 participant(s)" in proc.stdout
     bad = ahmer("evaluate", str(features), "--threshold", "1.5", home=home)
     one_error_line(bad, 2, "--threshold", "between 0 and 1")
 
@@ -347,6 +354,33 @@ def test_install_names_are_checked(run, store):
         install_fusion(store, run.out, name="../up")
 
 
+def test_tiny_splits_are_flagged_in_the_card_and_the_notice(run, features):
+    """The synthetic set's val and test splits hold 8 videos of 2 participants each: under
+    MIN_VIDEOS / MIN_PARTICIPANTS, so the card (JSON and markdown) warns, and so does the
+    notice results quote; the card lists which videos went into which split."""
+    from ahmer.models.results import trained_notice
+    from ahmer.models.training.card import AP_NOTE, MIN_PARTICIPANTS, MIN_VIDEOS
+
+    card = run.card
+    assert 8 < MIN_VIDEOS and 2 < MIN_PARTICIPANTS
+    small = [w for w in card["warnings"] if "8 video(s) from 2 participant(s)" in w]
+    assert [w.split(" split")[0] for w in small] == ["the val", "the test"]
+    md = (run.out / "card.md").read_text()
+    assert md.count("> **Warning:**") == len(card["warnings"]) >= 2
+    assert AP_NOTE in md and "nan" not in md
+    notice = trained_notice("synth1", card)
+    assert "warning: the val split has 8 video(s)" in notice and "the test split" in notice
+    rows = (features / "index.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    membership: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for line in rows[1:]:
+        row = dict(zip(header, line.split(","), strict=False))
+        membership[row["split"]].append(row["id"])
+    for split, ids in membership.items():
+        assert sorted(card["splits"][split]["ids"]) == sorted(ids)
+        assert f"- {split} ({len(ids)}): " in md and all(f"`{i}`" in md for i in ids)
+
+
 # -- using a trained fusion ----------------------------------------------------------------
 
 
@@ -379,6 +413,8 @@ def check_analyze(name: str, card: dict, clip: Path, home: Path, store: ModelSto
     assert f"test frame AVGF1 {test['frame']['avgf1']:.3f}" in notice
     assert "not from a model trained" not in notice
     assert len(result["frames"]) > 0 and result["explanation"]["summary"]
+    for cue in result["explanation"]["cues"]:  # the weight is a field, not repeated in text
+        assert "logit" not in cue["text"], cue["text"]
     assert f"trained fusion {name}" in proc.stderr  # the summary line names it
     return result
 

@@ -292,7 +292,8 @@ def _learned_evidence(tl, name, a, b, values, start, end) -> tuple[dict, str]:
         "frames": [int(i) for i in driving],
         "frame_times": [round(float(tl.times[i]), 3) for i in driving],
     }
-    return evidence, f"a learned {kind} pattern at {start:.1f}-{end:.1f}s (+{peak:.2f} logit)"
+    # the cue's weight is its peak contribution, printed beside the text: not repeated here
+    return evidence, f"a learned {kind} pattern at {start:.1f}-{end:.1f}s"
 
 
 def _face_valence(emotion: np.ndarray) -> float:

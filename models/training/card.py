@@ -1,5 +1,8 @@
 """The human-readable model card (``card.md``) of a trained fusion, from its ``card.json``
-(written by :func:`ahmer.models.training.train.train`)."""
+(written by :func:`ahmer.models.training.train.train`), and what a card says about its own
+reliability: warnings for splits too small to measure anything (:func:`split_warnings`, under
+:data:`MIN_VIDEOS` videos or :data:`MIN_PARTICIPANTS` participants) and the note on BAH's AP
+convention (:data:`AP_NOTE`), printed under every metrics table."""
 
 from __future__ import annotations
 
@@ -7,7 +10,41 @@ import math
 
 from ahmer.models.fusion.registry import GRAPH_FILE
 
-__all__ = ["card_markdown"]
+__all__ = ["AP_NOTE", "MIN_PARTICIPANTS", "MIN_VIDEOS", "card_markdown", "split_warnings"]
+
+MIN_VIDEOS = 20
+"""A split with fewer videos than this gets a warning: its metrics swing by whole points
+with one video (BAH's test split has 285)."""
+MIN_PARTICIPANTS = 5
+"""A split with fewer participants than this gets a warning: one person's manner is not
+a population (BAH's test split has 60)."""
+
+AP_NOTE = (
+    "AP follows BAH's reference code: the trapezoid area under the precision-recall points "
+    "at thresholds 0, 0.001, ..., 0.999, not anchored at recall 0, so positives scored "
+    "below 0.999 lose half of the last recall step: a perfect classifier can show AP 0.5. "
+    "n/a: undefined on these labels (no positive, or no labels at that level)."
+)
+
+
+def split_warnings(splits: dict) -> list[str]:
+    """One sentence per split (train, val, test) too small for its figures to mean much:
+    fewer than :data:`MIN_VIDEOS` videos or :data:`MIN_PARTICIPANTS` participants, or empty.
+    ``splits``: the card's ``splits`` block (``videos``, ``participants`` per split); splits
+    it does not name are not judged."""
+    found = []
+    for split in [s for s in ("train", "val", "test") if s in splits]:
+        c = splits[split] or {}
+        videos, people = int(c.get("videos") or 0), int(c.get("participants") or 0)
+        if not videos:
+            found.append(f"the {split} split is empty: there are no {split} figures")
+        elif videos < MIN_VIDEOS or people < MIN_PARTICIPANTS:
+            use = "what the fusion learned" if split == "train" else "its metrics"
+            found.append(
+                f"the {split} split has {videos} video(s) from {people} participant(s), under "
+                f"{MIN_VIDEOS} videos or {MIN_PARTICIPANTS} participants: {use} say little"
+            )
+    return found
 
 
 def _fmt(value) -> str:
@@ -20,9 +57,10 @@ def _fmt(value) -> str:
 
 def card_markdown(card: dict) -> str:
     """The human-readable model card."""
-    lines = [
-        f"# Fusion `{card['name']}`",
-        "",
+    lines = [f"# Fusion `{card['name']}`", ""]
+    lines += [f"> **Warning:** {w}." for w in card.get("warnings") or ()]
+    lines += [
+        "" if card.get("warnings") else None,
         f"- graph: `{GRAPH_FILE}`, sha256 `{card['sha256']}`, contract `{card['contract']}`, "
         f"weights `{card['weights_id']}`",
         f"- data fingerprint: `{card['data']['fingerprint']}` (layout {card['data']['layout']}, "
@@ -63,6 +101,12 @@ def card_markdown(card: dict) -> str:
                     f"| {split} | {level} | {who} | {_fmt(m['avgf1'])} | {_fmt(m['ap'])} | "
                     f"{_fmt(m['accuracy'])} | {_fmt(m['f1_0'])} | {_fmt(m['f1_1'])} | {m['n']} |"
                 )
+    lines += ["", AP_NOTE]
     hp = card["hyperparameters"]
     lines += ["", "Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hp.items()), ""]
-    return "\n".join(lines)
+    lines += ["## Split membership", ""]
+    for split in ("train", "val", "test"):
+        ids = card["splits"][split].get("ids") or []
+        lines.append(f"- {split} ({len(ids)}): " + (", ".join(f"`{i}`" for i in ids) or "none"))
+    lines.append("")
+    return "\n".join(line for line in lines if line is not None)

@@ -58,7 +58,7 @@ from ahmer.models.fusion.graph import (
 )
 from ahmer.models.fusion.registry import CARD_FILE, CARD_MD, GRAPH_FILE, resolve_fusion
 from ahmer.models.store.model_store import ModelStore, sha256_file
-from ahmer.models.training.card import card_markdown
+from ahmer.models.training.card import card_markdown, split_warnings
 from ahmer.models.training.config import TrainConfig  # light: the CLI shows its defaults
 from ahmer.models.training.featureset import (
     FeatureClip,
@@ -355,6 +355,11 @@ def _fit(torch, device, module, train, val, config: TrainConfig, say: Progress) 
     )
     train_t = [ft.clip_tensors(c) for c in train]
     val_t = [ft.clip_tensors(c) for c in val]
+    vc = _counts(val)
+    why = {  # why a val AVGF1 is undefined, said in place of a bare nan
+        "frame": "n/a (no labelled val frames)" if not vc["labelled_frames"] else "n/a",
+        "video": "n/a (no labelled val videos)" if not vc["labelled_videos"] else "n/a",
+    }
     module.to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
     rng = np.random.default_rng(config.seed)
@@ -382,10 +387,15 @@ def _fit(torch, device, module, train, val, config: TrainConfig, say: Progress) 
         if better:
             best_key, best_epoch = key, epoch
             best_state = copy.deepcopy(module.state_dict())
+        frame, video = numbers["frame_avgf1"], numbers["video_avgf1"]
+        frame_text = why["frame"] if math.isnan(frame) else f"{frame:.4f}"
+        if not math.isnan(frame):
+            frame_text += f" (t={numbers['frame_threshold']:.3f})"
+        video_text = why["video"] if math.isnan(video) else f"{video:.4f}"
         say(
             f"epoch {epoch}/{config.epochs}: loss {record['loss']:.4f}, val frame AVGF1 "
-            f"{numbers['frame_avgf1']:.4f} (t={numbers['frame_threshold']:.3f}), video AVGF1 "
-            f"{numbers['video_avgf1']:.4f}, {record['seconds']:.1f} s{' *' if better else ''}"
+            f"{frame_text}, video AVGF1 {video_text}, {record['seconds']:.1f} s"
+            f"{' *' if better else ''}"
         )
         if epoch - best_epoch >= config.patience:
             say(f"early stop: no better validation AVGF1 for {config.patience} epochs")
@@ -489,6 +499,11 @@ def train(
         "val": _counts(val_clips),
         "test": _counts(test_clips),
     }
+    for split, clips in (("train", train_clips), ("val", val_clips), ("test", test_clips)):
+        counts[split]["ids"] = [c.id for c in clips]  # the card lists the membership
+    warnings = split_warnings(counts)
+    for warning in warnings:
+        say(f"warning: {warning}")
     tc = counts["train"]
     if not tc["positive_frames"] or tc["positive_frames"] == tc["labelled_frames"]:
         if not tc["positive_videos"] or tc["positive_videos"] == tc["labelled_videos"]:
@@ -588,6 +603,7 @@ def train(
             "models": features.info.get("models"),
         },
         "splits": {"method": method, **counts},
+        "warnings": warnings,
         "seed": config.seed,
         "hyperparameters": {
             **asdict(config),

@@ -106,13 +106,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json_out:
         write_output(args.json_out, json.dumps(report, indent=2))
     out = sys.stderr if to_stdout else sys.stdout
+    which = "all videos" if args.split == "all" else f"the {args.split} split, {method}"
     print(
-        f"fusion {ref.name} ({ref.version}) on {len(rows)} {args.split} videos ({method}), "
-        f"threshold {args.threshold:g}:",
+        f"fusion {ref.name} ({ref.version}), threshold {args.threshold:g}, on {len(rows)} "
+        f"videos ({which}):",
         file=out,
     )
-    print("\n".join(metrics_table({"m": metrics}, {ref.name[:10]: "m"})), file=out)
+    print("\n".join(metrics_table({"m": metrics}, {ref.name: "m"})), file=out)
     for level in ("frame", "video"):
         if metrics[level] is None:
             print(f"  {level}: no labelled {level}s in this split", file=out)
+    from ahmer.models.training.card import split_warnings
+
+    people = len({r.participant or r.id for r in rows})
+    found = split_warnings({args.split: {"videos": len(rows), "participants": people}})
+    for warning in found if args.split != "all" else ():
+        print(f"warning: {warning}", file=out)
     return 0

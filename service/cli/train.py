@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from ahmer.models.training.config import TrainConfig
@@ -87,14 +88,19 @@ def add_train_parser(sub) -> None:
 
 
 def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    """A metric as printed: 4 decimals, ``n/a`` where it is undefined (None or NaN)."""
+    return "n/a" if value is None or value != value else f"{value:.4f}"
 
 
 def metrics_table(metrics: dict, columns: dict[str, str]) -> list[str]:
     """Lines of a table: per level, the AVGF1 / AP / accuracy / F1 of each column's
-    ``{"frame": ..., "video": ...}`` metrics (``columns``: title -> key in ``metrics``)."""
+    ``{"frame": ..., "video": ...}`` metrics (``columns``: title -> key in ``metrics``; a
+    title is shown whole, however long), then the note on BAH's AP convention."""
+    from ahmer.models.training.card import AP_NOTE
+
+    wide = max(10, *(len(title) for title in columns))
     lines = [
-        f"  {'level':<6} {'fusion':<10} {'AVGF1':>7} {'AP':>7} {'acc':>7} {'F1_0':>7} "
+        f"  {'level':<6} {'fusion':<{wide}} {'AVGF1':>7} {'AP':>7} {'acc':>7} {'F1_0':>7} "
         f"{'F1_1':>7} {'n':>7}"
     ]
     for level in ("frame", "video"):
@@ -103,10 +109,10 @@ def metrics_table(metrics: dict, columns: dict[str, str]) -> list[str]:
             if not m:
                 continue
             lines.append(
-                f"  {level:<6} {title:<10} {_fmt(m['avgf1']):>7} {_fmt(m['ap']):>7} "
+                f"  {level:<6} {title:<{wide}} {_fmt(m['avgf1']):>7} {_fmt(m['ap']):>7} "
                 f"{_fmt(m['accuracy']):>7} {_fmt(m['f1_0']):>7} {_fmt(m['f1_1']):>7} {m['n']:>7}"
             )
-    return lines
+    return [*lines, *textwrap.wrap(AP_NOTE, 92, initial_indent="  ", subsequent_indent="  ")]
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -144,7 +150,7 @@ def run_train(args: argparse.Namespace) -> int:
         if not block:
             print(f"{split}: no videos")
             continue
-        print(f"{split} ({card['splits'][split]['videos']} videos):")
+        print(f"{split}, on {card['splits'][split]['videos']} videos:")
         print("\n".join(metrics_table(block, {"trained": "trained", "prior": "prior"})))
     t = card["thresholds"]
     print(
@@ -155,5 +161,7 @@ def run_train(args: argparse.Namespace) -> int:
         f"training: {report.seconds:.1f} s, peak RSS {report.peak_rss_mb:.0f} MB, epoch "
         f"{card['training']['selected_epoch']} of {card['training']['epochs_run']} kept"
     )
+    for warning in card.get("warnings") or ():  # also in the card and the result notice
+        print(f"warning: {warning}")
     print(f"install: ahmer models add-fusion {args.out}")
     return 0
