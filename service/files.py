@@ -89,7 +89,7 @@ def path_problem(path: Path, folder_ok: bool = False) -> str | None:
         if exc.errno == errno.ELOOP:
             return "symlink loop"
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return "no such file" + (" or folder" if folder_ok else "")  # a dangling link too
+            return "no such file" + (" or directory" if folder_ok else "")  # a dangling link too
         if exc.errno == errno.EACCES:
             return "not readable (no permission)"
         return (exc.strerror or type(exc).__name__).lower()

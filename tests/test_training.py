@@ -210,7 +210,7 @@ def test_train_cli_reports_and_bad_features_are_named(tmp_path, features, home):
     lines[2] = ",".join([*fields[:3], "maybe", *fields[4:]])  # file line 3: a bad label
     (broken / "index.csv").write_text("\n".join(lines) + "\n")
     proc = ahmer("evaluate", str(broken), home=home)
-    one_error_line(proc, 1, "index.csv:3", "label 'maybe'")
+    one_error_line(proc, 2, "index.csv:3", "label 'maybe'")  # the folder named: usage
 
     (broken / "index.csv").write_text("\n".join((features / "index.csv").read_text().splitlines()))
     first = (features / "index.csv").read_text().splitlines()[1].split(",")[0]
@@ -446,7 +446,7 @@ def test_a_server_started_with_a_fusion_names_it_in_get_models(installed, home, 
 
 def test_an_unknown_fusion_is_one_clear_error(home, clip):
     proc = ahmer("analyze", str(clip), "--fusion", "nope", "--quiet", home=home)
-    one_error_line(proc, 1, "fusion 'nope'", "ahmer models list")
+    one_error_line(proc, 2, "fusion 'nope'", "ahmer models list")  # as in score
 
 
 # -- end to end on the synthetic BAH-layout dataset ----------------------------------------

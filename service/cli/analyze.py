@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..files import fail_if_unreadable, read_input_bytes
+from ..files import UsageError, fail_if_unreadable, read_input_bytes
 from ..logs import native_stderr_silenced
 from .args import (
     add_analysis_arguments,
@@ -68,13 +68,17 @@ def run_analyze(args: argparse.Namespace) -> int:
 
     from ahmer.models.analyzer import Analyzer
     from ahmer.models.config import CallOptions
+    from ahmer.models.fusion.registry import FusionError
     from ahmer.preprocessing.transcript import MAX_BYTES, format_of
 
     transcript = None
     if args.transcript is not None:
         transcript = read_input_bytes(args.transcript, MAX_BYTES, "transcript")
     with native_stderr_silenced(not args.verbose):
-        analyzer = Analyzer(analysis_config(args)).load()
+        try:
+            analyzer = Analyzer(analysis_config(args)).load()
+        except FusionError as exc:  # as in `ahmer score --fusion`: found before any work
+            raise UsageError(f"--fusion: {exc}") from exc
     progress = None if args.quiet else stderr_progress(args.media.name)
     try:
         result = analyzer.analyze(

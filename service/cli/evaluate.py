@@ -81,7 +81,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     try:
         features = FeatureSet.open(args.features)
-    except FeatureError as exc:  # the folder named on the command line is not usable
+    except FeatureError as exc:  # its dataset.json or index.csv: as `features` on a dataset
         raise UsageError(str(exc)) from exc
     try:
         ref = resolve_fusion(ModelStore(), args.fusion)

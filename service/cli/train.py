@@ -121,8 +121,13 @@ def run_train(args: argparse.Namespace) -> int:
         raise PathError(f"{args.features}: not a folder (a features folder of `ahmer features`)")
     if args.out.exists() and not args.out.is_dir():
         raise PathError(f"{args.out}: exists and is not a folder")
-    from ahmer.models.training.featureset import FeatureError
+    from ahmer.models.training.featureset import FeatureError, FeatureSet
     from ahmer.models.training.train import train
+
+    try:  # its dataset.json and index.csv, before any work
+        FeatureSet.open(args.features)
+    except FeatureError as exc:  # not a usable features folder: as `features` on a dataset
+        raise UsageError(str(exc)) from exc
     config = TrainConfig(
         seed=args.seed,
         epochs=args.epochs,
@@ -139,10 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"ahmer train: {line}", file=sys.stderr, flush=True)
 
-    try:
-        report = train(args.features, args.out, config, progress=say, name=args.name)
-    except FeatureError as exc:  # the folder named on the command line is not usable
-        raise UsageError(str(exc)) from exc
+    report = train(args.features, args.out, config, progress=say, name=args.name)
     card = report.card
     print(f"fusion {card['name']}: {report.graph} (sha256 {card['sha256'][:12]})")
     for split in ("val", "test"):
