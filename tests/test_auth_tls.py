@@ -68,8 +68,8 @@ def test_missing_or_wrong_token_is_unauthenticated(token_server):
     from ahmer.client import AhmerClient
 
     url = token_server.metrics_url
-    before = metric_value(url, "ahmer_requests_total",
-                          {"method": "GetModels", "code": "UNAUTHENTICATED"})  # fmt: skip
+    before = metric_value(url, "grpc_server_handled_total",
+                          {"grpc_method": "GetModels", "grpc_code": "UNAUTHENTICATED"})  # fmt: skip
     assert _code(lambda: _models(token_server.target)) == grpc.StatusCode.UNAUTHENTICATED
     wrong = TOKEN[:-1] + "X"
     assert _code(lambda: _models(token_server.target, token=wrong)) == (
@@ -89,8 +89,8 @@ def test_missing_or_wrong_token_is_unauthenticated(token_server):
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         # health checks need no token (orchestrators probe without one)
         assert client.health() == "SERVING"
-    denied = {"method": "GetModels", "code": "UNAUTHENTICATED"}
-    assert settled_metric(url, "ahmer_requests_total", denied, before + 3) == before + 3
+    denied = {"grpc_method": "GetModels", "grpc_code": "UNAUTHENTICATED"}
+    assert settled_metric(url, "grpc_server_handled_total", denied, before + 3) == before + 3
 
 
 def test_token_auth_unit():

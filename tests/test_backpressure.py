@@ -268,10 +268,10 @@ def test_client_that_never_reads_is_ended_at_the_wall_limit(short_server, media,
     assert expired and expired[0].fields["session_id"] == "mute"
     assert expired[0].fields["sending"]  # stuck sending to the client, ended from outside
     report = _report(short_server, "mute")
-    code = {"code": "CANCELLED", "method": "StreamSession"}
+    code = {"grpc_code": "CANCELLED", "grpc_method": "StreamSession"}
     print(
         f"\nnever-reading client: {report}; {json.dumps(expired[0].fields)}; freed after "
         f"{freed_after:.1f} s; calls counted CANCELLED: "
-        f"{metric_value(url, 'ahmer_requests_total', code)}"
+        f"{metric_value(url, 'grpc_server_handled_total', code)}"
     )
     assert report.pending_high <= MAX_PENDING_RESULTS

@@ -225,8 +225,8 @@ def test_cancelled_call_leaves_little_work_behind(server, stub, long_clip, tmp_p
     assert whole.clip.segments or whole.frames  # it really was analysed
 
     url = server.metrics_url
-    labels = {"method": "AnalyzeClip", "code": "CANCELLED"}
-    cancelled_before = metric_value(url, "ahmer_requests_total", labels)
+    labels = {"grpc_method": "AnalyzeClip", "grpc_code": "CANCELLED"}
+    cancelled_before = metric_value(url, "grpc_server_handled_total", labels)
     for fraction in (0.03, 0.4):  # of the whole clip's CPU, spent before the cancel
         _leftover_cpu_s()
         start = _cpu_s()
@@ -240,7 +240,7 @@ def test_cancelled_call_leaves_little_work_behind(server, stub, long_clip, tmp_p
         with pytest.raises(grpc.FutureCancelledError):
             call.result()
     deadline = time.monotonic() + 10
-    while metric_value(url, "ahmer_requests_total", labels) < cancelled_before + 2:
+    while metric_value(url, "grpc_server_handled_total", labels) < cancelled_before + 2:
         assert time.monotonic() < deadline, "the server did not record the cancels"
         time.sleep(0.05)
 

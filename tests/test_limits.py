@@ -187,15 +187,15 @@ def test_cancelled_analysis_frees_the_worker(server, client, clip):
     from ahmer.client.requests import analyze_request, file_options
 
     url = server.metrics_url
-    before = metric_value(url, "ahmer_requests_total",
-                          {"method": "AnalyzeClip", "code": "CANCELLED"})  # fmt: skip
+    before = metric_value(url, "grpc_server_handled_total",
+                          {"grpc_method": "AnalyzeClip", "grpc_code": "CANCELLED"})  # fmt: skip
     future = client.stub.AnalyzeClip.future(analyze_request(clip.read_bytes(), **file_options({})))
     time.sleep(0.3)
     future.cancel()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        now = metric_value(url, "ahmer_requests_total",
-                           {"method": "AnalyzeClip", "code": "CANCELLED"})  # fmt: skip
+        now = metric_value(url, "grpc_server_handled_total",
+                           {"grpc_method": "AnalyzeClip", "grpc_code": "CANCELLED"})  # fmt: skip
         if now == before + 1:
             break
         time.sleep(0.05)

@@ -166,8 +166,8 @@ def test_cancel_mid_stream_frees_the_session(server, client, clips):
     while metric_value(url, "ahmer_active_streams") != 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert metric_value(url, "ahmer_active_streams") == 0
-    assert metric_value(url, "ahmer_requests_total",
-                        {"method": "StreamSession", "code": "CANCELLED"}) >= 1  # fmt: skip
+    cancelled = {"grpc_method": "StreamSession", "grpc_code": "CANCELLED"}
+    assert metric_value(url, "grpc_server_handled_total", cancelled) >= 1
     assert client.get_models().models  # the server is fine
 
 

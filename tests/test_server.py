@@ -156,16 +156,31 @@ def test_async_client(server, clips):
 
 
 def test_metrics_count_calls_and_stages(server, client, clips):
+    """Call metrics under the gRPC ecosystem's names and labels (grpc_server_started_total,
+    grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code},
+    grpc_server_handling_seconds), and no *_created series."""
+    import urllib.request
+
     url = server.metrics_url
-    ok = {"method": "GetModels", "code": "OK"}
-    before = metric_value(url, "ahmer_requests_total", ok)
+    service = "ahmer.v1.AnalysisService"
+    call = {"grpc_type": "unary", "grpc_service": service, "grpc_method": "GetModels"}
+    ok = {**call, "grpc_code": "OK"}
+    before = metric_value(url, "grpc_server_handled_total", ok)
+    started = metric_value(url, "grpc_server_started_total", call)
     client.get_models()
-    assert settled_metric(url, "ahmer_requests_total", ok, before + 1) == before + 1
-    bad = {"method": "AnalyzeClip", "code": "INVALID_ARGUMENT"}
-    errors = metric_value(url, "ahmer_request_errors_total", bad)
+    assert settled_metric(url, "grpc_server_handled_total", ok, before + 1) == before + 1
+    assert metric_value(url, "grpc_server_started_total", call) == started + 1
+    assert metric_value(url, "grpc_server_handling_seconds_count", call) >= 1
+    bad = {"grpc_method": "AnalyzeClip", "grpc_code": "INVALID_ARGUMENT"}
+    errors = metric_value(url, "grpc_server_handled_total", bad)
     with pytest.raises(grpc.RpcError):
         client.analyze_bytes(b"not a video at all")
-    assert settled_metric(url, "ahmer_request_errors_total", bad, errors + 1) == errors + 1
+    assert settled_metric(url, "grpc_server_handled_total", bad, errors + 1) == errors + 1
+    live = {"grpc_type": "bidi_stream", "grpc_method": "StreamSession"}
+    list(client.stream_file(clips["confident"], fps=2.0))
+    assert settled_metric(url, "grpc_server_handled_total", {**live, "grpc_code": "OK"}, 1) >= 1
+    page = urllib.request.urlopen(url, timeout=5).read().decode()
+    assert "_created" not in page and "ahmer_requests_total" not in page
     client.analyze_file(clips["confident"], frames=False)
     assert metric_value(url, "ahmer_stage_seconds_count", {"stage": "asr"}) >= 1
     assert metric_value(url, "ahmer_stage_seconds_count", {"stage": "faces"}) >= 1

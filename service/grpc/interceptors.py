@@ -38,7 +38,7 @@ import grpc
 from ..logs import log_event
 from .auth import EXEMPT_PREFIXES, TokenAuth
 from .errors import Undecodable
-from .prometheus import Metrics
+from .prometheus import Metrics, grpc_type
 
 __all__ = ["CallInterceptor", "plain", "tolerant"]
 
@@ -130,15 +130,24 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         # a refused call's messages are never received: a streaming handler reads none
         streaming = handler.request_streaming or refused is not None
         factory = _KINDS[streaming, handler.response_streaming][1]
-        wrapped = self._wrap(behavior, method, exempt, refused, streaming)
+        kinds = grpc_type(handler.request_streaming, handler.response_streaming)
+        wrapped = self._wrap(behavior, method, exempt, refused, streaming, kinds)
         return factory(
             wrapped,
             request_deserializer=None if refused else tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap(self, behavior, method: str, exempt: bool, refused: str | None, streaming: bool):
-        short = method.rsplit("/", 1)[-1]
+    def _wrap(
+        self,
+        behavior,
+        method: str,
+        exempt: bool,
+        refused: str | None,
+        streaming: bool,
+        kind: str,
+    ):
+        service, short = method.strip("/").rsplit("/", 1)
 
         async def begin(request, context):
             """The request the handler gets, once the call may go on."""
@@ -160,7 +169,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             else:
                 code = _code_name(context.code())
             seconds = time.perf_counter() - start
-            self.metrics.observe_call(short, code, seconds)
+            self.metrics.observe_call(kind, service, short, code, seconds)
             if not exempt or code != "OK":
                 level = logging.INFO if code in ("OK", "CANCELLED") else logging.WARNING
                 if code == "UNKNOWN":
@@ -179,6 +188,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
             async def stream_wrapper(request, context):
                 start, error, peer = time.perf_counter(), None, context.peer()
+                self.metrics.start_call(kind, service, short)
                 try:
                     request = await begin(request, context)
                     async for response in behavior(request, _PlainContext(context)):
@@ -195,6 +205,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         async def wrapper(request, context):
             start, error, peer = time.perf_counter(), None, context.peer()
+            self.metrics.start_call(kind, service, short)
             try:
                 request = await begin(request, context)
                 result = behavior(request, _PlainContext(context))

@@ -1,23 +1,54 @@
 """Prometheus metrics of one server (own registry, so several servers can share a process).
 
-===================================  =========  ==============================================
-``ahmer_requests_total``             counter    finished calls by ``method`` and ``code``
-``ahmer_request_errors_total``       counter    calls that ended with a non-OK ``code``
-``ahmer_request_seconds``            histogram  call duration by ``method``
-``ahmer_stage_seconds``              histogram  pipeline stage time by ``stage`` (decode, faces,
-                                                vad, asr, emotion, text, cues, fusion, ...,
-                                                live_frame, live_window, live_asr)
-``ahmer_active_streams``             gauge      live sessions open now
-``ahmer_live_skipped_frames_total``  counter    video frames not analysed, by ``reason``
-``ahmer_models_ready``               gauge      1 once the models are loaded and warm
-===================================  =========  ==============================================
+The call metrics carry the names and labels of the gRPC ecosystem's server instrumentation
+(go-grpc-prometheus, py-grpc-prometheus), so its dashboards and alerts apply as they are;
+``grpc_type`` is ``unary``, ``client_stream``, ``server_stream`` or ``bidi_stream``.
+No ``*_created`` series: prometheus_client's creation-time samples are turned off (they
+doubled every counter and histogram on the page).
+
+==========================================  =========  =====================================
+``grpc_server_started_total``               counter    calls started, by ``grpc_type``,
+                                                       ``grpc_service``, ``grpc_method``
+``grpc_server_handled_total``               counter    calls finished, by the same and
+                                                       ``grpc_code`` (OK, CANCELLED, ...)
+``grpc_server_handling_seconds``            histogram  call duration, by ``grpc_type``,
+                                                       ``grpc_service``, ``grpc_method``
+``ahmer_stage_seconds``                     histogram  pipeline stage time by ``stage``
+                                                       (decode, faces, vad, asr, emotion,
+                                                       text, cues, fusion, ..., live_frame,
+                                                       live_window, live_asr)
+``ahmer_active_streams``                    gauge      live sessions open now
+``ahmer_live_skipped_frames_total``         counter    video frames not analysed, by
+                                                       ``reason``
+``ahmer_models_ready``                      gauge      1 once the models are loaded and warm
+==========================================  =========  =====================================
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 
-__all__ = ["Metrics"]
+__all__ = ["CALL_LABELS", "Metrics", "grpc_type"]
+
+CALL_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+
+
+def grpc_type(request_streaming: bool, response_streaming: bool) -> str:
+    """The ``grpc_type`` label of a method: unary, client_stream, server_stream, bidi_stream."""
+    return {
+        (False, False): "unary",
+        (True, False): "client_stream",
+        (False, True): "server_stream",
+        (True, True): "bidi_stream",
+    }[request_streaming, response_streaming]
+
 
 _STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _CALL_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
@@ -25,18 +56,22 @@ _CALL_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 30
 
 class Metrics:
     def __init__(self) -> None:
+        disable_created_metrics()  # process-wide in prometheus_client: no *_created series
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "ahmer_requests", "Finished gRPC calls", ["method", "code"], registry=r
+        self.started = Counter(
+            "grpc_server_started", "RPCs started on the server", CALL_LABELS, registry=r
         )
-        self.errors = Counter(
-            "ahmer_request_errors", "gRPC calls that failed", ["method", "code"], registry=r
+        self.handled = Counter(
+            "grpc_server_handled",
+            "RPCs completed on the server, regardless of success or failure",
+            [*CALL_LABELS, "grpc_code"],
+            registry=r,
         )
         self.latency = Histogram(
-            "ahmer_request_seconds",
-            "gRPC call duration",
-            ["method"],
+            "grpc_server_handling_seconds",
+            "Response latency (seconds) of gRPC that had been application-level handled",
+            CALL_LABELS,
             buckets=_CALL_BUCKETS,
             registry=r,
         )
@@ -54,11 +89,12 @@ class Metrics:
         self.ready = Gauge("ahmer_models_ready", "1 when models are loaded", registry=r)
         self._http = None
 
-    def observe_call(self, method: str, code: str, seconds: float) -> None:
-        self.requests.labels(method, code).inc()
-        if code != "OK":
-            self.errors.labels(method, code).inc()
-        self.latency.labels(method).observe(seconds)
+    def start_call(self, kind: str, service: str, method: str) -> None:
+        self.started.labels(kind, service, method).inc()
+
+    def observe_call(self, kind: str, service: str, method: str, code: str, seconds: float):
+        self.handled.labels(kind, service, method, code).inc()
+        self.latency.labels(kind, service, method).observe(seconds)
 
     def observe_stages(self, timings: dict[str, float], prefix: str = "") -> None:
         for stage, seconds in timings.items():
