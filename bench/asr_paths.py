@@ -74,6 +74,12 @@ class _Timed:
         return timed
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process, all threads (CTranslate2 computes in its own)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _norm(text: str) -> str:
     return "".join(c.lower() if c.isalnum() or c in " '" else " " for c in text).strip()
 
@@ -139,20 +145,18 @@ def run_asr(transcriber, timed: _Timed, items, rounds: int) -> dict:
         for decoding in DECODINGS:
             for name, audio, ref in items:
                 timed.reset()
-                usage = resource.getrusage(resource.RUSAGE_SELF)
-                cpu = usage.ru_utime + usage.ru_stime
+                cpu = _cpu_s()
                 with CpuMeter() as meter:
                     t = time.perf_counter()
                     got = transcriber.transcribe_window(
                         audio, AsrOptions(language="en", decoding=decoding), speech[name]
                     )
                     wall = time.perf_counter() - t
-                usage = resource.getrusage(resource.RUSAGE_SELF)
                 row = out.setdefault(name, {}).setdefault(decoding, {"runs": []})
                 row["runs"].append(
                     {
                         "wall_s": wall,
-                        "cpu_s": usage.ru_utime + usage.ru_stime - cpu,
+                        "cpu_s": _cpu_s() - cpu,
                         "calls": timed.calls,
                         "steal_pct": meter.usage.steal_pct,
                         "load": meter.usage.load_end,
@@ -194,7 +198,7 @@ def run_pipeline(analyzer, clip: Path, rounds: int) -> dict:
         for decoding in DECODINGS:
             analyzer.transcriber.decoding = decoding
             with CpuMeter() as meter:
-                t = time.perf_counter()
+                cpu, t = _cpu_s(), time.perf_counter()
                 tl = analyzer.preprocess(clip)
                 pred = analyzer.predict(tl)
                 result = analyzer.postprocess(tl, pred)
@@ -202,6 +206,7 @@ def run_pipeline(analyzer, clip: Path, rounds: int) -> dict:
             out[decoding]["runs"].append(
                 {
                     "wall_s": wall,
+                    "cpu_s": _cpu_s() - cpu,
                     "timings": {k: float(v) for k, v in result.timings.items()},
                     "steal_pct": meter.usage.steal_pct,
                     "load": meter.usage.load_end,
@@ -213,12 +218,17 @@ def run_pipeline(analyzer, clip: Path, rounds: int) -> dict:
     for row in out.values():
         runs = row["runs"]
         row["wall_s"] = statistics.median(x["wall_s"] for x in runs)
+        row["cpu_s"] = statistics.median(x["cpu_s"] for x in runs)
         keys = sorted({k for x in runs for k in x["timings"]})
         row["stages"] = {k: statistics.median(x["timings"].get(k, 0.0) for x in runs) for k in keys}
     duration = results["batched"].media.get("duration") or 0.0
     for row in out.values():
         row["rtf"] = duration / row["wall_s"] if duration else None
     new, old = results["batched"], results["sequential"]
+    out["cpu_ratio_rounds"] = [
+        a["cpu_s"] / b["cpu_s"]
+        for a, b in zip(out["sequential"]["runs"], out["batched"]["runs"], strict=True)
+    ]
     out["wall_ratio_rounds"] = [
         a["wall_s"] / b["wall_s"]
         for a, b in zip(out["sequential"]["runs"], out["batched"]["runs"], strict=True)
@@ -287,6 +297,11 @@ def print_report(doc: dict) -> None:
             )
         rounds = ", ".join(f"{x:.2f}" for x in pipe["wall_ratio_rounds"])
         res = pipe["results"]
+        cpu = ", ".join(f"{x:.2f}" for x in pipe["cpu_ratio_rounds"])
+        print(
+            f"  CPU-s per clip: sequential {pipe['sequential']['cpu_s']:.2f}, batched "
+            f"{pipe['batched']['cpu_s']:.2f}; sequential/batched CPU per round: {cpu}"
+        )
         print(f"  sequential/batched wall per round: {rounds}")
         print(
             f"  results: clip A/H probability {res['clip_ah_probability'][0]:.4f} -> "

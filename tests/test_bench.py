@@ -141,3 +141,17 @@ def test_ahmer_bench_usage_errors_exit_2(args, message):
     )
     assert done.returncode == 2 and message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_asr_paths_bench_compares_both_decodings(tmp_path, model_store):
+    out = tmp_path / "asr.json"
+    done = _run("bench/asr_paths.py", "--rounds", "1", "--duration", "8", "--json", str(out))
+    doc = json.loads(out.read_text())
+    assert set(doc["asr"]) == {"bench clip 8 s", "hedging", "confident", "conflicted", "fillers"}
+    for by in doc["asr"].values():
+        for decoding in ("batched", "sequential"):
+            row = by[decoding]
+            assert row["encoder_windows"] >= 1 and row["n_words"] > 0 and row["cpu_s"] > 0
+            assert 0 <= row["wer"] <= 0.5  # espeak-ng speech: tiny.en gets most words
+        assert by["word_times"]["matched"] > 0 and by["word_times"]["start"]["max"] < 1.0
+    assert doc["machine"]["run"]["seconds"] > 0 and "sequential/batched CPU" in done.stdout
