@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from ..files import UsageError, fail_if_unreadable, read_input_bytes
-from ..logs import native_stderr_silenced
 from .args import (
     add_analysis_arguments,
     add_media_arguments,
@@ -70,6 +69,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     from ahmer.models.config import CallOptions
     from ahmer.models.fusion.registry import FusionError
     from ahmer.preprocessing.transcript import MAX_BYTES, format_of
+
+    from ..logs import native_stderr_silenced
 
     transcript = None
     if args.transcript is not None:

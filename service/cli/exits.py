@@ -8,8 +8,9 @@
 - 2 (:data:`EXIT_USAGE`): a usage error, found before any work: an option or value the
   parser rejects, options that contradict each other, a path on the command line that cannot
   be used (missing, a symlink loop, not a regular file, unreadable, not the dataset or
-  features folder it should be, an output that cannot be written): the parser's own errors
-  and :class:`~ahmer.service.files.UsageError`;
+  features folder it should be or its index wrong, an output that cannot be written), a
+  ``--fusion`` that names no usable fusion: the parser's own errors and
+  :class:`~ahmer.service.files.UsageError`;
 - 130 (:data:`EXIT_INTERRUPTED`): interrupted (Ctrl-C; SIGTERM in a batch).
 """
 

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from ..files import check_output_path, fail_if_unreadable, read_input_bytes, write_output_text
-from ..logs import native_stderr_silenced
 from .args import add_media_arguments, examples, stderr_progress
 
 __all__ = ["add_preprocess_parser"]
@@ -39,6 +38,8 @@ def run_preprocess(args: argparse.Namespace) -> int:
     from ahmer.models.store.assets import preprocess_config
     from ahmer.preprocessing.pipeline import preprocess
     from ahmer.preprocessing.transcript import MAX_BYTES, format_of
+
+    from ..logs import native_stderr_silenced
 
     transcript = None
     if args.transcript is not None:  # format from the suffix, else sniffed from the content

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from ..grpc.settings import ConfigError, ServerConfig, add_server_arguments
 from .args import examples
@@ -32,6 +31,7 @@ def add_serve_parser(sub) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    import asyncio
     import sys
 
     from ..grpc.auth import AuthError
