@@ -45,6 +45,15 @@ def test_grpcurl_lists_and_calls_through_reflection(server):
     services = listed.stdout.split()
     assert "ahmer.v1.AnalysisService" in services
     assert "grpc.health.v1.Health" in services
+    # both reflection protocols, and the v1 one describable
+    assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= (
+        set(services)
+    )
+    v1 = subprocess.run(
+        [tool, "-plaintext", server.target, "describe", "grpc.reflection.v1.ServerReflection"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert v1.returncode == 0 and "ServerReflectionInfo" in v1.stdout, v1.stderr
     described = subprocess.run(
         [tool, "-plaintext", server.target, "describe", "ahmer.v1.AnalysisService"],
         capture_output=True, text=True, timeout=60,
@@ -113,7 +122,12 @@ def test_upload_in_chunks_gives_the_same_result(client, clips):
 def test_get_models_describes_versions_labels_and_backend(client):
     info = client.get_models()
     analyzer = shared_analyzer()
-    assert {m.name: m.version for m in info.models} == analyzer.versions
+    # models and settings apart: every entry of the analyzer's versions is in one of them
+    models = {m.name: m.version for m in info.models}
+    assert {**models, **info.settings} == analyzer.versions
+    assert not set(models) & set(info.settings)
+    assert info.settings["face_landmark_fps"] == analyzer.versions["face_landmark_fps"]
+    assert info.settings["fusion"] in models and "face_engine" in info.settings
     fer = next(m for m in info.models if m.name == "fer_emotion")
     assert list(fer.labels) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert info.backend == "onnxruntime" and info.device == "cpu"
@@ -352,3 +366,19 @@ def test_live_and_upload_refusals_say_what_is_wrong(server):
     assert answered_at_header
     for err in (bad_frame, no_media, negative):
         assert " at 0x" not in err.value.details() and "object" not in err.value.details()
+
+
+def test_reflection_v1_answers_a_v1_client(server):
+    """A client speaking grpc.reflection.v1 (its own method path) lists the services."""
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    with grpc.insecure_channel(server.target) as channel:
+        call = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        (reply,) = list(call(iter([request]), timeout=30))
+    names = {s.name for s in reply.list_services_response.service}
+    assert {"ahmer.v1.AnalysisService", "grpc.reflection.v1.ServerReflection"} <= names

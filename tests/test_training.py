@@ -431,7 +431,7 @@ def check_server(name: str, home: Path, store: ModelStore) -> None:
     models = {m.name: m for m in info.models}
     assert models[name].version == resolve_fusion(store, name).version
     assert models[name].role.startswith("A/H and emotion fusion (trained)")
-    assert FUSION_MODEL not in models and models["fusion"].version == name
+    assert FUSION_MODEL not in models and info.settings["fusion"] == name
 
 
 def test_analyze_with_a_trained_fusion_names_it_and_quotes_its_card(

@@ -225,4 +225,6 @@ def _print_models(info) -> int:
     for m in info.models:
         labels = f" [{', '.join(m.labels)}]" if m.labels else ""
         print(f"  {m.name:22s} {m.version:28s} {m.role}{labels}")
+    if info.settings:
+        print("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(info.settings.items())))
     return 0

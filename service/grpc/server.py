@@ -30,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from ahmer.models.telemetry import onnx_telemetry_off
 from ahmer.v1 import service_pb2, service_pb2_grpc
@@ -40,6 +39,7 @@ from .auth import TokenAuth, load_tokens, server_credentials
 from .errors import backend_unavailable
 from .interceptors import CallInterceptor
 from .prometheus import Metrics
+from .reflection import enable_reflection
 from .servicer import AnalysisServicer, ServerState
 from .settings import ServerConfig
 
@@ -109,9 +109,8 @@ class AhmerServer:
         )
         service_pb2_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(self.state), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        if cfg.reflection:
-            names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
-            reflection.enable_server_reflection(names, server)
+        if cfg.reflection:  # grpc.reflection.v1 and v1alpha
+            enable_reflection((SERVICE_NAME, health.SERVICE_NAME), server)
         address = f"{cfg.host}:{cfg.port}"
         if ":" in cfg.host and not cfg.host.startswith("["):
             address = f"[{cfg.host}]:{cfg.port}"

@@ -49,20 +49,29 @@ from .limits import (
 from .prometheus import Metrics
 from .settings import ServerConfig
 
-__all__ = ["ServerState", "AnalysisServicer", "MODEL_ROLES", "answer", "release_frames"]
+__all__ = [
+    "ServerState",
+    "AnalysisServicer",
+    "MODEL_ROLES",
+    "SETTINGS",
+    "answer",
+    "release_frames",
+]
 
 log = logging.getLogger("ahmer.service")
 
 MODEL_ROLES = {
     FACE_LANDMARKER: ("face detection, landmarks, blendshapes, head pose", ()),
     FACE_DETECTOR_FULL: ("face detection (small faces)", ()),
-    "face_engine": ("how the face models run: litert (direct) or tasks (MediaPipe Tasks)", ()),
-    "face_landmark_fps": ("full face landmarks per second (0: every analysis frame)", ()),
     FER_MODEL: ("facial emotion", EMOTIONS),
     TEXT_MODEL: ("text embedding", ()),
     WHISPER_MODEL: ("speech recognition with word times", ()),
     FUSION_MODEL: ("A/H and emotion fusion (zero-shot cue prior)", AH_LABELS),
 }
+
+SETTINGS = ("fusion", "fusion_contract", "face_engine", "face_landmark_fps")
+"""Entries of the analyzer's ``versions`` (a result's ``models``) that are settings, not
+models: GetModels answers them in ``ModelsInfo.settings``."""
 
 
 REPORTS_KEPT = 32  # reports of finished live sessions kept in ServerState.live_reports
@@ -330,10 +339,11 @@ def models_info(state: ServerState) -> service_pb2.ModelsInfo:
         if key not in ("kind", "device", "models"):
             info.backend_details[key] = str(value)
     for name, model_version in sorted(analyzer.versions.items()):
+        if name in SETTINGS:
+            info.settings[name] = str(model_version)
+            continue
         role, labels = MODEL_ROLES.get(name, ("", ()))
         if name == analyzer.versions.get("fusion") and name != FUSION_MODEL:
             role, labels = "A/H and emotion fusion (trained)", AH_LABELS
-        elif name == "fusion":
-            role = "which model is the A/H fusion"
         info.models.add(name=name, version=model_version, role=role, labels=list(labels))
     return info

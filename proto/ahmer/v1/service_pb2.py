@@ -27,7 +27,7 @@ from ahmer.v1 import options_pb2 as ahmer_dot_v1_dot_options__pb2
 from ahmer.v1 import results_pb2 as ahmer_dot_v1_dot_results__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61hmer/v1/service.proto\x12\x08\x61hmer.v1\x1a\x13\x61hmer/v1/live.proto\x1a\x16\x61hmer/v1/options.proto\x1a\x16\x61hmer/v1/results.proto\"\xa0\x01\n\x12\x41nalyzeClipRequest\x12\r\n\x05media\x18\x01 \x01(\x0c\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12(\n\ntranscript\x18\x03 \x01(\x0b\x32\x14.ahmer.v1.Transcript\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.ahmer.v1.AnalysisOptions\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x9f\x01\n\x0cUploadHeader\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12(\n\ntranscript\x18\x02 \x01(\x0b\x32\x14.ahmer.v1.Transcript\x12*\n\x07options\x18\x03 \x01(\x0b\x32\x19.ahmer.v1.AnalysisOptions\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x12\n\ntotal_size\x18\x05 \x01(\x03\"\x1b\n\x0bUploadChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"l\n\rUploadRequest\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.ahmer.v1.UploadHeaderH\x00\x12&\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x15.ahmer.v1.UploadChunkH\x00\x42\t\n\x07message\"\x12\n\x10GetModelsRequest\"H\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0e\n\x06labels\x18\x04 \x03(\t\"\xc6\x02\n\nModelsInfo\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.ahmer.v1.ModelInfo\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x41\n\x0f\x62\x61\x63kend_details\x18\x04 \x03(\x0b\x32(.ahmer.v1.ModelsInfo.BackendDetailsEntry\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x01\x12\x11\n\tthreshold\x18\x06 \x01(\x02\x12\x16\n\x0e\x65motion_labels\x18\x07 \x03(\t\x12\x11\n\tah_labels\x18\x08 \x03(\t\x12\x15\n\rresult_schema\x18\t \x01(\t\x12\x16\n\x0eserver_version\x18\n \x01(\t\x1a\x35\n\x13\x42\x61\x63kendDetailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xa2\x02\n\x0f\x41nalysisService\x12\x45\n\x0b\x41nalyzeClip\x12\x1c.ahmer.v1.AnalyzeClipRequest\x1a\x18.ahmer.v1.AnalysisResult\x12\x41\n\nUploadClip\x12\x17.ahmer.v1.UploadRequest\x1a\x18.ahmer.v1.AnalysisResult(\x01\x12\x46\n\rStreamSession\x12\x17.ahmer.v1.StreamRequest\x1a\x18.ahmer.v1.StreamResponse(\x01\x30\x01\x12=\n\tGetModels\x12\x1a.ahmer.v1.GetModelsRequest\x1a\x14.ahmer.v1.ModelsInfoB\x10\n\x0c\x64\x65v.ahmer.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61hmer/v1/service.proto\x12\x08\x61hmer.v1\x1a\x13\x61hmer/v1/live.proto\x1a\x16\x61hmer/v1/options.proto\x1a\x16\x61hmer/v1/results.proto\"\xa0\x01\n\x12\x41nalyzeClipRequest\x12\r\n\x05media\x18\x01 \x01(\x0c\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12(\n\ntranscript\x18\x03 \x01(\x0b\x32\x14.ahmer.v1.Transcript\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.ahmer.v1.AnalysisOptions\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x9f\x01\n\x0cUploadHeader\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12(\n\ntranscript\x18\x02 \x01(\x0b\x32\x14.ahmer.v1.Transcript\x12*\n\x07options\x18\x03 \x01(\x0b\x32\x19.ahmer.v1.AnalysisOptions\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x12\n\ntotal_size\x18\x05 \x01(\x03\"\x1b\n\x0bUploadChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"l\n\rUploadRequest\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.ahmer.v1.UploadHeaderH\x00\x12&\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x15.ahmer.v1.UploadChunkH\x00\x42\t\n\x07message\"\x12\n\x10GetModelsRequest\"H\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0e\n\x06labels\x18\x04 \x03(\t\"\xad\x03\n\nModelsInfo\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.ahmer.v1.ModelInfo\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x41\n\x0f\x62\x61\x63kend_details\x18\x04 \x03(\x0b\x32(.ahmer.v1.ModelsInfo.BackendDetailsEntry\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x01\x12\x11\n\tthreshold\x18\x06 \x01(\x02\x12\x16\n\x0e\x65motion_labels\x18\x07 \x03(\t\x12\x11\n\tah_labels\x18\x08 \x03(\t\x12\x15\n\rresult_schema\x18\t \x01(\t\x12\x16\n\x0eserver_version\x18\n \x01(\t\x12\x34\n\x08settings\x18\x0b \x03(\x0b\x32\".ahmer.v1.ModelsInfo.SettingsEntry\x1a\x35\n\x13\x42\x61\x63kendDetailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xa2\x02\n\x0f\x41nalysisService\x12\x45\n\x0b\x41nalyzeClip\x12\x1c.ahmer.v1.AnalyzeClipRequest\x1a\x18.ahmer.v1.AnalysisResult\x12\x41\n\nUploadClip\x12\x17.ahmer.v1.UploadRequest\x1a\x18.ahmer.v1.AnalysisResult(\x01\x12\x46\n\rStreamSession\x12\x17.ahmer.v1.StreamRequest\x1a\x18.ahmer.v1.StreamResponse(\x01\x30\x01\x12=\n\tGetModels\x12\x1a.ahmer.v1.GetModelsRequest\x1a\x14.ahmer.v1.ModelsInfoB\x10\n\x0c\x64\x65v.ahmer.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.ahmer.v1P\001'
   _globals['_MODELSINFO_BACKENDDETAILSENTRY']._loaded_options = None
   _globals['_MODELSINFO_BACKENDDETAILSENTRY']._serialized_options = b'8\001'
+  _globals['_MODELSINFO_SETTINGSENTRY']._loaded_options = None
+  _globals['_MODELSINFO_SETTINGSENTRY']._serialized_options = b'8\001'
   _globals['_ANALYZECLIPREQUEST']._serialized_start=106
   _globals['_ANALYZECLIPREQUEST']._serialized_end=266
   _globals['_UPLOADHEADER']._serialized_start=269
@@ -50,9 +52,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFO']._serialized_start=589
   _globals['_MODELINFO']._serialized_end=661
   _globals['_MODELSINFO']._serialized_start=664
-  _globals['_MODELSINFO']._serialized_end=990
-  _globals['_MODELSINFO_BACKENDDETAILSENTRY']._serialized_start=937
-  _globals['_MODELSINFO_BACKENDDETAILSENTRY']._serialized_end=990
-  _globals['_ANALYSISSERVICE']._serialized_start=993
-  _globals['_ANALYSISSERVICE']._serialized_end=1283
+  _globals['_MODELSINFO']._serialized_end=1093
+  _globals['_MODELSINFO_BACKENDDETAILSENTRY']._serialized_start=991
+  _globals['_MODELSINFO_BACKENDDETAILSENTRY']._serialized_end=1044
+  _globals['_MODELSINFO_SETTINGSENTRY']._serialized_start=1046
+  _globals['_MODELSINFO_SETTINGSENTRY']._serialized_end=1093
+  _globals['_ANALYSISSERVICE']._serialized_start=1096
+  _globals['_ANALYSISSERVICE']._serialized_end=1386
 # @@protoc_insertion_point(module_scope)

@@ -68,8 +68,15 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., role: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelsInfo(_message.Message):
-    __slots__ = ("models", "backend", "device", "backend_details", "fps", "threshold", "emotion_labels", "ah_labels", "result_schema", "server_version")
+    __slots__ = ("models", "backend", "device", "backend_details", "fps", "threshold", "emotion_labels", "ah_labels", "result_schema", "server_version", "settings")
     class BackendDetailsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SettingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +93,7 @@ class ModelsInfo(_message.Message):
     AH_LABELS_FIELD_NUMBER: _ClassVar[int]
     RESULT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     backend: str
     device: str
@@ -96,4 +104,5 @@ class ModelsInfo(_message.Message):
     ah_labels: _containers.RepeatedScalarFieldContainer[str]
     result_schema: str
     server_version: str
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., backend_details: _Optional[_Mapping[str, str]] = ..., fps: _Optional[float] = ..., threshold: _Optional[float] = ..., emotion_labels: _Optional[_Iterable[str]] = ..., ah_labels: _Optional[_Iterable[str]] = ..., result_schema: _Optional[str] = ..., server_version: _Optional[str] = ...) -> None: ...
+    settings: _containers.ScalarMap[str, str]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., backend_details: _Optional[_Mapping[str, str]] = ..., fps: _Optional[float] = ..., threshold: _Optional[float] = ..., emotion_labels: _Optional[_Iterable[str]] = ..., ah_labels: _Optional[_Iterable[str]] = ..., result_schema: _Optional[str] = ..., server_version: _Optional[str] = ..., settings: _Optional[_Mapping[str, str]] = ...) -> None: ...
