@@ -20,8 +20,8 @@ What it does:
    the macro F1 (AVGF1), the expected calibration error (ECE, 10 equal-width bins) and the
    share of saturated probabilities (p < 0.01 or p > 0.99);
 5. with ``--calibrate``: fits the prior's clip temperature and bias (``clip_scale``,
-   ``clip_bias``) by logistic regression of the calibration set's labels on ``@3``'s pooled
-   clip logits, and prints them with the calibration set's ECE before and after (the
+   ``clip_bias``) on the calibration set's labels and ``@3``'s pooled clip logits (see
+   :func:`fit_calibration`), and prints them with the calibration set's ECE before and after (the
    values go into ``CALIBRATION`` in ``models/fusion/prior.py``; ``models/CUES.md`` says
    how). The sets the tests and this table score are never used for it.
 
@@ -179,22 +179,38 @@ def summary(scores: list[ClipScore]) -> dict[str, float]:
     }
 
 
-def fit_calibration(scores: list[ClipScore], l2: float = 1e-3) -> tuple[float, float]:
-    """(clip_scale, clip_bias): logistic regression of the labels on the pooled clip logits
-    (Newton's method, a small L2 on the scale)."""
+SCALES = np.round(np.arange(1.0, 4.01, 0.25), 2)  # the clip temperatures tried
+MAX_SATURATED = 0.10  # at most this share of clips at p < 0.01 or p > 0.99
+
+
+def fit_calibration(scores: list[ClipScore]) -> tuple[float, float]:
+    """(clip_scale, clip_bias) for the prior's clip head from the pooled clip logits.
+
+    For each scale of :data:`SCALES` (a temperature of 1/scale), the bias minimising the log
+    loss (Newton's method); the pair with the lowest log loss whose probabilities stay
+    unsaturated (at most :data:`MAX_SATURATED` of the clips below 0.01 or above 0.99). A
+    generated set is nearly separable, so an unconstrained logistic fit would take a steep
+    scale and saturate the probabilities; the grid keeps them graded."""
     x = np.array([s.pooled for s in scores], np.float64)
     y = np.array([s.label for s in scores], np.float64)
-    a, b = 1.0, 0.0
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-(a * x + b)))
-        g = np.array([((p - y) * x).sum() + l2 * (a - 1), (p - y).sum()])
-        w = p * (1 - p)
-        h = np.array([[(w * x * x).sum() + l2, (w * x).sum()], [(w * x).sum(), w.sum()]])
-        step = np.linalg.solve(h + 1e-9 * np.eye(2), g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-8:
-            break
-    return float(a), float(b)
+    best: tuple[float, float, float] | None = None
+    for a in SCALES:
+        b = 0.0
+        for _ in range(100):
+            p = 1 / (1 + np.exp(-(a * x + b)))
+            step = (p - y).sum() / max((p * (1 - p)).sum(), 1e-9)
+            b -= step
+            if abs(step) < 1e-10:
+                break
+        p = np.clip(1 / (1 + np.exp(-(a * x + b))), 1e-12, 1 - 1e-12)
+        if ((p < 0.01) | (p > 0.99)).mean() > MAX_SATURATED:
+            continue
+        loss = float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+        if best is None or loss < best[0]:
+            best = (loss, float(a), float(b))
+    if best is None:
+        return 1.0, 0.0
+    return best[1], best[2]
 
 
 def _run(cmd: list[str], what: str) -> None:

@@ -58,7 +58,7 @@ def _timeline(
     transcript, a steady speech rate while speaking, pauses measured between segments."""
     times = np.arange(int(seconds * FPS)) / FPS
     info = MediaInfo("mp4", seconds, has_video=face, has_audio=True, sample_rate=16000)
-    tl = Timeline.empty(times, FPS, info)
+    tl = Timeline.empty(times, FPS, info, n_blendshapes=0)
     tl.masks["audio"][:] = True
     tl.speech = [Segment(a, b) for a, b in speech]
     tl.words = words

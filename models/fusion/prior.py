@@ -49,7 +49,7 @@ SHARE_FLOOR = 0.5
 BANK_MARGIN = (0.08, 0.28)
 # the clip head's temperature (clip_scale) and bias, fitted on the generated calibration set
 # (bench/validity.py --calibrate; models/CUES.md, "Calibration")
-CALIBRATION = {"clip_scale": 1.0, "clip_bias": 0.0}
+CALIBRATION = {"clip_scale": 2.25, "clip_bias": 2.636}
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,14 @@ CUES: tuple[CueDoc, ...] = (
     ),
     CueDoc(
         "pause",
-        2.0,
+        2.6,
         "length of a silence inside the answer (VAD, no words needed), 0.5..2.0 s mapped to "
         "0..1; halved after a word that ends a sentence",
         "pauses in the middle of what one is saying are annotated vocal hesitations",
     ),
     CueDoc(
         "slow_speech",
-        1.2,
+        1.4,
         "articulation rate (words per second of speaking time) under 85 % of the speaker's "
         "own median (clips with 4 s of speech) or of 2.5 words/s (shorter clips); 1 at 40 %",
         "slowing down marks hesitant, less committed speech",
@@ -160,28 +160,28 @@ CUES: tuple[CueDoc, ...] = (
     ),
     CueDoc(
         "restart",
-        1.2,
+        1.6,
         "a word or two said twice in a row ('I, I will') or cut off with a dash, within "
         "-1.5/+1.0 s",
         "restarts and repetitions are disfluencies the annotators marked as hesitation",
     ),
     CueDoc(
         "latency",
-        1.2,
+        1.5,
         "silence before the first speech, 1.5..3.5 s mapped to 0..1, on the frames up to "
         "0.5 s into the answer",
         "a long wait before answering is a hesitation",
     ),
     CueDoc(
         "yes_no_conflict",
-        1.6,
+        2.0,
         "a verbal yes (yes, sure, definitely, ...) within +-1 s of a head shake, or a verbal "
         "no within +-1 s of a nod (pitch reversals), where face and words are both present",
         "'yes' with a head shake is the paper's example of inconsistency between modalities",
     ),
     CueDoc(
         "semantic_hesitancy",
-        1.0,
+        0.6,
         "MiniLM similarity of the words around the frame to hesitant minus confident "
         "anchor sentences",
         "catches hesitant wording the word lists miss",
