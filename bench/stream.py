@@ -391,7 +391,11 @@ def main(argv=None) -> int:
         finally:
             if proc is not None:
                 proc.terminate()
-                proc.wait(30)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:  # a loaded machine: do not lose the rows
+                    proc.kill()
+                    proc.wait(30)
     print(
         f"\nlive streams: {args.source_fps} fps camera, analysis at {args.analysis_fps:g} fps, "
         f"{args.duration:g} s each, {os.cpu_count()} CPU cores"

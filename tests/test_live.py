@@ -203,7 +203,8 @@ def test_client_disconnect_frees_the_session(server, clips):
 
 
 def test_incremental_asr_commits_each_word_once(clips, model_store):
-    """Speech steps over growing audio commit words once, in order, close to the text."""
+    """Speech steps over growing audio commit words once, in order, close to the text; a
+    committed word never changes (the next steps only add words after it)."""
     from media import word_error_rate
 
     from ahmer.preprocessing.media import load_audio
@@ -220,8 +221,10 @@ def test_incremental_asr_commits_each_word_once(clips, model_store):
     end = 1.0
     while end < len(audio) / 16000:
         start = tracker.region_start(state, end, 0.0)
+        before = list(state.words)
         state = tracker.step(state, audio[int(start * 16000) : int(end * 16000)], start)
-        assert all(w.end <= state.commit_t + 0.05 for w in state.words)
+        assert state.words[: len(before)] == before
+        assert all(w.end <= end + 0.05 for w in state.all_words())
         end += 1.0
     start = tracker.region_start(state, len(audio) / 16000, 0.0)
     state = tracker.step(state, audio[int(start * 16000) :], start, final=True)

@@ -687,10 +687,24 @@ class LiveSession:
             )
         out: list = [FrameOut(i, result.frames[i]) for i in range(self.next_emit, n)]
         self.next_emit = n
+        out += self._silence_turns(end)
         if self._last_turn_wanted(end):
             turn = self._turn(end, "end")
             out += [turn] if turn is not None else []
         return out, result
+
+    def _silence_turns(self, end: float) -> list:
+        """At the end: the turns that silences ended but the stream did not get to (the
+        last speech steps saw them late, on a busy server), in order."""
+        out = []
+        while True:
+            with self._lock:
+                self._check_turn()
+                at, self._turn_due = self._turn_due, None
+            if at is None or at >= end:
+                return out
+            turn = self._turn(at, "silence")
+            out += [turn] if turn is not None else []
 
     def _last_turn_wanted(self, end: float) -> bool:
         """Whether the session's last turn gets a result at the end: after a TurnMarker,
