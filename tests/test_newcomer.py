@@ -87,7 +87,7 @@ def test_every_option_with_fixed_values_shows_them():
         ("score", "--backend {onnxruntime,triton}"),
         ("client", "{analyze,upload,stream,models}"),
         ("models", "{build,list,pack,unpack,triton-repo,triton-local,add-fusion}"),
-        ("", "{sample,models,preprocess,analyze,score,features,train,evaluate,serve,client}"),
+        ("", "{sample,models,preprocess,analyze,score,features,train,evaluate,serve,client,bench}"),
     ):
         assert shown in helps[command], (command, shown)
 
