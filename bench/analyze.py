@@ -119,8 +119,8 @@ def make_bench_clip(path: Path, duration: float = 30.0, fps: int = 25) -> Path:
     """A ``duration`` s 640x360 clip at ``fps``: the real portrait face moving a few pixels
     (a slow sway, as a seated person), and espeak-ng speech of several sentences separated by
     0.5-1.2 s pauses, padded with silence or cut to ``duration``. The sentences spoken whole
-    within ``duration`` are written beside it (``.txt``: the reference for word error
-    rates, :func:`bench_clip_text`)."""
+    within ``duration`` and when the last of them ends are written beside it (``.json``:
+    the reference for word error rates, :func:`bench_clip_text`)."""
     import numpy as np
 
     media = _test_media()
@@ -134,6 +134,7 @@ def make_bench_clip(path: Path, duration: float = 30.0, fps: int = 25) -> Path:
     rate = None
     pieces = []
     spoken = []
+    spoken_end = 0.0
     pauses = (0.6, 0.9, 0.5, 1.2, 0.7, 1.0, 0.8, 0.6)
     with tempfile.TemporaryDirectory() as tmp:
         total = 0.0
@@ -146,17 +147,21 @@ def make_bench_clip(path: Path, duration: float = 30.0, fps: int = 25) -> Path:
             total += (len(pause) + len(audio)) / rate
             if total <= duration:
                 spoken.append(SENTENCES[i % len(SENTENCES)])
+                spoken_end = total
             i += 1
     audio = np.concatenate(pieces)
     n = int(round(duration * rate))
     audio = np.pad(audio, (0, max(0, n - len(audio))))[:n]
-    Path(path).with_suffix(".txt").write_text(" ".join(spoken) + "\n")
+    reference = {"text": " ".join(spoken), "end_s": spoken_end}
+    Path(path).with_suffix(".json").write_text(json.dumps(reference) + "\n")
     return media.make_clip(path, frame, audio, sample_rate=rate, duration=duration, fps=fps)
 
 
-def bench_clip_text(path: Path) -> str:
-    """The sentences :func:`make_bench_clip` spoke whole in the clip at ``path``."""
-    return Path(path).with_suffix(".txt").read_text().strip()
+def bench_clip_text(path: Path) -> tuple[str, float]:
+    """The sentences :func:`make_bench_clip` spoke whole in the clip at ``path``, and the
+    second the last of them ends (words after it belong to a sentence the clip cut)."""
+    reference = json.loads(Path(path).with_suffix(".json").read_text())
+    return reference["text"], float(reference["end_s"])
 
 
 def export_frames(media: Path, fps: float, out: Path) -> dict:
@@ -415,6 +420,7 @@ def _merge_rounds(runs: list[dict]) -> dict:
     ``per_frame_s_rounds`` (for ratios taken within a round)."""
     merged = dict(runs[0])
     merged["per_frame_s_rounds"] = [r["per_frame_s"] for r in runs]
+    merged["cpu_usage_rounds"] = [r.get("cpu_usage") for r in runs]  # steal, load per round
     merged["per_frame_s_passes"] = [p for r in runs for p in r["per_frame_s_passes"]]
     merged["per_frame_s"] = statistics.median(merged["per_frame_s_passes"])
     for key in ("faces_per_frame_s", "emotion_per_frame_s"):
@@ -452,6 +458,7 @@ _ALONE_KEYS = (
     "frames_with_face",
     "peak_rss_bytes",
     "load_s",
+    "cpu_usage_rounds",
 )
 
 

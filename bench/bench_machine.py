@@ -21,11 +21,12 @@ from ahmer.preprocessing.host import CpuMeter, host_info
 __all__ = ["BenchMachine", "machine_block"]
 
 
-def machine_block(usage=None) -> dict:
-    """The JSON block: ``host_info()`` and, when given, a ``CpuUsage`` as ``run``."""
+def machine_block(usage=None, started: float | None = None) -> dict:
+    """The JSON block: ``host_info()``, the start (``started``, epoch seconds; else now) and,
+    when given, a ``CpuUsage`` as ``run``."""
     block = {
         "host": host_info().to_dict(),
-        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
     }
     if usage is not None:
         block["run"] = usage.to_dict()
@@ -40,10 +41,12 @@ class BenchMachine:
         self.meter = CpuMeter()
         self.quiet = quiet
         self.file = file  # where the header goes (None: stdout)
+        self.started = time.time()
 
     @classmethod
     def start(cls, quiet: bool = False, file=None) -> BenchMachine:
         machine = cls(quiet, file)
+        machine.started = time.time()
         machine.meter.start()
         if not quiet:
             print(f"machine: {host_info().line()}", flush=True, file=file)
@@ -54,7 +57,7 @@ class BenchMachine:
         usage = self.meter.stop()
         if not self.quiet:
             print(f"machine during the run: {usage.line()}", flush=True, file=self.file)
-        return machine_block(usage)
+        return machine_block(usage, self.started)
 
     def header(self) -> str:
         """Both lines for a printed report (after :meth:`finish`)."""

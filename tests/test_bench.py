@@ -70,7 +70,8 @@ def test_analyze_bench_without_peer(tmp_path, model_store):
     assert set(host["host"]["flags"]) <= set(SIMD_FLAGS)
     assert host["run"]["seconds"] > 0 and "steal time during the run" in done.stdout
     assert tiered["threads"] in (1, 2)  # FaceAnalyzer's own choice, recorded
-    assert "cpu_usage" in ahmer["face_emotion_alone"]
+    usage = ahmer["face_emotion_alone"]["cpu_usage_rounds"]  # steal and load per round
+    assert len(usage) == 1 and 0 <= usage[0]["steal_pct"] <= 100
 
 
 def test_cancel_bench(tmp_path, model_store):
