@@ -275,3 +275,24 @@ def test_a_frames_text_keeps_to_its_sentence():
     assert plain == "I feel strong. Yes, I am ready."
     assert kept == "I feel strong."
     assert words_window_texts(words, [1.6], sentences=True) == ["Yes, I am ready."]
+
+
+def test_asr_keeps_fillers_and_the_vad_finds_the_pause_without_words(analyzer, tmp_path):
+    """An audio-only answer, no transcript: Whisper (with the filler prompt) keeps the filled
+    pause, and the 2 s silence in the middle of the sentence is found by the VAD, whatever
+    the words say."""
+    from bahgen import RATE, _pcm, _silence
+    from media import make_clip
+
+    cache: dict = {}
+    first = _pcm("Um, I will start", tmp_path, "en-us", 140, cache)
+    second = _pcm("walking, uh, every morning.", tmp_path, "en-us", 140, cache)
+    audio = np.concatenate([_silence(0.5), first, _silence(2.0), second, _silence(0.5)])
+    clip = make_clip(tmp_path / "answer.m4a", None, audio, RATE, duration=len(audio) / RATE)
+    result = analyzer.analyze(clip)
+    assert result.transcript_source == "asr"
+    said = " ".join(w.text.lower() for w in result.transcript)
+    assert any(f in said for f in ("um", "uh")), "the fillers were dropped"
+    pause = next(c for c in result.explanation.cues if c.cue == "pause")
+    assert pause.evidence["pause_s"] == pytest.approx(2.0, abs=0.35)
+    assert "Absent: face" in result.explanation.summary
