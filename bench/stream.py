@@ -162,6 +162,7 @@ async def _client(
     result_at = None
     updates = 0
     update_times: list[tuple[float, float]] = []  # (arrival, stream time described)
+    notices: set[str] = set()
     async with AsyncAhmerClient(target, max_message_mb=64) as client:
         call = client.stream(requests())
         async for msg in call:
@@ -175,6 +176,8 @@ async def _client(
                 update_times.append((now, msg.update.time))
             elif kind == "turn":
                 turn_at.append(now)
+            elif kind == "notice":
+                notices.add(msg.notice.code)
             elif kind == "result":
                 result, result_at = msg.result, now
     lat_first = [first[k] - sent[k] for k in first if k in sent]
@@ -187,6 +190,7 @@ async def _client(
         "last_update_before_end": (duration - max(before)) if before else None,
         "turn": [got - mark for mark, got in zip(marks, turn_at, strict=False)],
         "turns_got": len(turn_at),
+        "notices": sorted(notices),
         "sent": len(sent),
         "analysed": len(final),
         "first": lat_first,
@@ -348,6 +352,7 @@ def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
         "turn_ms": [pct(turn, q) for q in (50, 95, 99)],
         "turns": sum(r["turns_got"] for r in results),
         "pending_high": max(pending) if pending else None,
+        "notices": sorted({c for r in results for c in r["notices"]}),
         "sent": sum(r["sent"] for r in results),
         "analysed": sum(r["analysed"] for r in results),
         "skipped_load": sum(r["skipped_load"] for r in results),
@@ -419,6 +424,13 @@ def main(argv=None) -> int:
             f"{_num(r['last_update_before_end_s'], '.1f'):>8} "
             f"{'/'.join(f'{v:.0f}' for v in r['turn_ms'][:2]):>16} "
             f"{_num(r['pending_high'], 'd'):>7} {' '.join(r['load']):>15}"
+        )
+    for r in rows:
+        rss = [m for _, m in r["rss"]] or [float("nan")]
+        print(
+            f"{r['streams']} streams: notices {', '.join(r['notices']) or 'none'}; "
+            f"RSS per session {(max(rss) - rss[0]) / r['streams']:.0f} MB above the level's start; "
+            f"{r['errors']} sessions failed"
         )
     if rows and rows[0]["rss"]:
         series = rows[-1]["rss"]
