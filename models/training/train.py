@@ -133,13 +133,6 @@ def graph_weights(path: Path) -> FusionWeights:
         }
         weights = init["weights"]
         return FusionWeights(
-            bank=init["bank"].copy(),
-            bank_split=int(init["bank_split"].reshape(-1)[0]),
-            bank_offset=scalar("bank_offset"),
-            bank_scale=scalar("bank_scale"),
-            modality_shares=tuple(float(v) for v in init["modality_shares"]),
-            share_floor=scalar("share_floor"),
-            metadata={k: v for k, v in meta.items() if k == "prototypes_ambivalent"},
             weights_id=meta.get("weights_id", ""),
             bias=scalar("bias"),
             contrib_weights={n: float(v) for n, v in zip(FEATURE_NAMES, weights, strict=True)},
@@ -154,6 +147,13 @@ def graph_weights(path: Path) -> FusionWeights:
             clip_beta=scalar("beta"),
             clip_scale=scalar("clip_scale"),
             clip_bias=scalar("clip_bias"),
+            bank=init["bank"].copy(),
+            bank_split=int(init["bank_split"].reshape(-1)[0]),
+            bank_offset=scalar("bank_offset"),
+            bank_scale=scalar("bank_scale"),
+            modality_shares=tuple(float(v) for v in init["modality_shares"]),
+            share_floor=scalar("share_floor"),
+            metadata={k: v for k, v in meta.items() if k == "prototypes_ambivalent"},
             learned=learned,
         )
     except (KeyError, ValueError) as exc:
@@ -533,7 +533,6 @@ def train(
         module.clip_bias += module.clip_scale * shift
     outputs = _predict(torch, module, val_t, val_clips, device, config.batch_size)
     clip_t, clip_f1 = best_threshold(*_level_scores(val_clips, outputs).video())
-            **{k: v for k, v in prior.metadata.items() if k == "prototypes_ambivalent"},
     with torch.no_grad():
         module.clip_bias -= _logit(clip_t)
 
@@ -548,6 +547,7 @@ def train(
             "seed": str(config.seed),
             "frame_threshold": f"{frame_t:g}",
             "clip_threshold": f"{clip_t:g}",
+            **{k: v for k, v in prior.metadata.items() if k == "prototypes_ambivalent"},
         },
     )
     model = build_fusion_model(weights)
