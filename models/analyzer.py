@@ -113,7 +113,7 @@ class Analyzer:
 
     def load(self) -> Analyzer:
         """Load every model into the backend, warm them up and mark the analyzer ready;
-        ``parts`` is then the :class:`LiveParts` live sessions run on."""
+        :attr:`parts` then gives the :class:`LiveParts` live sessions run on."""
         from ahmer.preprocessing.asr import Transcriber
 
         t = time.perf_counter()
@@ -160,18 +160,24 @@ class Analyzer:
         # warm: the first one pays the model load
         self._faces.put(self._preprocess_config.face_analyzer())
         self.ready = True
-        self.parts = LiveParts(
+        log.info("analyzer ready in %.1fs (%s)", time.perf_counter() - t, self.backend.describe())
+        return self
+
+    @property
+    def parts(self) -> LiveParts:
+        """The :class:`LiveParts` of this loaded analyzer (and fusion): what live sessions
+        run on."""
+        self._require_ready()
+        return LiveParts(
             face_encoder=self.face_encoder,
             text_encoder=self.text_encoder,
             transcriber=self.transcriber,
             face_analyzer=self.face_analyzer,
             predict=self.predict,
             postprocess=self.postprocess,
-            threshold=cfg.threshold,
+            threshold=self.config.threshold,
             uses_embeddings=self.uses_embeddings(),
         )
-        log.info("analyzer ready in %.1fs (%s)", time.perf_counter() - t, self.backend.describe())
-        return self
 
     def face_analyzer(self, fps: float | None = None, threads: int | None = None):
         """A new :class:`~ahmer.preprocessing.faces.FaceAnalyzer` made as this analyzer's clips
