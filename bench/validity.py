@@ -149,8 +149,10 @@ def reliability(labels: np.ndarray, probs: np.ndarray, bins: int = 5) -> list[tu
     return out
 
 
-def category_rows(scores: list[ClipScore]) -> dict[str, tuple[str, float, int]]:
-    """Per category: ("recall" | "specificity", value at the threshold, clips)."""
+def category_rows(scores: list[ClipScore]) -> dict[str, tuple[str, float, int, float]]:
+    """Per category: ("recall" | "specificity", value at the threshold, clips, mean
+    probability of the clips' own class: a graded view of the same, where ties at 1.00 hide
+    differences)."""
     from ahgen import CATEGORIES
 
     out = {}
@@ -159,7 +161,9 @@ def category_rows(scores: list[ClipScore]) -> dict[str, tuple[str, float, int]]:
         if not len(ps):
             continue
         hit = ps >= THRESHOLD if label == 1 else ps < THRESHOLD
-        out[category] = ("recall" if label == 1 else "specificity", float(hit.mean()), len(ps))
+        own = ps if label == 1 else 1 - ps
+        measure = "recall" if label == 1 else "specificity"
+        out[category] = (measure, float(hit.mean()), len(ps), float(own.mean()))
     return out
 
 
@@ -251,9 +255,11 @@ def print_table(results: dict[str, list[ClipScore]], out=sys.stdout) -> dict:
     first = rows[names[0]]
     print(f"| category | measure | clips | {' | '.join(names)} |", file=out)
     print(f"| --- | --- | --- | {' | '.join('---' for _ in names)} |", file=out)
-    for category, (measure, _, count) in first.items():
-        cells = " | ".join(f"{rows[n][category][1]:.2f}" for n in names)
-        print(f"| {category} | {measure} | {count} | {cells} |", file=out)
+    for category, (measure, _, count, _) in first.items():
+        cells = " | ".join(
+            f"{rows[n][category][1]:.2f} ({rows[n][category][3]:.2f})" for n in names
+        )
+        print(f"| {category} | {measure} (mean p of its class) | {count} | {cells} |", file=out)
     for key in ("auc", "avgf1", "ece", "saturated"):
         cells = " | ".join(f"{sums[n][key]:.3f}" for n in names)
         print(f"| all | {key} | {sums[names[0]]['clips']} | {cells} |", file=out)

@@ -246,7 +246,7 @@ def test_every_category_of_the_challenge_set_is_above_chance(challenge, model_st
     assert len(scores) == len(made.clips) == 30
     rows = validity.category_rows(scores)
     assert len(rows) == 10
-    for category, (measure, value, count) in rows.items():
+    for category, (measure, value, count, _) in rows.items():
         assert count == 3
         assert value > 0.5, f"{category}: {measure} {value:.2f}"
 

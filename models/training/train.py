@@ -13,7 +13,8 @@ prior does. What is learned, mirrored in torch op for op:
 - the clip head: the graph's soft maximum (log-mean-exp) of the frame logits, its sharpness
   ``beta`` within :data:`~ahmer.models.training.torch_mirror.BETA_BOUNDS`, then a scale and a bias.
 
-The loss is the class-weighted binary cross-entropy of the labelled frames (positives
+The loss is the class-weighted binary cross-entropy (targets smoothed to 0.05/0.95, so
+probabilities stay graded) of the labelled frames (positives
 weighted by negatives/positives of the training frames, ~5 for BAH's 17 %), plus
 ``clip_weight`` times that of the video labels, plus ``l2`` times the squared embedding
 weights. Adam; the epoch kept is the one with the best validation AVGF1 (frame level when
@@ -21,7 +22,9 @@ the validation split has frame labels, else video level), with early stopping.
 
 Thresholds: the frame and clip decision thresholds that maximise the validation AVGF1
 (grid 0.01..0.99 by 0.005) are folded into the biases, so 0.5 is the decision point of the
-exported graph everywhere; the card records the raw values. The exported ONNX is checked
+exported graph everywhere; the card records the raw values. Then the clip logits are cooled
+by the factor (:func:`clip_temperature`) with the lowest validation log loss that leaves at
+most 10 % of the validation clips below 0.01 or above 0.99. The exported ONNX is checked
 against the torch model on the validation features (frame and clip logits and
 contributions within :data:`PARITY_TOLERANCE`, and the graph's own ``cue_features`` against
 the features files'); a mismatch fails the run and no graph is written.
@@ -324,18 +327,52 @@ def _loss(torch, module, batch, pos_weight: float, clip_pos_weight: float, confi
     if keep.any():
         loss = F.binary_cross_entropy_with_logits(
             out["frame_ah_logit"][keep],
-            labels[keep],
+            _smoothed(labels[keep]),
             pos_weight=torch.tensor(pos_weight, device=labels.device),
         )
     has_label = batch["label"] >= 0
     if config.clip_weight > 0 and has_label.any():
         loss = loss + config.clip_weight * F.binary_cross_entropy_with_logits(
             out["clip_ah_logit"][has_label],
-            batch["label"][has_label],
+            _smoothed(batch["label"][has_label]),
             pos_weight=torch.tensor(clip_pos_weight, device=labels.device),
         )
     l2 = sum((p * p).sum() for p in module.learned.values())
     return loss + config.l2 * l2
+
+
+LABEL_SMOOTHING = 0.05
+"""Targets are 0.05 and 0.95, not 0 and 1: on data a fusion separates easily (a generated
+set) the logits would otherwise grow until every probability is 0.00 or 1.00."""
+
+
+def _smoothed(labels):
+    return labels * (1.0 - 2.0 * LABEL_SMOOTHING) + LABEL_SMOOTHING
+
+
+MAX_SATURATED = 0.10
+"""At most this share of validation clips may end below 0.01 or above 0.99."""
+
+
+def clip_temperature(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The factor (1, 0.95, ..., 0.2) the clip logits are multiplied by: the one with the
+    lowest validation log loss among those leaving at most :data:`MAX_SATURATED` of the
+    validation clips saturated (else the smallest). Decisions at 0.5 and the ranking are
+    unchanged; only how sure the probabilities are."""
+    if len(labels) == 0:
+        return 1.0
+    p = np.clip(np.asarray(probs, np.float64), 1e-12, 1 - 1e-12)
+    z = np.log(p / (1 - p))
+    y = np.asarray(labels, np.float64)
+    best = None
+    for k in np.round(np.arange(1.0, 0.19, -0.05), 2):
+        q = np.clip(1 / (1 + np.exp(-k * z)), 1e-12, 1 - 1e-12)
+        if ((q < 0.01) | (q > 0.99)).mean() > MAX_SATURATED:
+            continue
+        loss = float(-(y * np.log(q) + (1 - y) * np.log(1 - q)).mean())
+        if best is None or loss < best[0]:
+            best = (loss, float(k))
+    return best[1] if best else 0.2
 
 
 def _ratio(neg: int, pos: int) -> float:
@@ -535,6 +572,12 @@ def train(
     clip_t, clip_f1 = best_threshold(*_level_scores(val_clips, outputs).video())
     with torch.no_grad():
         module.clip_bias -= _logit(clip_t)
+    # the clip head's temperature on the validation split: 0.5 and the ranking stay put
+    outputs = _predict(torch, module, val_t, val_clips, device, config.batch_size)
+    clip_k = clip_temperature(*_level_scores(val_clips, outputs).video())
+    with torch.no_grad():
+        module.clip_scale *= clip_k
+        module.clip_bias *= clip_k
 
     weights_id = f"ahmer-ah-trained@{features.fingerprint[:12] or 'unknown'}.s{config.seed}"
     weights = module.to_weights(prior)
@@ -547,6 +590,7 @@ def train(
             "seed": str(config.seed),
             "frame_threshold": f"{frame_t:g}",
             "clip_threshold": f"{clip_t:g}",
+            "clip_temperature_factor": f"{clip_k:g}",
             **{k: v for k, v in prior.metadata.items() if k == "prototypes_ambivalent"},
         },
     )
