@@ -27,9 +27,12 @@ are in ``bench/README.md``, "Measured by hand", and ``tests/test_asr.py``):
   is not decoded at all (Whisper hallucinates "Thank you." in silence).
 - Two ways to decode those regions (:data:`DECODINGS`). ``"batched"`` (the default): the
   merged regions are cut into chunks of at most :data:`CHUNK_S` (at pauses) and decoded by
-  faster-whisper's ``BatchedInferencePipeline``, :data:`BATCH_SIZE` chunks per encoder and
-  decoder call, without timestamp tokens (word times come from the alignment pass): each
-  chunk costs one encoder window. ``"sequential"`` (the path before): the regions go to
+  faster-whisper's ``BatchedInferencePipeline`` without timestamp tokens (word times come
+  from the alignment pass): each chunk costs one encoder window. Chunks per encoder and
+  decoder call: 1 on the CPU, :data:`BATCH_SIZE` on a GPU. A call cannot be stopped
+  midway, so a cancel waits for the chunks in it; on the CPU batching saved little
+  (``bench/README.md``), less than keeping a cancel's leftover at one window is worth.
+  ``"sequential"`` (the path before): the regions go to
   ``WhisperModel.transcribe`` as ``clip_timestamps``, which decodes with timestamp tokens
   and seeks window by window, so a region of 25-30 s often costs two encoder windows (the
   second starting at the last complete segment). Kept for comparison
@@ -89,7 +92,7 @@ MERGE_GAP_S = 2.0  # speech segments closer than this are decoded together
 DECODINGS = ("batched", "sequential")
 DEFAULT_DECODING = "batched"
 CHUNK_S = 30.0  # the longest chunk of the batched decoding: one encoder window
-BATCH_SIZE = 8  # chunks per encoder/decoder call of the batched decoding
+BATCH_SIZE = 8  # chunks per encoder/decoder call of the batched decoding on a GPU
 ENCODER_WINDOW_S = 30  # Whisper's encoder always sees 30 s (3000 mel frames, zero-padded)
 ENCODER_HOP_S = 0.02  # one encoder state per 20 ms (10 ms mel hop, stride-2 convolution)
 _ENCODER_BATCH = 4  # windows per encoder call
@@ -108,19 +111,21 @@ class AsrOptions:
     ``language``: an ISO code, or ``None`` to detect it. ``initial_prompt``: text shown to
     the decoder before every window (:data:`FILLER_PROMPT` keeps filled pauses; ``None`` or
     ``""`` for none). ``decoding``: one of :data:`DECODINGS`. ``batch_size``: chunks per
-    call of the batched decoding. ``merge_gap_s``: speech segments closer than this are
-    decoded together."""
+    call of the batched decoding (``None``: 1 on the CPU, :data:`BATCH_SIZE` on a GPU; see
+    the module docstring). ``merge_gap_s``: speech segments closer than this are decoded
+    together."""
 
     language: str | None = None
     initial_prompt: str | None = FILLER_PROMPT
     decoding: str = DEFAULT_DECODING
-    batch_size: int = BATCH_SIZE
+    batch_size: int | None = None
     merge_gap_s: float = MERGE_GAP_S
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
             raise AsrError(f"decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
-        if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 64):
+        size = self.batch_size
+        if size is not None and not (isinstance(size, int) and 1 <= size <= 64):
             raise AsrError(f"batch_size must be an integer in 1..64, got {self.batch_size!r}")
         if not (0.0 <= self.merge_gap_s < 1e6):
             raise AsrError(f"merge_gap_s must be >= 0, got {self.merge_gap_s!r}")
@@ -320,7 +325,7 @@ class Transcriber:
                     audio,
                     without_timestamps=True,
                     clip_timestamps=[{"start": c.start, "end": c.end} for c in clips],
-                    batch_size=options.batch_size,
+                    batch_size=options.batch_size or self._batch_size(),
                     **common,
                 )
             else:
@@ -357,6 +362,11 @@ class Transcriber:
         )
         text = " ".join(w.text for w in words)
         return Transcript(words, info.language, segments, text, duration)
+
+    def _batch_size(self) -> int:
+        """Chunks per call when the options leave it open: 1 on the CPU, where a cancel
+        waits for the whole call and batching saves little; :data:`BATCH_SIZE` on a GPU."""
+        return 1 if self.device == "cpu" else BATCH_SIZE
 
     def encoder_states(
         self,

@@ -232,13 +232,15 @@ def test_missing_or_broken_model_raises_asr_error(tmp_path):
 
 
 def test_batched_and_sequential_decodings_agree_on_words_and_times(transcriber, two_utterances):
-    """Both decodings of two utterances 2 s apart (two chunks, one batch): the same words
+    """Both decodings of two utterances 2 s apart (two chunks): the same words
     (measured: identical text) at nearly the same times (measured: starts within 0.06 s)."""
     audio, _, _ = two_utterances
     assert transcriber.decoding == DEFAULT_DECODING == "batched"
     new = transcriber.transcribe_window(audio, AsrOptions(decoding="batched"))
     old = transcriber.transcribe_window(audio, AsrOptions(decoding="sequential"))
     assert new.words == transcriber.transcribe(audio).words  # transcribe() uses the default
+    both = transcriber.transcribe_window(audio, AsrOptions(batch_size=2))  # one call for two
+    assert word_error_rate(new.text, both.text) <= 0.1
     assert word_error_rate(old.text, new.text) <= 0.1
     assert word_error_rate(f"{HEDGING} {CONFIDENT}", new.text) <= 0.25
     pairs = [(a, b) for a, b in zip(old.words, new.words, strict=False) if a.text == b.text]
