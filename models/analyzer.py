@@ -355,6 +355,12 @@ class Analyzer:
         timings["fusion"] = time.perf_counter() - t
         return Prediction(cues=cues, emotion=emotion, outputs=outputs, timings=timings, feed=feed)
 
+    def prototypes(self) -> tuple[str, ...]:
+        """The loaded fusion's ambivalent prototype sentences (its metadata), which its
+        ``prototype_match`` output indexes; empty for a fusion without a bank."""
+        text = self.backend.signature(self.fusion_name).meta("prototypes_ambivalent") or ""
+        return tuple(text.split("\n")) if text else ()
+
     def postprocess(self, tl: Timeline, pred: Prediction) -> AnalysisResult:
         t = time.perf_counter()
         cfg, out = self.config, pred.outputs
@@ -380,12 +386,6 @@ class Analyzer:
             emotion_distribution=distribution,
             dominant_emotion=dominant,
             mean_valence=float(np.mean(out["frame_valence"])) if len(tl) else 0.0,
-    def prototypes(self) -> tuple[str, ...]:
-        """The loaded fusion's ambivalent prototype sentences (its metadata), which its
-        ``prototype_match`` output indexes; empty for a fusion without a bank."""
-        text = self.backend.signature(self.fusion_name).meta("prototypes_ambivalent") or ""
-        return tuple(text.split("\n")) if text else ()
-
         )
         explanation = explain(
             tl,
