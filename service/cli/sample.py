@@ -96,8 +96,8 @@ def make_sample(text: str = DEFAULT_TEXT, lead: float = 0.3) -> tuple[bytes, flo
     """The MP4 bytes of the example clip and its duration in seconds."""
     import numpy as np
 
+    from ahmer.models.contract import SAMPLE_FACE
     from ahmer.models.store.model_store import ModelStore
-    from ahmer.models.store.sources import SAMPLE_FACE
 
     photo = ModelStore().path(SAMPLE_FACE)  # checked against its pinned sha256
     words = _speak(text)

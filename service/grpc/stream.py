@@ -18,7 +18,7 @@ rolling updates and the result are never dropped. A client that does not read at
 the handler waiting in a write, where no timer of its own runs; a watchdog ends such a call
 at the wall-clock limit (``DEADLINE_EXCEEDED``, delivered after the unread messages) and frees
 the session at once. Each session's high-water marks are logged when it closes and kept in
-``state.extra["live_reports"]`` (:class:`SessionReport`, the last :data:`REPORTS_KEPT`).
+``state.live_reports`` (:class:`SessionReport`, the last :data:`REPORTS_KEPT`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from ahmer.models.contract import DEFAULT_FPS
 from ahmer.v1 import live_pb2, options_pb2, results_pb2
 
 from ..convert import cue_to_proto, frame_to_proto, skip_counts, to_proto
@@ -57,7 +58,6 @@ __all__ = [
     "MAX_PENDING_RESULTS",
     "OUT_QUEUE",
     "OVERLAP_TOLERANCE",
-    "REPORTS_KEPT",
 ]
 
 log = logging.getLogger("ahmer.service.live")
@@ -66,7 +66,6 @@ MAX_PENDING_AUDIO = 10.0  # seconds of audio waiting before the reader pauses
 MAX_PENDING_ITEMS = 512  # audio chunks and transcript segments waiting before it pauses
 OUT_QUEUE = 64  # result messages waiting for the client
 MAX_PENDING_RESULTS = OUT_QUEUE + 1 + 3  # + the one being sent + a late notice per code
-REPORTS_KEPT = 32  # reports of finished sessions kept in ``state.extra["live_reports"]``
 OVERLAP_TOLERANCE = 0.05  # s an audio chunk may start before the previous one's end
 LATE_S = 1.0  # a frame that waited this long for analysis: the server is behind the stream
 BEHIND_FRAMES = 2  # more analysis frames than this waiting: no provisional results for now
@@ -174,7 +173,7 @@ class _Call:
         self.notified: set[str] = set()
         self.last_pts = -math.inf
         self.audio_in = 0  # input frames (per channel) received so far
-        self.fps = 5.0
+        self.fps = DEFAULT_FPS
         self.options = None
         self.max_s = handler.state.config.max_stream_seconds
         self.queue: WorkQueue | None = None
@@ -253,7 +252,7 @@ class LiveHandler:
             await context.abort(exc.code, exc.message)
         call = _Call(self, context)
         state.metrics.active_streams.inc()
-        state.extra["active_streams"] = slots.active
+        state.active_streams = slots.active
         started = time.monotonic()
         loop = asyncio.get_running_loop()
         watchdog = loop.call_later(
@@ -346,11 +345,9 @@ class LiveHandler:
     def _slots(self):
         from .limits import SessionSlots
 
-        slots = self.state.extra.get("slots")
-        if slots is None:
-            slots = SessionSlots(self.state.config.max_sessions)
-            self.state.extra["slots"] = slots
-        return slots
+        if self.state.slots is None:
+            self.state.slots = SessionSlots(self.state.config.max_sessions)
+        return self.state.slots
 
     def grace(self) -> float:
         return min(GRACE, self.state.config.max_stream_seconds / 2)
@@ -373,11 +370,10 @@ class LiveHandler:
         state = self.state
         loop = asyncio.get_running_loop()
         slots.release()
-        state.extra["active_streams"] = slots.active
+        state.active_streams = slots.active
 
         report = call.report()
-        reports = state.extra.setdefault("live_reports", collections.deque(maxlen=REPORTS_KEPT))
-        reports.append(report)
+        state.live_reports.append(report)
 
         def done(_=None) -> None:
             state.metrics.active_streams.dec()
