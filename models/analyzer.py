@@ -19,15 +19,21 @@ import numpy as np
 
 from ahmer.models.backends.base import InferenceBackend
 from ahmer.models.backends.factory import backend_options, make_backend
-from ahmer.models.config import AnalyzerConfig
+from ahmer.models.config import AnalyzerConfig, CallOptions
 from ahmer.models.contract import (
     ATTRIBUTION_NAMES,
     EMBED_DIM,
     EMOTIONS,
+    FACE_DETECTOR_FULL,
+    FACE_DETECTOR_SHORT,
     FACE_EMBED_DIM,
+    FACE_LANDMARKER,
+    FER_MODEL,
     FUSION_CONTRACT_V1,
     MASK_NAMES,
+    TEXT_MODEL,
     VOICE_EMBED_DIM,
+    WHISPER_MODEL,
 )
 from ahmer.models.contract import FUSION_MODEL as FUSION
 from ahmer.models.fusion.cues import CueFrames, compute_cues
@@ -120,21 +126,21 @@ class Analyzer:
         cfg, store = self.config, self.store
         if self.backend is None:
             self.backend = make_backend(cfg.backend, **backend_options(cfg))
-        self.face_encoder = FaceEmotionEncoder(self.backend, store.path("fer_emotion"))
+        self.face_encoder = FaceEmotionEncoder(self.backend, store.path(FER_MODEL))
         # no cache across requests: embeddings of health conversations are not kept
-        self.text_encoder = TextEncoder(self.backend, store.path("minilm"), cache_size=0)
+        self.text_encoder = TextEncoder(self.backend, store.path(TEXT_MODEL), cache_size=0)
         # the fusion config.fusion names (default: the store's prior), under its own name
         self.fusion = resolve_fusion(store, cfg.fusion)
         self.fusion_name = self.fusion.name
         self.backend.load(self.fusion_name, self.fusion.path)
         self.notice = fusion_notice(self.fusion) or PRIOR_NOTICE
-        whisper = cfg.whisper_model or store.path("whisper_tiny_en")
+        whisper = cfg.whisper_model or store.path(WHISPER_MODEL)
         self.transcriber = Transcriber(whisper, cpu_threads=cfg.asr_threads)
         self.transcriber.load()
         manifest = store.manifest()
         self.versions = {
             name: manifest.entries[name].version
-            for name in ("face_landmarker", "fer_emotion", "minilm", "whisper_tiny_en")
+            for name in (FACE_LANDMARKER, FER_MODEL, TEXT_MODEL, WHISPER_MODEL)
             if name in manifest.entries
         }
         self.versions[self.fusion.name] = self.fusion.version
@@ -144,12 +150,12 @@ class Analyzer:
         fusion_meta = self.backend.signature(self.fusion_name)
         self.versions["fusion_contract"] = fusion_meta.meta("contract") or FUSION_CONTRACT_V1
         if cfg.whisper_model:
-            self.versions["whisper_tiny_en"] = f"user:{Path(str(cfg.whisper_model)).name}"
+            self.versions[WHISPER_MODEL] = f"user:{Path(str(cfg.whisper_model)).name}"
         self._preprocess_config = PreprocessConfig(
             fps=cfg.fps,
-            face_landmarker=store.path("face_landmarker"),
-            face_detector=store.path("face_detector_full_range"),
-            short_range_detector=store.path("face_detector_short_range"),
+            face_landmarker=store.path(FACE_LANDMARKER),
+            face_detector=store.path(FACE_DETECTOR_FULL),
+            short_range_detector=store.path(FACE_DETECTOR_SHORT),
             landmark_fps=cfg.landmark_fps,
             face_engine=cfg.face_engine,
             whisper_model=whisper,
@@ -223,33 +229,24 @@ class Analyzer:
         self,
         media: MediaSource,
         transcript: str | bytes | None = None,
-        fps: float | None = None,
+        options: CallOptions | None = None,
         progress: Progress | None = None,
-        language: str | None = None,
-        transcript_format: str | None = None,
         cancel: Callable[[], bool] | None = None,
-        strict: bool | None = None,
     ) -> Timeline:
-        """Decode ``media`` into a timeline. ``language`` is passed to ASR (None: detected or
-        the model's only one); ``transcript_format`` skips sniffing the transcript;
-        ``cancel``, ``strict``: see :meth:`analyze`."""
+        """Decode ``media`` into a timeline, with this call's ``options`` over the
+        configuration; ``progress``, ``cancel``: see :meth:`analyze`."""
         self._require_ready()
+        options = options or CallOptions()
         config = self._preprocess_config
-        changes = {}
-        if fps is not None and fps != config.fps:
-            changes["fps"] = fps
-        if language and language != config.language:
-            changes["language"] = language
-        if strict is not None and strict != config.strict:
-            changes["strict"] = strict
+        changes = options.config_changes(config)
         if changes:
-            config = PreprocessConfig(**{**config.__dict__, **changes})
+            config = replace(config, **changes)
         with self._face_analyzer() as fa:
             return preprocess(
                 media,
                 config,
                 transcript=transcript,
-                transcript_format=transcript_format,
+                transcript_format=options.transcript_format,
                 progress=progress,
                 transcriber=self.transcriber,
                 face_analyzer=fa,
@@ -418,19 +415,19 @@ class Analyzer:
         self,
         media: MediaSource,
         transcript: str | bytes | None = None,
-        fps: float | None = None,
+        options: CallOptions | None = None,
         progress: Progress | None = None,
-        language: str | None = None,
-        transcript_format: str | None = None,
         cancel: Callable[[], bool] | None = None,
-        strict: bool | None = None,
     ) -> AnalysisResult:
-        """The whole pipeline on one clip.
+        """The whole pipeline on one clip, with this call's ``options`` (a
+        :class:`~ahmer.models.config.CallOptions`: rate, language, transcript format, strict)
+        over the configuration.
 
         Partial media (a stream decoded short of its declared duration) gives a ``truncated
-        media: ...`` warning in the result; ``strict`` (None: ``config.strict``) makes it an
-        error instead: :class:`~ahmer.preprocessing.media.TruncatedMedia`, a ``MediaError``
-        (see :func:`ahmer.preprocessing.pipeline.check_complete`).
+        media: ...`` warning in the result; strict (``options.strict``, None:
+        ``config.strict``) makes it an error instead:
+        :class:`~ahmer.preprocessing.media.TruncatedMedia`, a ``MediaError`` (see
+        :func:`ahmer.preprocessing.pipeline.check_complete`).
 
         ``cancel`` (e.g. a :class:`threading.Event`'s ``is_set``) is asked before every
         analysis frame, between the stages and inside the long audio ones (see
@@ -440,14 +437,7 @@ class Analyzer:
         holding a worker until the clip is done."""
         t = time.perf_counter()
         tl = self.preprocess(
-            media,
-            transcript=transcript,
-            fps=fps,
-            progress=progress,
-            language=language,
-            transcript_format=transcript_format,
-            cancel=cancel,
-            strict=strict,
+            media, transcript=transcript, options=options, progress=progress, cancel=cancel
         )
         prediction = self.predict(tl, cancel=cancel)
         raise_if_cancelled(cancel)
