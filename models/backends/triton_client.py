@@ -244,6 +244,8 @@ class TritonBackend(InferenceBackend):
                 if not transient and self._server_ready():
                     raise BackendError(f"{what} failed on {self.where}: {detail}") from None
                 tries += 1
+                if not self.tls and "socket closed" in detail.lower():
+                    detail += " (a client without TLS at a TLS port sees this: TLS needed?)"
                 refused = not self._reached and any(r in detail.lower() for r in _REFUSED)
                 if refused and time.monotonic() - start + delay > CONNECT_TIMEOUT_S:
                     spent = time.monotonic() - start
@@ -254,8 +256,6 @@ class TritonBackend(InferenceBackend):
                     ) from None
                 left = deadline - time.monotonic()
                 if tries > self.retries or left <= delay:
-                    if not self.tls and "socket closed" in detail.lower():
-                        detail += " (a client without TLS at a TLS port sees this: TLS needed?)"
                     raise self._unavailable(
                         what, f"{detail} ({tries} tries in {limit - max(left, 0):.1f} s)"
                     ) from None
