@@ -312,3 +312,17 @@ def test_the_default_finder_sees_literals(tmp_path):
     found = sorted(_defaults_named(code, {"fps", "gap"}), key=repr)
     assert found == [("fps", 5.0), ("fps", 5.0), ("fps", None), ("gap", 0.3), ("gap", 0.4)]
 
+
+
+MAX_MODULE_LINES = 800
+
+
+def test_no_library_module_is_over_800_lines():
+    """Modules stay small enough to read whole (issue 19): a module past 800 lines is split
+    along the jobs it holds, as report.py, faces.py, media.py and the batch engine were."""
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in _library_files()
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
