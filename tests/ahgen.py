@@ -45,7 +45,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from bahgen import FPS, RATE, SIZE, VOICES, BahClip, BahSet, _pcm, _silence, write_layout
+from bahgen import (
+    FPS,
+    RATE,
+    SIZE,
+    VOICES,
+    BahClip,
+    BahSet,
+    _pcm,
+    _silence,
+    assign_splits,
+    write_layout,
+)
 from media import canvas, make_clip, portrait, warp_points
 
 __all__ = [
@@ -366,16 +377,7 @@ def make_ah_challenge(
     for leftover in tmp.iterdir():
         leftover.unlink()
     tmp.rmdir()
-    order = pids[:]
-    rng.shuffle(order)
-    n_val, n_test = splits
-    split_of = {pid: "train" for pid in order}
-    for pid in order[:n_val]:
-        split_of[pid] = "val"
-    for pid in order[n_val : n_val + n_test]:
-        split_of[pid] = "test"
-    for clip in out.clips:
-        clip.split = split_of[clip.pid]
+    assign_splits(out.clips, pids, rng, *splits)
     write_layout(root, out.clips)
     with open(root / "categories.csv", "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)

@@ -35,6 +35,7 @@ __all__ = [
     "CONFIDENT_LINES",
     "SHORT_LINES",
     "HEDGED_PARTS",
+    "assign_splits",
     "write_layout",
 ]
 
@@ -168,6 +169,23 @@ def _split_line(clip: BahClip) -> str:
     return f"{clip.source},{clip.label},{clip.transcript}\n"
 
 
+def assign_splits(
+    clips: list[BahClip], pids: list[str], rng: random.Random, n_val: int, n_test: int
+) -> None:
+    """Split by participant, as BAH does: ``pids`` shuffled with ``rng``, the first ``n_val``
+    go to val, the next ``n_test`` to test, the rest to train; each clip takes its
+    participant's split."""
+    order = pids[:]
+    rng.shuffle(order)
+    split_of = {pid: "train" for pid in order}
+    for pid in order[:n_val]:
+        split_of[pid] = "val"
+    for pid in order[n_val : n_val + n_test]:
+        split_of[pid] = "test"
+    for clip in clips:
+        clip.split = split_of[clip.pid]
+
+
 def write_layout(root: Path, clips: list[BahClip]) -> None:
     """The BAH release's files for ``clips`` (their ``split`` set): the split files,
     ``video_annotation.yaml`` with each clip's frame labels and ``class_id.yaml``."""
@@ -222,16 +240,8 @@ def make_bah_dataset(
             frames = int(round(duration * FPS))
             out.clips.append(BahClip(pid, path, rel, int(ah), transcript, spans, frames))
     tmp.rmdir()
-    order = pids[:]
-    rng.shuffle(order)
-    n = len(order)
+    n = len(pids)
     n_val = n_test = max(1, n // 6) if n >= 3 else 0
-    split_of = {pid: "train" for pid in order}
-    for pid in order[:n_val]:
-        split_of[pid] = "val"
-    for pid in order[n_val : n_val + n_test]:
-        split_of[pid] = "test"
-    for clip in out.clips:
-        clip.split = split_of[clip.pid]
+    assign_splits(out.clips, pids, rng, n_val, n_test)
     write_layout(root, out.clips)
     return out
