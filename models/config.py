@@ -51,7 +51,7 @@ class AnalyzerConfig:
     device: str = "cpu"
     threshold: float = 0.5
     whisper_model: str | Path | None = None  # default: the store's whisper_tiny_en
-    asr_threads: int = 1
+    asr_threads: int = 0  # CTranslate2 threads; 0: asr.auto_threads (by the cores)
     # tiered faces: full landmarks about this often; 0 = on every analysis frame
     landmark_fps: float = DEFAULT_LANDMARK_FPS
     face_engine: str = DEFAULT_ENGINE  # or "tasks" (MediaPipe Tasks, the reference; slower)

@@ -32,6 +32,14 @@ are in ``bench/README.md``, "Measured by hand", and ``tests/test_asr.py``):
   decoder call: 1 on the CPU, :data:`BATCH_SIZE` on a GPU. A call cannot be stopped
   midway, so a cancel waits for the chunks in it; on the CPU batching saved little
   (``bench/README.md``), less than keeping a cancel's leftover at one window is worth.
+  The encoder window is 30 s (3000 mel frames; shorter chunks are zero-padded), unless the
+  call asks for a shorter one (``AsrOptions.window_s``): the features are then cut to that
+  window and chunks kept :data:`WINDOW_MARGIN_S` shorter. The encoder's cost is about
+  proportional to its window, so a 15 s window halves it, which is what live passes over a
+  few seconds of audio need (:data:`STREAM_WINDOW_S`). Whisper was trained on padded 30 s
+  windows: with windows under ~10 s tiny.en repeats the last words or invents some after
+  the speech; at 15 s the words differed from 30 s windows in a few of 20 test excerpts
+  (``bench/README.md``). Whole clips keep 30 s.
   ``"sequential"`` (the path before): the regions go to
   ``WhisperModel.transcribe`` as ``clip_timestamps``, which decodes with timestamp tokens
   and seeks window by window, so a region of 25-30 s often costs two encoder windows (the
@@ -53,6 +61,7 @@ windows: a speech representation from the model already loaded for ASR, pooled t
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -77,6 +86,9 @@ __all__ = [
     "ENCODER_WINDOW_S",
     "FILLER_PROMPT",
     "MERGE_GAP_S",
+    "MIN_WINDOW_S",
+    "STREAM_WINDOW_S",
+    "WINDOW_MARGIN_S",
     "AsrError",
     "AsrOptions",
     "Transcript",
@@ -95,6 +107,10 @@ CHUNK_S = 30.0  # the longest chunk of the batched decoding: one encoder window
 BATCH_SIZE = 8  # chunks per encoder/decoder call of the batched decoding on a GPU
 ENCODER_WINDOW_S = 30  # Whisper's encoder always sees 30 s (3000 mel frames, zero-padded)
 ENCODER_HOP_S = 0.02  # one encoder state per 20 ms (10 ms mel hop, stride-2 convolution)
+MIN_WINDOW_S = 10.0  # shorter encoder windows make tiny.en repeat and invent words
+STREAM_WINDOW_S = 15.0  # the encoder window of live passes (buffers of a few seconds)
+WINDOW_MARGIN_S = 1.0  # a chunk stays this much shorter than a window under 30 s
+_MEL_PER_S = 100  # log-mel frames per second (10 ms hop)
 _ENCODER_BATCH = 4  # windows per encoder call
 _MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -113,13 +129,17 @@ class AsrOptions:
     ``""`` for none). ``decoding``: one of :data:`DECODINGS`. ``batch_size``: chunks per
     call of the batched decoding (``None``: 1 on the CPU, :data:`BATCH_SIZE` on a GPU; see
     the module docstring). ``merge_gap_s``: speech segments closer than this are decoded
-    together."""
+    together. ``window_s``: the encoder window of the batched decoding, seconds
+    (:data:`MIN_WINDOW_S` to :data:`ENCODER_WINDOW_S`): under 30 s the features are cut to it
+    instead of padded to 30 s and the chunks kept :data:`WINDOW_MARGIN_S` shorter; cheaper
+    for short audio, slightly different words (the module docstring)."""
 
     language: str | None = None
     initial_prompt: str | None = FILLER_PROMPT
     decoding: str = DEFAULT_DECODING
     batch_size: int | None = None
     merge_gap_s: float = MERGE_GAP_S
+    window_s: float = ENCODER_WINDOW_S
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -129,16 +149,31 @@ class AsrOptions:
             raise AsrError(f"batch_size must be an integer in 1..64, got {self.batch_size!r}")
         if not (0.0 <= self.merge_gap_s < 1e6):
             raise AsrError(f"merge_gap_s must be >= 0, got {self.merge_gap_s!r}")
+        if not (MIN_WINDOW_S <= self.window_s <= ENCODER_WINDOW_S):
+            raise AsrError(
+                f"window_s must be in {MIN_WINDOW_S:g}..{ENCODER_WINDOW_S} s, got {self.window_s!r}"
+            )
+        if self.window_s < ENCODER_WINDOW_S and self.decoding != "batched":
+            raise AsrError("window_s under 30 s needs the batched decoding")
+
+    @property
+    def chunk_s(self) -> float:
+        """The longest chunk decoded in one encoder window."""
+        if self.window_s >= ENCODER_WINDOW_S:
+            return CHUNK_S
+        return self.window_s - WINDOW_MARGIN_S
 
 
 def auto_threads(cores: int | None = None) -> int:
     """CTranslate2 threads per decode when the caller leaves it to us (``cpu_threads=0``):
-    1 on up to 2 cores, where the video branch needs the other core, else half the cores up
-    to 4 (the measurements behind it: ``bench/README.md``)."""
+    every core on up to 2 cores, else half the cores up to 4. On 2 cores the video branch
+    finishes well before the audio branch, so a second ASR thread shortens the clip: 3.40 s
+    against 3.81 s for the 30 s bench clip on a quiet 2-core EPYC, the same results
+    (``bench/README.md``)."""
     from .host import host_info
 
     cores = host_info().cores if cores is None else cores
-    return 1 if cores <= 2 else min(4, cores // 2)
+    return max(1, cores) if cores <= 2 else min(4, cores // 2)
 
 
 @dataclass(frozen=True, repr=False)
@@ -317,11 +352,9 @@ class Transcriber:
         }
         try:
             if options.decoding == "batched":
-                from faster_whisper import BatchedInferencePipeline
-
-                clips = speech_chunks(speech, options.merge_gap_s, CHUNK_S)
+                clips = speech_chunks(speech, options.merge_gap_s, options.chunk_s)
                 # a pipeline per call: it keeps state between its batches
-                pieces, info = BatchedInferencePipeline(whisper).transcribe(
+                pieces, info = _pipeline(whisper, options.window_s).transcribe(
                     audio,
                     without_timestamps=True,
                     clip_timestamps=[{"start": c.start, "end": c.end} for c in clips],
@@ -434,6 +467,34 @@ class _Interrupted(Cancelled):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+def _pipeline(whisper, window_s: float):
+    """faster-whisper's batched pipeline over ``whisper``; with a window under 30 s, one
+    that cuts the (padded) features of each batch to ``window_s`` before the encoder."""
+    from faster_whisper import BatchedInferencePipeline
+
+    if window_s >= ENCODER_WINDOW_S:
+        return BatchedInferencePipeline(whisper)
+    pipeline = _windowed_pipeline()(whisper)
+    pipeline.frames = int(round(window_s * _MEL_PER_S / 2)) * 2  # even: encoder stride 2
+    return pipeline
+
+
+@functools.cache
+def _windowed_pipeline() -> type:
+    """The batched pipeline with its features cut to ``frames`` (made once, on first use:
+    faster-whisper is imported lazily)."""
+    from faster_whisper import BatchedInferencePipeline
+
+    class WindowedPipeline(BatchedInferencePipeline):
+        frames = 3000
+
+        def forward(self, features, tokenizer, chunks_metadata, options):
+            cut = np.ascontiguousarray(features[..., : self.frames])
+            return super().forward(cut, tokenizer, chunks_metadata, options)
+
+    return WindowedPipeline
 
 
 def _decode(pieces, duration: float, on_progress) -> list:

@@ -3,12 +3,14 @@
 Whisper decodes fixed windows, not a stream. :class:`StreamingTranscriber` turns it into one
 the way whisper_streaming does (its *LocalAgreement-2* policy): every short step (about
 0.5 s of new audio) the *buffer* — the audio since the last commit point, which lies in a
-silence — is decoded again with :meth:`Transcriber.transcribe
-<ahmer.preprocessing.asr.Transcriber.transcribe>` (same model, prompt, speech-only decoding
-and word snapping as whole clips). The words of this pass that come after the committed
-ones are compared with the previous pass's: the longest common prefix (same words, in the
-same order) is *committed* and never changes again; the rest is the *hypothesis*, shown to
-the caller as provisional and decoded again at the next step with more audio after it.
+silence — is decoded again with :meth:`Transcriber.transcribe_window
+<ahmer.preprocessing.asr.Transcriber.transcribe_window>` (same model, prompt, speech-only
+decoding and word snapping as whole clips, but a 15 s encoder window instead of 30 s:
+:data:`~ahmer.preprocessing.asr.STREAM_WINDOW_S`, half the encoder's cost per pass).
+The words of this pass that come after the committed ones are compared with the previous
+pass's: the longest common prefix (same words, in the same order) is *committed* and never
+changes again; the rest is the *hypothesis*, shown to the caller as provisional and decoded
+again at the next step with more audio after it.
 
 A word is therefore committed once two passes that saw different amounts of audio after it
 agree on it: typically one to two steps after it was spoken. Words cut in half at the
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .asr import ENCODER_WINDOW_S, STREAM_WINDOW_S, AsrOptions
 from .timeline import SAMPLE_RATE, Segment, Word
 
 __all__ = ["AGREE_NGRAM", "MIN_PAUSE_S", "StreamPass", "StreamingTranscriber", "same_words"]
@@ -72,11 +75,14 @@ class StreamingTranscriber:
     """LocalAgreement-2 over a trimmed buffer, on a loaded :class:`~.asr.Transcriber`.
 
     ``language``: as for :meth:`Transcriber.transcribe`. ``max_buffer``: the longest audio a
-    pass decodes, seconds. One instance per stream; not thread-safe (one pass at a time)."""
+    pass decodes, seconds. ``window_s``: the encoder window of a batched pass
+    (:data:`~ahmer.preprocessing.asr.STREAM_WINDOW_S`; 30 s decodes as whole clips do).
+    One instance per stream; not thread-safe (one pass at a time)."""
 
     transcriber: object
     language: str | None = None
     max_buffer: float = 12.0
+    window_s: float = STREAM_WINDOW_S
     buffer_start: float = 0.0  # absolute seconds: where the next pass's audio begins
     committed: list[Word] = field(default_factory=list)
     hypothesis: list[Word] = field(default_factory=list)
@@ -109,7 +115,7 @@ class StreamingTranscriber:
         ]
         words: list[Word] = []
         if rel and len(audio) >= SAMPLE_RATE // 10:
-            tr = self.transcriber.transcribe(audio, language=self.language, vad_segments=rel)
+            tr = self.transcriber.transcribe_window(audio, self._options(), rel)
             self.language_found = tr.language or self.language_found
             words = [Word(w.start + start, w.end + start, w.text, w.probability) for w in tr.words]
         self.passes += 1
@@ -124,6 +130,13 @@ class StreamingTranscriber:
         self.hypothesis = fresh[agreed:]
         self._trim(start, end, rel, final)
         return StreamPass(list(new), list(self.hypothesis), end)
+
+    def _options(self) -> AsrOptions:
+        """A pass's decoding: the transcriber's, with :attr:`window_s` as the encoder
+        window when batched (a buffer holds a few seconds; chunks are cut to fit)."""
+        decoding = getattr(self.transcriber, "decoding", "batched")
+        window = self.window_s if decoding == "batched" else ENCODER_WINDOW_S
+        return AsrOptions(self.language, decoding=decoding, window_s=window)
 
     def flush(self, audio: np.ndarray, start: float, speech: Sequence[Segment]) -> StreamPass:
         """Commit every word (the end of a turn or of the stream). When the last pass

@@ -110,7 +110,7 @@ class PreprocessConfig:
     max_faces: int = 4
     crop_size: int = 112
     max_side: int = 1280
-    asr_threads: int = 1
+    asr_threads: int = 0  # CTranslate2 threads; 0: asr.auto_threads (by the cores)
     sample_rate: int = SAMPLE_RATE
     # partial media (a stream short of its declared duration) is an error, not a warning
     strict: bool = False

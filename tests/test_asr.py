@@ -21,6 +21,7 @@ from scipy.signal import resample_poly
 from ahmer.preprocessing.asr import (
     CHUNK_S,
     DEFAULT_DECODING,
+    STREAM_WINDOW_S,
     AsrError,
     AsrOptions,
     Transcriber,
@@ -249,6 +250,45 @@ def test_batched_and_sequential_decodings_agree_on_words_and_times(transcriber, 
     assert max(abs(a.end - b.end) for a, b in pairs) <= 0.3
 
 
+def test_a_short_encoder_window_gives_the_same_words_for_less_encoder_work(
+    transcriber, two_utterances
+):
+    """The live passes' 15 s window (features cut, not padded to 30 s): the same words at
+    nearly the same times on two utterances (measured: the same words, one comma for a
+    full stop; starts within 0.02 s), chunks cut to fit the window, and the encoder sees
+    half the mel frames."""
+    from ahmer.preprocessing import asr as asr_module
+
+    audio, _, _ = two_utterances
+    options = AsrOptions(window_s=STREAM_WINDOW_S)
+    assert options.chunk_s == STREAM_WINDOW_S - 1.0
+    assert AsrOptions().chunk_s == CHUNK_S
+    seen = []
+    model = transcriber.load()._whisper.model
+    real = model.encode
+
+    class Spy:  # CTranslate2's model cannot take attributes: wrap it for the call
+        def __getattr__(self, name):
+            return getattr(model, name)
+
+        def encode(self, features, *args, **kwargs):
+            seen.append(int(features.shape[-1]))
+            return real(features, *args, **kwargs)
+
+    whisper = transcriber._whisper
+    whisper.model = Spy()
+    try:
+        short = transcriber.transcribe_window(audio, options)
+    finally:
+        whisper.model = model
+    full = transcriber.transcribe_window(audio, AsrOptions())
+    assert seen and set(seen) == {int(STREAM_WINDOW_S * 100)}
+    assert asr_module._pipeline(whisper, 30.0).__class__.__name__ == "BatchedInferencePipeline"
+    assert norm_words(short.text) == norm_words(full.text)
+    pairs = list(zip(short.words, full.words, strict=True))
+    assert max(abs(a.start - b.start) for a, b in pairs) <= 0.2
+
+
 def test_a_sequential_transcriber_runs_the_old_path(model_path, tmp):
     audio = speech(CONFIDENT, tmp)
     old = Transcriber(model_path("whisper_tiny_en"), cpu_threads=1, decoding="sequential")
@@ -281,6 +321,8 @@ def test_speech_chunks_end_at_pauses_and_fit_one_encoder_window():
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": 2.5}, "batch_size"),
         ({"merge_gap_s": -1.0}, "merge_gap_s"),
+        ({"window_s": 5.0}, "window_s must be in 10..30"),
+        ({"window_s": 31.0}, "window_s must be in 10..30"),
     ],
 )
 def test_bad_asr_options_raise_asr_error(options, message):
@@ -291,6 +333,11 @@ def test_bad_asr_options_raise_asr_error(options, message):
             Transcriber("tiny.en", decoding=options["decoding"])
 
 
+def test_a_short_window_needs_the_batched_decoding():
+    with pytest.raises(AsrError, match="needs the batched decoding"):
+        AsrOptions(window_s=15.0, decoding="sequential")
+
+
 def test_threads_are_chosen_by_cores():
-    assert auto_threads(1) == 1 and auto_threads(2) == 1  # the video branch needs a core
+    assert auto_threads(1) == 1 and auto_threads(2) == 2  # the video branch ends first
     assert auto_threads(4) == 2 and auto_threads(8) == 4 and auto_threads(64) == 4

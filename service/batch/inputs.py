@@ -32,6 +32,7 @@ MEDIA_EXTENSIONS = frozenset(
     ".wav .w64 .mp3 .m4a .aac .flac .ogg .oga .opus .caf .aif .aiff .amr".split()
 )
 
+
 class BatchError(InvalidInput, ValueError):
     """Bad batch arguments or inputs (no inputs, unreadable manifest, bad shard): a usage
     error, reported before any work."""

@@ -54,6 +54,7 @@ import numpy as np
 from ahmer.models.analyzer import LiveParts, frame_results
 from ahmer.models.contract import SAMPLE_RATE, VOICE_EMBED_DIM
 from ahmer.models.results import AnalysisResult, Cue, FrameResult, TranscriptWord
+from ahmer.preprocessing.asr import ENCODER_WINDOW_S
 from ahmer.preprocessing.errors import FailedPrecondition
 from ahmer.preprocessing.pipeline import check_complete, set_words
 from ahmer.preprocessing.timeline import MediaInfo, Segment, Word
@@ -722,7 +723,11 @@ class LiveSession:
         (``full_audio``): the committed words are replaced."""
         audio = self.ring.get(0, self.ring.end)
         tracker = SpeechTracker(
-            self.parts.transcriber, self.cfg.language, asr=True, max_region=math.inf
+            self.parts.transcriber,
+            self.cfg.language,
+            asr=True,
+            max_region=math.inf,
+            window_s=ENCODER_WINDOW_S,  # decoded as AnalyzeClip decodes
         )
         new = tracker.step(SpeechState(), audio, 0.0, final=True)
         with self._lock:

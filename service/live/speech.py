@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ahmer.models.contract import SAMPLE_RATE
+from ahmer.preprocessing.asr import STREAM_WINDOW_S
 from ahmer.preprocessing.asr_stream import StreamingTranscriber
 from ahmer.preprocessing.pipeline import audio_features, speech_at
 from ahmer.preprocessing.timeline import Segment, Word
@@ -51,7 +52,8 @@ class SpeechState:
 
 
 class SpeechTracker:
-    """Runs the steps; the caller provides the audio (16 kHz mono, absolute times)."""
+    """Runs the steps; the caller provides the audio (16 kHz mono, absolute times).
+    ``window_s``: the streaming passes' encoder window (30 s: as whole clips)."""
 
     def __init__(
         self,
@@ -61,9 +63,10 @@ class SpeechTracker:
         step: float = 0.5,
         hold: float = 1.0,
         max_region: float = 20.0,
+        window_s: float = STREAM_WINDOW_S,
     ) -> None:
         self.asr = asr
-        self.words = StreamingTranscriber(transcriber, language)
+        self.words = StreamingTranscriber(transcriber, language, window_s=window_s)
         self.step_s, self.hold, self.max_region = step, hold, max_region
         self.next_step = step
 
