@@ -190,6 +190,8 @@ async def _client(
         "last_update_before_end": (duration - max(before)) if before else None,
         "turn": [got - mark for mark, got in zip(marks, turn_at, strict=False)],
         "turns_got": len(turn_at),
+        # the server's own seconds for the session result (live_finish) and its parts
+        "result_timings": dict(result.timings) if result is not None else {},
         "notices": sorted(notices),
         "sent": len(sent),
         "analysed": len(final),
@@ -351,6 +353,9 @@ def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
         "last_update_before_end_s": max(gaps) if gaps else None,
         "turn_ms": [pct(turn, q) for q in (50, 95, 99)],
         "turns": sum(r["turns_got"] for r in results),
+        "live_finish_ms": [
+            pct([r["result_timings"].get("live_finish", 0.0) for r in results], q) for q in (50, 95)
+        ],
         "pending_high": max(pending) if pending else None,
         "notices": sorted({c for r in results for c in r["notices"]}),
         "sent": sum(r["sent"] for r in results),
@@ -430,7 +435,8 @@ def main(argv=None) -> int:
         print(
             f"{r['streams']} streams: notices {', '.join(r['notices']) or 'none'}; "
             f"RSS per session {(max(rss) - rss[0]) / r['streams']:.0f} MB above the level's start; "
-            f"{r['errors']} sessions failed"
+            f"{r['errors']} sessions failed; the server's own time for the session result "
+            f"(live_finish) p50/p95 {'/'.join(f'{v:.0f}' for v in r.get('live_finish_ms', []))} ms"
         )
     if rows and rows[0]["rss"]:
         series = rows[-1]["rss"]

@@ -70,6 +70,15 @@ def test_live_replay_matches_analyze_clip(client, clips, name):
     assert all(u.skipped.video_rate > 0 for u in updates)
     if name == "hedging":  # long enough for rolling updates during the stream
         assert updates and updates[-1].frames_analyzed > updates[0].frames_analyzed - 1
+        # an update describes the newest frame analysed, past the final frames sent so far
+        newest_final, ahead = -1.0, 0
+        for _, kind, body in received:
+            if kind == "frame" and body.final:
+                newest_final = max(newest_final, body.frame.time)
+            elif kind == "update":
+                assert body.time >= newest_final and body.window_start < body.time
+                ahead += body.time > newest_final + 0.5
+        assert ahead >= len(updates) // 2
     # backpressure accounting: a 15 fps camera analysed at 5 fps skips 2 frames in 3
     assert result.skipped.video_rate >= len(sent) // 2 and result.skipped.video_load == 0
 

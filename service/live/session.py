@@ -20,7 +20,9 @@ never waits for two passes to agree). Then a timeline over the last ``window`` s
 built, cues and fusion run on it (the parts' ``predict``, with the face emotion computed
 as the frames arrived and a per-session cache of text embeddings), and every newly final
 frame is emitted, with a rolling update of the window's A/H and top cues about once a
-second.
+second. That window runs to the newest frame analysed, past the final ones (with the words
+known so far: committed, then the hypothesis), so the updates describe the stream up to
+about the last second, not ``final_lag`` behind it.
 
 On half-close, :meth:`LiveSession.finish` analyses the whole session like ``AnalyzeClip``
 from what the session already has: the committed words (one last ASR pass only when speech
@@ -560,13 +562,13 @@ class LiveSession:
             self._next_eval = now + cfg.eval_interval
         t = time.perf_counter()
         pred = self.parts.predict(tl, embed=self.text_encoder.encode, **given)
-        last = float(times[k - 1])
+        newest = float(tl.times[-1])  # the window runs past the final frames, to now
         out: list = []
-        if rolling and last >= self._next_update:
-            self._next_update = last + cfg.update_interval
+        if rolling and newest >= self._next_update:
+            self._next_update = newest + cfg.update_interval
             result = self.parts.postprocess(tl, pred)
             frames = result.frames[first - a : k - a]
-            out.append(self._rolling(result, float(tl.times[0]), last, n))
+            out.append(self._rolling(result, float(tl.times[0]), newest, n))
         else:
             frames = frame_results(tl, pred, self.threshold, range(first - a, k - a))
         self.clock.add("live_window", time.perf_counter() - t)
