@@ -134,7 +134,9 @@ def _media(tmp: Path, duration: float) -> list[tuple[str, np.ndarray, str]]:
     return items, clip
 
 
-def run_asr(transcriber, timed: _Timed, items, rounds: int) -> dict:
+def run_asr(transcriber, timed: _Timed, items, rounds: int, window: float = 0.0) -> dict:
+    """Each decoding of :data:`DECODINGS` (and, with ``window``, the batched decoding with
+    that encoder window, as ``"window"``) on every item, in alternating rounds."""
     from media import word_error_rate
 
     from ahmer.preprocessing.asr import DECODINGS, AsrOptions
@@ -142,17 +144,18 @@ def run_asr(transcriber, timed: _Timed, items, rounds: int) -> dict:
     from ahmer.preprocessing.vad import run_vad
 
     speech = {name: run_vad(audio).segments for name, audio, _, _ in items}
+    variants = {d: AsrOptions(language="en", decoding=d) for d in DECODINGS}
+    if window:
+        variants["window"] = AsrOptions(language="en", window_s=window)
     out: dict = {}
     for r in range(rounds):
-        for decoding in DECODINGS:
+        for decoding, options in variants.items():
             for name, audio, ref, ref_end in items:
                 timed.reset()
                 cpu = _cpu_s()
                 with CpuMeter() as meter:
                     t = time.perf_counter()
-                    got = transcriber.transcribe_window(
-                        audio, AsrOptions(language="en", decoding=decoding), speech[name]
-                    )
+                    got = transcriber.transcribe_window(audio, options, speech[name])
                     wall = time.perf_counter() - t
                 row = out.setdefault(name, {}).setdefault(decoding, {"runs": []})
                 row["runs"].append(
@@ -166,7 +169,7 @@ def run_asr(transcriber, timed: _Timed, items, rounds: int) -> dict:
                 )
                 # the words of sentences spoken whole (a clip may cut its last one)
                 said = [w.text for w in got.words if ref_end is None or w.start < ref_end]
-                row["wer"] = word_error_rate(ref, " ".join(said))
+                row["wer"] = word_error_rate(ref, " ".join(said)) if ref else float("nan")
                 row["words"] = got.words
         print(f"  ASR round {r + 1}/{rounds} done ({meter.usage.line()})", flush=True)
     for by in out.values():
@@ -175,7 +178,17 @@ def run_asr(transcriber, timed: _Timed, items, rounds: int) -> dict:
             " ".join(w.text for w in old["words"]), " ".join(w.text for w in new["words"])
         )
         by["word_times"] = word_time_differences(old["words"], new["words"])
-        for row in (new, old):
+        if "window" in by:  # the short window against the 30 s one
+            short = by["window"]
+            by["window_wer_between"] = word_error_rate(
+                " ".join(w.text for w in new["words"]), " ".join(w.text for w in short["words"])
+            )
+            by["window_word_times"] = word_time_differences(new["words"], short["words"])
+            by["window_words"] = [
+                " ".join(w.text for w in new["words"]),
+                " ".join(w.text for w in short["words"]),
+            ]
+        for row in [by[k] for k in variants]:
             row["n_words"] = len(row.pop("words"))
             runs = row["runs"]
             row["wall_s"] = statistics.median(x["wall_s"] for x in runs)
@@ -189,6 +202,22 @@ def run_asr(transcriber, timed: _Timed, items, rounds: int) -> dict:
         by["cpu_ratio_rounds"] = [
             a["cpu_s"] / b["cpu_s"] for a, b in zip(old["runs"], new["runs"], strict=True)
         ]
+        if "window" in by:
+            by["window_cpu_ratio"] = new["cpu_s"] / by["window"]["cpu_s"]
+    return out
+
+
+def excerpts(audio: np.ndarray, count: int, seed: int = 0) -> list:
+    """``count`` excerpts of 2-12 s from random places of ``audio`` (16 kHz): what a live
+    pass decodes (a buffer of a few seconds, often cut in the middle of a word)."""
+    rng = np.random.default_rng(seed)
+    total = len(audio) / 16000
+    out = []
+    for k in range(count):
+        length = float(rng.uniform(2.0, 12.0))
+        start = float(rng.uniform(0.0, max(0.0, total - length)))
+        piece = audio[int(start * 16000) : int((start + length) * 16000)]
+        out.append((f"excerpt {k} {start:.1f}+{length:.1f}s", piece, "", None))
     return out
 
 
@@ -268,6 +297,19 @@ def print_report(doc: dict) -> None:
                 f"{r['encoder_windows']:>8}{r['encode_s']:>8.2f}{r['generate_s']:>9.2f}"
                 f"{r['align_s']:>7.2f}{r['n_words']:>6}{r['wer']:>6.2f}"
             )
+        if "window" in by:
+            r = by["window"]
+            print(
+                f"  {name:<18}{'window':<11}{r['wall_s']:>7.2f}{r['cpu_s']:>7.2f}"
+                f"{r['encoder_windows']:>8}{r['encode_s']:>8.2f}{r['generate_s']:>9.2f}"
+                f"{r['align_s']:>7.2f}{r['n_words']:>6}{r['wer']:>6.2f}"
+            )
+            ww = by["window_word_times"]
+            print(
+                f"    batched/window CPU {by['window_cpu_ratio']:.2f}x; WER between "
+                f"{by['window_wer_between']:.3f}; start diff max "
+                + ("n/a" if ww["start"]["max"] is None else f"{ww['start']['max']:.3f} s")
+            )
         wt = by["word_times"]
         rounds = ", ".join(f"{x:.2f}" for x in by["cpu_ratio_rounds"])
         med = wt["start"]["median"]
@@ -332,6 +374,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--duration", type=float, default=30.0, help="bench clip length (30 s)")
     p.add_argument("--threads", type=int, default=1, help="CTranslate2 threads (1)")
+    p.add_argument(
+        "--window",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="also the batched decoding with an S-second encoder window (live passes: 15)",
+    )
+    p.add_argument(
+        "--excerpts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N excerpts of 2-12 s of the bench clip (what live passes decode)",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     if args.rounds < 1 or args.pipeline < 0 or args.threads < 1:
@@ -348,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         transcriber._whisper.model = timed
         transcriber.transcribe(items[1][1])  # warm-up, untimed
         doc = {"threads": args.threads, "rounds": args.rounds}
-        doc["asr"] = run_asr(transcriber, timed, items, args.rounds)
+        items += excerpts(items[0][1], args.excerpts)
+        doc["window"] = args.window
+        doc["asr"] = run_asr(transcriber, timed, items, args.rounds, args.window)
         if args.pipeline:
             from ahmer.models.analyzer import Analyzer, AnalyzerConfig
 

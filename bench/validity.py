@@ -149,10 +149,12 @@ def reliability(labels: np.ndarray, probs: np.ndarray, bins: int = 5) -> list[tu
     return out
 
 
-def category_rows(scores: list[ClipScore]) -> dict[str, tuple[str, float, int, float]]:
+def category_rows(scores: list[ClipScore]) -> dict[str, tuple[str, float, int, float, float]]:
     """Per category: ("recall" | "specificity", value at the threshold, clips, mean
-    probability of the clips' own class: a graded view of the same, where ties at 1.00 hide
-    differences)."""
+    probability of the clips' own class, Brier score). The last two are graded views of
+    the first, where ties at 1.00 hide differences; the Brier score (mean squared distance
+    of the probability from the clip's label, lower is better) is a proper scoring rule, so
+    a model cannot lower it by pushing probabilities to 0 or 1 without being right."""
     from ahgen import CATEGORIES
 
     out = {}
@@ -163,7 +165,19 @@ def category_rows(scores: list[ClipScore]) -> dict[str, tuple[str, float, int, f
         hit = ps >= THRESHOLD if label == 1 else ps < THRESHOLD
         own = ps if label == 1 else 1 - ps
         measure = "recall" if label == 1 else "specificity"
-        out[category] = (measure, float(hit.mean()), len(ps), float(own.mean()))
+        brier = float(((ps - label) ** 2).mean())
+        out[category] = (measure, float(hit.mean()), len(ps), float(own.mean()), brier)
+    return out
+
+
+def beats(rows: dict, model: str, baseline: str) -> dict[str, bool]:
+    """Per category, whether ``model`` beats ``baseline``: a higher value at the threshold,
+    or the same value and a lower Brier score."""
+    out = {}
+    for category, row in rows[baseline].items():
+        mine = rows[model][category]
+        better = mine[1] > row[1] + 1e-9
+        out[category] = better or (abs(mine[1] - row[1]) <= 1e-9 and mine[4] < row[4])
     return out
 
 
@@ -255,15 +269,30 @@ def print_table(results: dict[str, list[ClipScore]], out=sys.stdout) -> dict:
     first = rows[names[0]]
     print(f"| category | measure | clips | {' | '.join(names)} |", file=out)
     print(f"| --- | --- | --- | {' | '.join('---' for _ in names)} |", file=out)
-    for category, (measure, _, count, _) in first.items():
+    for category, (measure, _, count, _, _) in first.items():
         cells = " | ".join(
-            f"{rows[n][category][1]:.2f} ({rows[n][category][3]:.2f})" for n in names
+            f"{rows[n][category][1]:.2f} ({rows[n][category][3]:.2f}; {rows[n][category][4]:.3f})"
+            for n in names
         )
-        print(f"| {category} | {measure} (mean p of its class) | {count} | {cells} |", file=out)
+        print(
+            f"| {category} | {measure} (mean p of its class; Brier) | {count} | {cells} |",
+            file=out,
+        )
     for key in ("auc", "avgf1", "ece", "saturated"):
         cells = " | ".join(f"{sums[n][key]:.3f}" for n in names)
         print(f"| all | {key} | {sums[names[0]]['clips']} | {cells} |", file=out)
-    return {"categories": rows, "summary": sums}
+    report = {"categories": rows, "summary": sums}
+    if "trained" in rows and "@3" in rows:
+        won = beats(rows, "trained", "@3")
+        report["trained_beats_@3"] = won
+        lost = [c for c, ok in won.items() if not ok]
+        print(
+            f"\ntrained beats @3 (higher value at {THRESHOLD}, or the same and a lower Brier "
+            f"score) in {sum(won.values())} of {len(won)} categories"
+            + (f"; not in: {', '.join(lost)}" if lost else ""),
+            file=out,
+        )
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

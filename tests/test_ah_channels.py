@@ -246,9 +246,11 @@ def test_every_category_of_the_challenge_set_is_above_chance(challenge, model_st
     assert len(scores) == len(made.clips) == 30
     rows = validity.category_rows(scores)
     assert len(rows) == 10
-    for category, (measure, value, count, _) in rows.items():
+    for category, (measure, value, count, _, brier) in rows.items():
         assert count == 3
         assert value > 0.5, f"{category}: {measure} {value:.2f}"
+        assert 0.0 <= brier < 0.25, f"{category}: Brier {brier:.3f} (0.25: p = 0.5 everywhere)"
+    assert all(validity.beats({"a": rows, "b": rows}, "a", "b")[c] is False for c in rows)
 
 
 def test_challenge_frame_labels_follow_the_ah_segments(challenge):

@@ -199,8 +199,14 @@ def test_slow_reader_queues_stay_bounded_and_others_are_served(server, media):
     assert result.skipped.video_rate == int(SECONDS * FPS) - analysis_frames
     assert result.skipped.video_load == report.skipped["video_load"] > 0
     assert len(result.frames) == analysis_frames - result.skipped.video_load
-    notices = {m.notice.code for m in received if m.WhichOneof("message") == "notice"}
+    codes = [m.notice.code for m in received if m.WhichOneof("message") == "notice"]
+    notices = set(codes)
     assert "frames_dropped_under_load" in notices
+    # the frames waited: finals come late, which the session says once, as it happens
+    assert codes.count("finals_late") == 1
+    late = next(m.notice for m in received if m.WhichOneof("message") == "notice"
+                and m.notice.code == "finals_late")  # fmt: skip
+    assert "behind this stream" in late.message and "skipped.video_load" in late.message
     updates = [m.update for m in received if m.WhichOneof("message") == "update"]
     assert updates and updates[-1].skipped.video_load > 0
     loads = [u.skipped.video_load for u in updates]
