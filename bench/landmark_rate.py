@@ -5,8 +5,8 @@ Run from the repository root with the project's venv::
     .venv/bin/python bench/landmark_rate.py                    # k = 1 (reference), 3, 5, 10
     .venv/bin/python bench/landmark_rate.py --every 2 3 4 5 --json out.json
 
-Between landmark frames (``FaceAnalyzer(landmarks_every=k)``) blendshapes and pitch are
-carried, then interpolated offline; yaw, roll, box and crop follow the face at the full
+Between landmark frames (``FaceAnalyzer(landmarks_every=k)``) blendshapes are carried,
+then interpolated offline; yaw, pitch, roll, box and crop follow the face at the full
 analysis rate (see ``ahmer.preprocessing.faces``). This script measures what that does to
 the visual cues on a face that *moves*: a real face photo (``tests/media.py``'s portrait, as
 ``bench/analyze.py`` frames it) re-rendered frame by frame with its own face mesh deformed

@@ -50,6 +50,11 @@ eye is on the image's left when the camera is not mirrored; ears are the tragion
 # residual was ~1.5 degrees for either ratio).
 _TAN_PER_EAR_RATIO = 1.17
 _TAN_PER_EYE_MOUTH_RATIO = 1.94
+# keypoint_pitch's degrees of the face mesh's pitch per degree of atan(ratio - 0.5): fitted on
+# generated nods (tests/ahgen.py, the mesh rotated up to ~15 degrees about the horizontal
+# axis), landmark frames of 4 clips: correlation -0.84 to -0.995 with the mesh's pitch, least
+# squares gain -2.8 to -3.4 per clip (2026-12-07)
+_PITCH_GAIN = -3.0
 
 SIZE_REF_PX = 100.0
 """Forehead-to-chin height (source pixels) from which a face counts as full size."""
@@ -101,6 +106,27 @@ def keypoint_yaw(keypoints: np.ndarray) -> float:
     yaw_ear = math.atan(_TAN_PER_EAR_RATIO * ear_ratio)
     yaw_eye_mouth = math.atan(_TAN_PER_EYE_MOUTH_RATIO * eye_mouth_ratio)
     return math.degrees((yaw_ear + yaw_eye_mouth) / 2)
+
+
+def keypoint_pitch(keypoints: np.ndarray) -> float:
+    """Pitch (degrees, the sign of :func:`pose_from_matrix`) estimated from the 6 detector
+    keypoints ``(6, 2)`` in pixels: where the nose tip lies between the eyes' centre (0) and
+    the mouth (1), measured across the eye line (so roll does not move it), as
+    ``atan(ratio - 0.5)`` times :data:`_PITCH_GAIN`. A nod moves the nose tip towards the
+    mouth or the eyes in the image. Like :func:`keypoint_yaw`, only differences between
+    frames of the same face are used (tiered mode, between landmark frames)."""
+    (rex, rey), (lex, ley), (nx, ny), (mx, my) = np.asarray(keypoints, np.float64)[:4].tolist()
+    ax, ay = lex - rex, ley - rey
+    eye_distance = math.hypot(ax, ay)
+    if eye_distance < 1e-9:
+        return 0.0
+    vx, vy = -ay / eye_distance, ax / eye_distance  # across the eye line, towards the mouth
+    ex, ey = (rex + lex) / 2, (rey + ley) / 2
+    height = (mx - ex) * vx + (my - ey) * vy
+    if abs(height) < 1e-9:
+        return 0.0
+    ratio = ((nx - ex) * vx + (ny - ey) * vy) / height
+    return _PITCH_GAIN * math.degrees(math.atan(ratio - 0.5))
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:

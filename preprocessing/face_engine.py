@@ -80,12 +80,13 @@ class Face:
       ``"detector"`` (tiered mode, between landmark frames).
     - ``landmarks_fresh``: True when the landmarker ran on this frame for this face. False in
       tiered mode between landmark frames: ``landmarks`` are the last landmark frame's moved
-      by the detector keypoints' similarity, ``blendshapes`` and pitch are carried from that
-      frame, yaw and roll are updated from the keypoints (see the module docstring).
+      by the detector keypoints' similarity, ``blendshapes`` are carried from that frame,
+      yaw, pitch and roll are updated from the keypoints (see the module docstring).
     - ``keypoints``: ``(6, 2)`` float32 detector keypoints normalised to the frame (names in
       :data:`.face_align.KEYPOINT_NAMES`), in tiered mode; ``None`` otherwise.
-    - ``keypoint_yaw``: :func:`.face_align.keypoint_yaw` of those keypoints (NaN without
-      them); :func:`interpolate_landmark_gaps` uses it to remove the drift of yaw.
+    - ``keypoint_yaw``, ``keypoint_pitch``: :func:`.face_align.keypoint_yaw` and
+      :func:`.face_align.keypoint_pitch` of those keypoints (NaN without them);
+      :func:`interpolate_landmark_gaps` uses them to remove the drift of yaw and pitch.
     """
 
     box: tuple[float, float, float, float]
@@ -100,6 +101,7 @@ class Face:
     landmarks_fresh: bool = True
     keypoints: np.ndarray | None = field(default=None, repr=False)
     keypoint_yaw: float = math.nan
+    keypoint_pitch: float = math.nan
 
 
 @dataclass
@@ -117,6 +119,7 @@ class RawFace:
     fresh: bool = True
     keypoints: np.ndarray | None = None  # (6, 2) normalised, tiered mode
     keypoint_yaw: float = math.nan
+    keypoint_pitch: float = math.nan
     followed: tuple[str, float] | None = None  # between landmark frames: source, score then
 
     @cached_property  # read only after the landmarks are final

@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .face_align import keypoint_yaw, similarity
+from .face_align import keypoint_pitch, keypoint_yaw, similarity
 from .face_engine import Face, FaceError, RawFace
 
-__all__ = ["Follow", "interpolate_landmark_gaps", "keypoint_yaw_at", "moved"]
+__all__ = ["Follow", "interpolate_landmark_gaps", "keypoint_pose_at", "moved"]
 
 _SIMILARITY_POINTS = [0, 1, 3]  # keypoints the landmarks are moved by: eyes and mouth
 
@@ -29,6 +29,7 @@ class Follow:
     pose: tuple[float, float, float]
     keypoints: np.ndarray  # (6, 2) normalised, at the landmark frame
     keypoint_yaw: float
+    keypoint_pitch: float
     box: tuple[float, float, float, float]
     source: str
     score: float
@@ -44,12 +45,13 @@ def interpolate_landmark_gaps(
 
     For each track, every face with ``landmarks_fresh=False`` that lies between two fresh
     faces A and B of the same track (weight ``w`` by time from A to B) gets
-    ``blendshapes = (1 - w) A + w B`` and pitch likewise; its yaw keeps the change measured
-    from the keypoints and adds ``w`` times what the keypoints missed from A to B
+    ``blendshapes = (1 - w) A + w B``; its yaw keeps the change measured from the keypoints
+    and adds ``w`` times what the keypoints missed from A to B
     (``(yaw_B - yaw_A) - (keypoint_yaw_B - keypoint_yaw_A)``), so it meets B's landmarker yaw
-    without losing the motion in between (plain linear interpolation when keypoints are
-    missing). Roll, landmarks, box, crop and quality are kept. Faces after a track's last
-    fresh face keep their carried values. The input is not modified.
+    without losing the motion in between, and pitch likewise (so a nod between two landmark
+    frames is kept); plain linear interpolation when keypoints are missing. Roll, landmarks,
+    box, crop and quality are kept. Faces after a track's last fresh face keep their carried
+    values. The input is not modified.
     """
     n = len(frames)
     if times is None:
@@ -71,31 +73,40 @@ def interpolate_landmark_gaps(
             (ia, ja), (ib, jb) = seq[a], seq[b]
             first, last = frames[ia][ja], frames[ib][jb]
             span = t[ib] - t[ia]
-            anchored = math.isfinite(first.keypoint_yaw) and math.isfinite(last.keypoint_yaw)
-            missed = (last.pose[0] - first.pose[0]) - (last.keypoint_yaw - first.keypoint_yaw)
             for i, j in seq[a + 1 : b]:
                 face = frames[i][j]
                 w = float(np.clip((t[i] - t[ia]) / span, 0.0, 1.0)) if span > 0 else 0.0
                 blend = ((1 - w) * first.blendshapes + w * last.blendshapes).astype(np.float32)
-                if anchored and math.isfinite(face.keypoint_yaw):
-                    yaw = face.pose[0] + w * missed
-                else:
-                    yaw = (1 - w) * first.pose[0] + w * last.pose[0]
-                pitch = (1 - w) * first.pose[1] + w * last.pose[1]
+                yaw = _anchored(first, last, face, w, 0, "keypoint_yaw")
+                pitch = _anchored(first, last, face, w, 1, "keypoint_pitch")
                 out[i][j] = replace(
                     face, blendshapes=blend, pose=(float(yaw), float(pitch), face.pose[2])
                 )
     return out
 
 
-def keypoint_yaw_at(keypoints: np.ndarray, shape) -> float:
-    """:func:`.face_align.keypoint_yaw` of keypoints normalised to a frame of ``shape``."""
-    return keypoint_yaw(keypoints * (shape[1], shape[0]))
+def _anchored(first: Face, last: Face, face: Face, w: float, axis: int, key: str) -> float:
+    """Pose angle ``axis`` of ``face`` (between landmark frames ``first`` and ``last``, at
+    weight ``w``): its keypoint-measured value plus ``w`` times what the keypoints missed
+    from ``first`` to ``last`` (attribute ``key``); linear when keypoints are missing."""
+    ka, kb, kf = getattr(first, key), getattr(last, key), getattr(face, key)
+    if math.isfinite(ka) and math.isfinite(kb) and math.isfinite(kf):
+        missed = (last.pose[axis] - first.pose[axis]) - (kb - ka)
+        return face.pose[axis] + w * missed
+    return (1 - w) * first.pose[axis] + w * last.pose[axis]
+
+
+def keypoint_pose_at(keypoints: np.ndarray, shape) -> tuple[float, float]:
+    """:func:`.face_align.keypoint_yaw` and :func:`.face_align.keypoint_pitch` of keypoints
+    normalised to a frame of ``shape``."""
+    pixels = keypoints * (shape[1], shape[0])
+    return keypoint_yaw(pixels), keypoint_pitch(pixels)
 
 
 def moved(follow: Follow, keypoints: np.ndarray, score: float, shape) -> RawFace:
     """The followed face's landmark-frame landmarks moved by the similarity that takes its
-    keypoints then (eyes, mouth) to ``keypoints`` now; yaw and roll updated from them."""
+    keypoints then (eyes, mouth) to ``keypoints`` now; yaw, pitch and roll updated from
+    them."""
     h, w = shape[:2]
     scale = np.array([w, h], np.float64)
     m = similarity(
@@ -107,9 +118,10 @@ def moved(follow: Follow, keypoints: np.ndarray, score: float, shape) -> RawFace
         m[:, 2] / scale
     )
     landmarks[:, 2] = follow.landmarks[:, 2] * math.hypot(m[0, 0], m[1, 0])
-    now = keypoint_yaw(keypoints * scale)
+    now, now_pitch = keypoint_yaw(keypoints * scale), keypoint_pitch(keypoints * scale)
     yaw, pitch, roll = follow.pose
     yaw = yaw + now - follow.keypoint_yaw
+    pitch = pitch + now_pitch - follow.keypoint_pitch
     roll = roll - math.degrees(math.atan2(m[1, 0], m[0, 0]))  # image y points down
     return RawFace(
         landmarks,
@@ -121,5 +133,6 @@ def moved(follow: Follow, keypoints: np.ndarray, score: float, shape) -> RawFace
         fresh=False,
         keypoints=keypoints,
         keypoint_yaw=now,
+        keypoint_pitch=now_pitch,
         followed=(follow.source, follow.score),
     )

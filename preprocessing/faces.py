@@ -21,8 +21,8 @@ yaw off the image centre), nothing is smoothed over time, and ``score`` is the m
 k-th frame only (a *landmark frame*). Between, the short-range detector finds each followed
 face in a small square around its last box (LiteRT: at :data:`.face_models.FOLLOW_INPUT` px);
 its 6 keypoints move the last landmark frame's landmarks onto the face, so box, aligned crop,
-quality, yaw and roll follow at the full rate (head shakes are not aliased away) while
-blendshapes and pitch are carried (``Face.landmarks_fresh`` is False). A landmark frame comes
+quality, yaw, pitch and roll follow at the full rate (head shakes and nods are not aliased
+away) while blendshapes are carried (``Face.landmarks_fresh`` is False). A landmark frame comes
 early when a followed face is not found, the scene cuts, or a face gets no keypoints; new faces
 are found on landmark frames. :func:`interpolate_landmark_gaps` interpolates the carried values
 offline. Frames longer than ``max_side`` are reduced first; crops are cut from the original.
@@ -54,7 +54,7 @@ from .face_litert import LiteRTEngine
 from .face_models import Detection, FaceModelError, square_crop
 from .face_options import DEFAULT_ENGINE, ENGINES
 from .face_tasks import TasksEngine
-from .face_tiers import Follow, interpolate_landmark_gaps, keypoint_yaw_at, moved
+from .face_tiers import Follow, interpolate_landmark_gaps, keypoint_pose_at, moved
 from .face_tracking import FaceTracker, PrimarySelector
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ class FaceAnalyzer:
     short-range face detector ``.tflite`` (``face_detection_short_range.tflite``), which
     follows the faces on the frames between (the LiteRT engine uses the bundle's own
     short-range detector when none is given). With the pipeline's 5 fps analysis rate and
-    default landmark rate, ``landmarks_every=5`` gives landmarks, blendshapes and pitch at
-    1 fps and box, crop, yaw and roll at 5 fps.
+    default landmark rate, ``landmarks_every=5`` gives landmarks and blendshapes at 1 fps
+    and box, crop, yaw, pitch and roll at 5 fps.
 
     ``face_search_every``: how often a landmark frame looks for new faces while faces are
     followed. Tasks engine: while exactly one face is seen, only one landmark frame in
@@ -281,7 +281,7 @@ class FaceAnalyzer:
                     self._since_landmarks = self.landmarks_every
                     continue
                 raw.keypoints, _ = found
-                raw.keypoint_yaw = keypoint_yaw_at(raw.keypoints, work.shape)
+                raw.keypoint_yaw, raw.keypoint_pitch = keypoint_pose_at(raw.keypoints, work.shape)
                 self._follows.append(
                     Follow(
                         raw.landmarks,
@@ -289,6 +289,7 @@ class FaceAnalyzer:
                         raw.head_pose,
                         raw.keypoints,
                         raw.keypoint_yaw,
+                        raw.keypoint_pitch,
                         raw.box,
                         raw.source,
                         raw.score,
@@ -372,6 +373,7 @@ class FaceAnalyzer:
             landmarks_fresh=raw.fresh,
             keypoints=raw.keypoints,
             keypoint_yaw=float(raw.keypoint_yaw),
+            keypoint_pitch=float(raw.keypoint_pitch),
         )
 
 

@@ -110,7 +110,22 @@ def test_restarts_and_verbal_yes_no_are_found_with_their_times():
     assert found == ["I, I", "We will, we will"]
     assert restarts[0].start == words[0].start and restarts[0].end == words[1].end
     said = [(h.cue, words[h.words[0]].text) for h in answer_hits(words)]
-    assert said == [("no_word", "No,")]  # "No doubt" negates, "not sure" is no yes
+    # "No doubt" negates, "not sure" is no yes; "I will", "we will" state a commitment
+    assert said == [("yes_word", "I"), ("yes_word", "We"), ("yes_word", "we"), ("no_word", "No,")]
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("I will eat more fruit.", ["yes_word"]),
+        ("I'm going to walk more.", ["yes_word"]),
+        ("I will not change my diet.", []),  # a negated commitment is no yes
+        ("My friends said I will quit.", []),  # reported, not the speaker's own
+        ("Yes, definitely.", ["yes_word", "yes_word"]),
+    ],
+)
+def test_a_stated_commitment_is_a_verbal_yes(text, found):
+    assert [h.cue for h in answer_hits(_words(text))] == found
 
 
 # -- delivery ---------------------------------------------------------------------------------
@@ -201,6 +216,33 @@ def test_yes_with_a_head_shake_and_no_with_a_nod_conflict(analyzer, said, axis):
     assert cue.type == "cross-modal"
     assert cue.evidence["head"] == ("shake" if axis == 0 else "nod")
     assert cue.evidence["range_deg"] > 10
+
+
+def test_tiered_faces_see_a_nod_between_landmark_frames(model_path):
+    """Whole clips run the face mesh once a second; a nod (2 Hz, +-14 degrees, a real rotation
+    of the face mesh as the challenge set renders it) lies between landmark frames, so pitch
+    must follow the detector keypoints there, as yaw does (measured: the nod's full swing in
+    tiered pitch, about as the mesh on every frame sees it; carried pitch saw none)."""
+    from ahgen import _Heads
+
+    from ahmer.preprocessing.face_tiers import interpolate_landmark_gaps
+    from ahmer.preprocessing.faces import FaceAnalyzer
+
+    heads = _Heads(0, model_path("face_landmarker"))
+    times = np.arange(0.0, 3.0, 0.2)  # 5 fps; the nod from 0.6 s to 2.6 s
+    frames = [heads.frame(t, [(0.6, 2.6, "pitch")]) for t in times]
+    common = {"detector_path": model_path("face_detector_full_range"), "max_faces": 1}
+    pitch = {}
+    for every in (1, 5):
+        with FaceAnalyzer(model_path("face_landmarker"), landmarks_every=every, **common) as fa:
+            found = [fa.process(f, float(t)) for f, t in zip(frames, times, strict=True)]
+        found = interpolate_landmark_gaps(found, list(times))
+        pitch[every] = np.array([faces[0].pose[1] for faces in found])
+    nod = (times > 0.6) & (times < 2.6)
+    swing = {k: float(np.ptp(v[nod])) for k, v in pitch.items()}
+    assert swing[1] > 12  # the mesh on every frame sees the nod
+    assert swing[5] > 0.6 * swing[1], swing  # and so do the tiered faces
+    assert np.corrcoef(pitch[1][nod], pitch[5][nod])[0, 1] > 0.7
 
 
 def test_the_earlier_prior_stays_reachable_under_its_name(model_store):

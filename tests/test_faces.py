@@ -12,6 +12,7 @@ from media import canvas, face_photo, warp_points
 from ahmer.preprocessing.face_align import (
     LEFT_EYE,
     RIGHT_EYE,
+    keypoint_pitch,
     keypoint_yaw,
     pose_from_matrix,
     similarity,
@@ -414,6 +415,7 @@ def test_tiered_follows_the_face_between_landmark_frames(models, head):
     last_fresh = None
     for face, ref in zip(faces, every, strict=True):
         assert face.keypoints.shape == (6, 2) and math.isfinite(face.keypoint_yaw)
+        assert math.isfinite(face.keypoint_pitch)
         assert face.crop.shape == (112, 112, 3) and face.crop.dtype == np.uint8
         if face.landmarks_fresh:
             assert face.source == "landmarker"
@@ -424,13 +426,13 @@ def test_tiered_follows_the_face_between_landmark_frames(models, head):
         assert face.source == "detector" and 0.5 <= face.score <= 1
         # carried from the last landmark frame ...
         assert np.array_equal(face.blendshapes, last_fresh.blendshapes)
-        assert face.pose[1] == last_fresh.pose[1]
         # ... while the geometry follows the face, close to the landmarker on this frame
         assert face.landmarks.shape == (478, 3)
         assert np.abs(face.landmarks[:, :2] - ref.landmarks[:, :2]).mean() < 0.006
         assert abs((face.box[0] + face.box[2]) - (ref.box[0] + ref.box[2])) / 2 < 0.01
         assert abs((face.box[3] - face.box[1]) / (ref.box[3] - ref.box[1]) - 1) < 0.05
         assert abs(face.pose[0] - ref.pose[0]) < 4 and abs(face.pose[2] - ref.pose[2]) < 6
+        assert abs(face.pose[1] - ref.pose[1]) < 4  # pitch follows too (nods)
         assert np.abs(face.crop.astype(int) - ref.crop).mean() < 25
         assert 0.5 < face.quality <= 1.0
 
@@ -566,7 +568,15 @@ def test_tiered_options_are_checked(models, tmp_path):
 # -- interpolation between landmark frames (pure logic) ------------------------------------
 
 
-def _face(track: int, fresh: bool, blend: float, yaw: float, pitch: float, kyaw: float) -> Face:
+def _face(
+    track: int,
+    fresh: bool,
+    blend: float,
+    yaw: float,
+    pitch: float,
+    kyaw: float,
+    kpitch: float = math.nan,
+) -> Face:
     return Face(
         box=(0.4, 0.3, 0.6, 0.6),
         score=1.0,
@@ -579,18 +589,20 @@ def _face(track: int, fresh: bool, blend: float, yaw: float, pitch: float, kyaw:
         source="landmarker" if fresh else "detector",
         landmarks_fresh=fresh,
         keypoint_yaw=kyaw,
+        keypoint_pitch=kpitch,
     )
 
 
 def test_interpolate_landmark_gaps():
-    # track 7: fresh at t=0 and t=4; keypoint yaw moved 4 degrees while the landmarker's moved 8
+    # track 7: fresh at t=0 and t=4; keypoint yaw moved 4 degrees while the landmarker's moved
+    # 8; keypoint pitch 2 while the landmarker's moved 4
     seven = [
-        _face(7, True, 0.0, 0.0, 0.0, 10.0),
-        _face(7, False, 0.0, 1.0, 0.0, 11.0),
-        _face(7, False, 0.0, 2.0, 0.0, 12.0),
-        _face(7, False, 0.0, 3.0, 0.0, 13.0),
-        _face(7, True, 1.0, 8.0, 4.0, 14.0),
-        _face(7, False, 1.0, 9.0, 4.0, 15.0),  # after the last fresh face: kept
+        _face(7, True, 0.0, 0.0, 0.0, 10.0, 20.0),
+        _face(7, False, 0.0, 1.0, 0.5, 11.0, 20.5),
+        _face(7, False, 0.0, 2.0, 1.0, 12.0, 21.0),
+        _face(7, False, 0.0, 3.0, 1.5, 13.0, 21.5),
+        _face(7, True, 1.0, 8.0, 4.0, 14.0, 22.0),
+        _face(7, False, 1.0, 9.0, 4.0, 15.0, 22.5),  # after the last fresh face: kept
     ]
     # track 9: no keypoints (NaN keypoint yaw): plain linear interpolation of yaw
     nine = [
@@ -609,8 +621,8 @@ def test_interpolate_landmark_gaps():
         f = by[(i, 7)]
         np.testing.assert_allclose(f.blendshapes, w, atol=1e-6)
         assert f.blendshapes.dtype == np.float32
-        # yaw: the keypoints' i plus the share of what they missed; pitch: linear
-        assert f.pose == pytest.approx((i + 4 * w, 4 * w, 2.0))
+        # yaw and pitch: the keypoints' value plus the share of what they missed
+        assert f.pose == pytest.approx((i + 4 * w, 0.5 * i + 2 * w, 2.0))
         assert not f.landmarks_fresh
     assert by[(5, 7)] is frames[5][0]  # unchanged
     for i in (0, 4):
@@ -619,7 +631,7 @@ def test_interpolate_landmark_gaps():
     np.testing.assert_allclose(f.blendshapes, 0.5 + (0.1 - 0.5) * 2 / 3, atol=1e-6)
     assert f.pose[0] == pytest.approx(-10 + 10 * 2 / 3)
     # the input is left as it was
-    assert frames[2][0].pose == (2.0, 0.0, 2.0) and float(frames[2][0].blendshapes[0]) == 0.0
+    assert frames[2][0].pose == (2.0, 1.0, 2.0) and float(frames[2][0].blendshapes[0]) == 0.0
     # frame indices stand in for times; times must match the frames
     assert interpolate_landmark_gaps(frames)[1][0].pose == pytest.approx((2.0, 1.0, 2.0))
     with pytest.raises(FaceError):
@@ -645,6 +657,20 @@ def test_similarity_and_keypoint_yaw():
     assert keypoint_yaw(flipped) == pytest.approx(-keypoint_yaw(right))
     rotated = right @ np.array([[0.8, -0.6], [0.6, 0.8]]).T  # roll does not change yaw
     assert keypoint_yaw(rotated) == pytest.approx(keypoint_yaw(right))
+
+
+def test_keypoint_pitch_reads_nods_and_ignores_roll_and_scale():
+    kp = np.array([[40, 50], [60, 50], [50, 60], [50, 70], [30, 55], [70, 55]], np.float64)
+    assert keypoint_pitch(kp) == pytest.approx(0.0, abs=1e-9)  # nose halfway: the reference
+    down, up = kp.copy(), kp.copy()
+    down[2, 1] += 3  # the nose tip towards the mouth: the head pitched down
+    up[2, 1] -= 3
+    assert keypoint_pitch(down) < -10 and keypoint_pitch(up) > 10  # pose_from_matrix's sign
+    assert keypoint_pitch(up) == pytest.approx(-keypoint_pitch(down))
+    rolled = down @ np.array([[0.8, -0.6], [0.6, 0.8]]).T
+    assert keypoint_pitch(rolled) == pytest.approx(keypoint_pitch(down))
+    assert keypoint_pitch(2.5 * down + 7) == pytest.approx(keypoint_pitch(down))
+    assert keypoint_yaw(down) == pytest.approx(0.0, abs=1e-9)  # a nod is no turn
 
 
 def test_tiered_two_faces_keep_their_tracks(models, head):

@@ -15,6 +15,7 @@ from ahmer.models.contract import EMOTIONS
 from ahmer.models.fusion.context import WORDS_AFTER_S, WORDS_BEFORE_S
 from ahmer.models.fusion.lexicon import (
     AFFIRMATIVES,
+    COMMITMENTS,
     FIRST_PERSON,
     LEXICONS,
     NEGATION_GAP,
@@ -104,7 +105,6 @@ class Delivery:
 
 
 DELIVERY = Delivery()
-
 
 
 @dataclass(frozen=True)
@@ -419,17 +419,21 @@ def _tokens(words: list[Word]) -> tuple[list[str], list[int]]:
 
 
 def answer_hits(words: list[Word]) -> list[Hit]:
-    """The verbal yes (``yes_word``: "yes", "sure", "definitely", ...) and no (``no_word``)
-    said in ``words``; a negated yes ("not sure") is no yes."""
+    """The verbal yes (``yes_word``: "yes", "sure", "definitely", ..., or a stated
+    commitment: "I will", "I'm going to") and no (``no_word``) said in ``words``; a negated
+    yes ("not sure", "I will not") is no yes."""
     tokens, owner = _tokens(words)
     blocked = out_of_scope(words, tokens, owner)
     hits = []
-    for cue, phrases in (("yes_word", AFFIRMATIVES), ("no_word", NEGATIVES)):
+    kinds = (("yes_word", AFFIRMATIVES), ("yes_word", COMMITMENTS), ("no_word", NEGATIVES))
+    for cue, phrases in kinds:
         for first, last in find_phrases(tokens, phrases):
             if cue == "yes_word" and blocked[first]:
                 continue
             end = words[owner[last]].text.rstrip()
             after = tokens[last + 1] if last + 1 < len(tokens) else ""
+            if phrases is COMMITMENTS and after in NEGATORS:
+                continue  # "I will not": no commitment
             if cue == "no_word" and not (
                 end.endswith((",", ".", "!", ";")) or not after or after in FIRST_PERSON
             ):

