@@ -175,8 +175,10 @@ CUES: tuple[CueDoc, ...] = (
     CueDoc(
         "yes_no_conflict",
         2.0,
-        "a verbal yes (yes, sure, definitely, ...) within +-1 s of a head shake, or a verbal "
-        "no within +-1 s of a nod (pitch reversals), where face and words are both present",
+        "a verbal yes (yes, sure, definitely, ..., or a stated commitment: \"I will\", "
+        "\"I'm going to\", unless negated or reported) within +-1 s of a head shake, or a "
+        "verbal no within +-1 s of a nod (pitch reversals), where face and words are both "
+        "present",
         "'yes' with a head shake is the paper's example of inconsistency between modalities",
     ),
     CueDoc(

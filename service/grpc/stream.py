@@ -91,7 +91,8 @@ def _precondition(message: str) -> RequestError:
 
 class WorkQueue:
     """Ordered work with a bound on waiting video frames, on waiting audio seconds and on
-    waiting items of other kinds; keeps the high-water marks of each."""
+    waiting items of other kinds; keeps the high-water marks of each. ``ended``: the
+    client has half-closed (its ``end`` item is queued)."""
 
     def __init__(self, max_frames: int) -> None:
         self.items: collections.deque = collections.deque()
@@ -101,6 +102,7 @@ class WorkQueue:
         self.high_frames = 0
         self.high_audio_s = 0.0
         self.high_items = 0
+        self.ended = False
         self.cond = asyncio.Condition()
 
     def _room(self) -> bool:
@@ -122,6 +124,7 @@ class WorkQueue:
             if kind != "video":
                 await self.cond.wait_for(self._room)
             self.items.append((kind, payload, audio_s, time.monotonic()))
+            self.ended = self.ended or kind == "end"
             self.frames += kind == "video"
             self.audio_s += audio_s
             self.high_frames = max(self.high_frames, self.frames)
@@ -618,8 +621,9 @@ class LiveHandler:
                 kind, payload, waited = await queue.get()
                 t = time.perf_counter()
                 if kind == "video":
-                    # behind the stream: no provisional results until the queue catches up
-                    behind = waited > LATE_S / 2 or queue.frames > BEHIND_FRAMES
+                    # behind the stream: no provisional results until the queue catches up;
+                    # after half-close none either (the final results follow at once)
+                    behind = waited > LATE_S / 2 or queue.frames > BEHIND_FRAMES or queue.ended
                     if waited > LATE_S:
                         self._late(call, waited)
                     add = session.add_video
@@ -641,7 +645,8 @@ class LiveHandler:
                 if speech is not None and speech.done():
                     speech.result()  # raises what the step raised
                     speech = None
-                if speech is None and session.speech_step_due():
+                # after half-close the session's last step decodes what is left in one pass
+                if speech is None and not queue.ended and session.speech_step_due():
                     speech = loop.run_in_executor(pool, self._timed_step, session)
             if speech is not None:
                 await speech
