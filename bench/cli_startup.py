@@ -23,17 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# package -> folder of the checkout (pyproject.toml's package-dir)
-PACKAGES = {
-    "preprocessing": "preprocessing",
-    "models": "models",
-    "service": "service",
-    "v1": "proto/ahmer/v1",
-    "client": "service/client",
-}
 COMMANDS = (
     ("--help",),
     ("analyze", "--help"),
@@ -53,8 +46,10 @@ def baseline_path(ref: str, work: Path) -> Path:
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     package = work / "path" / "ahmer"
     package.mkdir(parents=True)
-    for name, folder in PACKAGES.items():
-        (package / name).symlink_to(tree / folder)
+    # the packages as that commit's pyproject.toml maps them (package-dir)
+    setup = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for name, folder in setup["package-dir"].items():
+        (package / name.removeprefix("ahmer.")).symlink_to(tree / folder)
     return work / "path"
 
 

@@ -488,7 +488,7 @@ def _windowed_pipeline() -> type:
     from faster_whisper import BatchedInferencePipeline
 
     class WindowedPipeline(BatchedInferencePipeline):
-        frames = 3000
+        frames = ENCODER_WINDOW_S * _MEL_PER_S  # set per instance by _pipeline
 
         def forward(self, features, tokenizer, chunks_metadata, options):
             cut = np.ascontiguousarray(features[..., : self.frames])

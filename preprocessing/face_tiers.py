@@ -118,7 +118,7 @@ def moved(follow: Follow, keypoints: np.ndarray, score: float, shape) -> RawFace
         m[:, 2] / scale
     )
     landmarks[:, 2] = follow.landmarks[:, 2] * math.hypot(m[0, 0], m[1, 0])
-    now, now_pitch = keypoint_yaw(keypoints * scale), keypoint_pitch(keypoints * scale)
+    now, now_pitch = keypoint_pose_at(keypoints, shape)
     yaw, pitch, roll = follow.pose
     yaw = yaw + now - follow.keypoint_yaw
     pitch = pitch + now_pitch - follow.keypoint_pitch

@@ -9,19 +9,19 @@ too, relative ones resolved to their absolute names."""
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# folder of the checkout -> package it installs as (pyproject.toml's package-dir)
-PACKAGES = {
-    "preprocessing": "ahmer.preprocessing",
-    "models": "ahmer.models",
-    "service/client": "ahmer.client",
-    "service": "ahmer.service",
-}
+# folder of the checkout -> package it installs as: pyproject.toml's package-dir, longest
+# folder first (service/client before service)
+_PACKAGE_DIR = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+    "package-dir"
+]
+PACKAGES = dict(sorted(((f, p) for p, f in _PACKAGE_DIR.items()), key=lambda fp: -len(fp[0])))
 
 # module prefix -> prefixes it must never import
 FORBIDDEN = {
@@ -311,7 +311,6 @@ def test_the_default_finder_sees_literals(tmp_path):
     )
     found = sorted(_defaults_named(code, {"fps", "gap"}), key=repr)
     assert found == [("fps", 5.0), ("fps", 5.0), ("fps", None), ("gap", 0.3), ("gap", 0.4)]
-
 
 
 MAX_MODULE_LINES = 800
