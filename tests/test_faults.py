@@ -30,6 +30,7 @@ from ahmer.v1 import service_pb2
 
 CLI = [sys.executable, "-m", "ahmer.service.cli"]
 UPLOAD = 3 << 19  # 1.5 MiB: one upload reserves 3 MiB of the 4 MiB media budget
+HELD = "ahmer_media_held_bytes"  # the server's gauge of its clip media budget in use
 SETTLE = 15.0  # seconds for the server to notice a dead peer: a bound, not a speed figure
 
 
@@ -164,6 +165,7 @@ def test_a_killed_client_frees_its_slot_and_leaves_no_file(killable_server, tmp_
             time.sleep(0.05)
         if mode == "upload":
             probe = lambda: _probe_upload(srv["target"])  # noqa: E731
+            assert settled_metric(srv["url"], HELD, None, 2.0 * UPLOAD, SETTLE) == 2 * UPLOAD
         else:
             probe = lambda: _probe_session(srv["target"], jpeg.read_bytes())  # noqa: E731
             assert settled_metric(srv["url"], "ahmer_active_streams", None, 1.0) == 1.0
@@ -174,6 +176,7 @@ def test_a_killed_client_frees_its_slot_and_leaves_no_file(killable_server, tmp_
         proc.wait(30)
         freed = grpc.StatusCode.INVALID_ARGUMENT if mode == "upload" else grpc.StatusCode.OK
         assert _until(probe, freed) == freed
+        assert settled_metric(srv["url"], HELD, None, 0.0, SETTLE) == 0.0
         assert settled_metric(srv["url"], "ahmer_active_streams", None, 0.0) == 0.0
     finally:
         proc.kill()
@@ -202,14 +205,19 @@ def test_a_cancelled_call_frees_its_slot(killable_server, tmp_path):
     # the budget is free before the held call starts (an earlier test's share may still be
     # being returned; then the held call itself would be refused and hold nothing)
     assert _until(probe, grpc.StatusCode.INVALID_ARGUMENT) == grpc.StatusCode.INVALID_ARGUMENT
+    assert settled_metric(srv["url"], HELD, None, 0.0, SETTLE) == 0.0
     with AhmerClient(srv["target"]) as client:
         call = client.stub.UploadClip.future(requests())
+        # the server holds the call's share before a probe asks (else the probe could take
+        # the budget first and have the held call refused)
+        assert settled_metric(srv["url"], HELD, None, 2.0 * UPLOAD, SETTLE) == 2 * UPLOAD
         assert _until(probe, grpc.StatusCode.RESOURCE_EXHAUSTED) == (
             grpc.StatusCode.RESOURCE_EXHAUSTED
         )
         call.cancel()
         gate.append(True)
         assert _until(probe, grpc.StatusCode.INVALID_ARGUMENT) == grpc.StatusCode.INVALID_ARGUMENT
+        assert settled_metric(srv["url"], HELD, None, 0.0, SETTLE) == 0.0
 
         session = client.session(fps=5, video=True, audio=False, timeout=60).start()
         session.send_frame(jpeg, pts=0.0)

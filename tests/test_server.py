@@ -199,6 +199,9 @@ def test_metrics_count_calls_and_stages(server, client, clips):
     assert metric_value(url, "ahmer_stage_seconds_count", {"stage": "asr"}) >= 1
     assert metric_value(url, "ahmer_stage_seconds_count", {"stage": "faces"}) >= 1
     assert metric_value(url, "ahmer_models_ready") == 1
+    # every call gave its clip media back (the page has the gauge: absent would read 0 too)
+    assert "ahmer_media_held_bytes " in page
+    assert settled_metric(url, "ahmer_media_held_bytes", None, 0.0) == 0.0
 
 
 def test_logs_are_json_lines_without_transcript_text(client, clips):

@@ -18,6 +18,8 @@ doubled every counter and histogram on the page).
                                                        text, cues, fusion, ..., live_frame,
                                                        live_window, live_asr)
 ``ahmer_active_streams``                    gauge      live sessions open now
+``ahmer_media_held_bytes``                  gauge      clip media held in memory by all calls
+                                                       (the ``--max-buffered-mb`` budget)
 ``ahmer_live_skipped_frames_total``         counter    video frames not analysed, by
                                                        ``reason``
 ``ahmer_models_ready``                      gauge      1 once the models are loaded and warm
@@ -83,6 +85,11 @@ class Metrics:
             registry=r,
         )
         self.active_streams = Gauge("ahmer_active_streams", "Open live sessions", registry=r)
+        self.media_held = Gauge(
+            "ahmer_media_held_bytes",
+            "Clip media held in memory by all calls, against the server's budget",
+            registry=r,
+        )
         self.skipped = Counter(
             "ahmer_live_skipped_frames", "Video frames not analysed", ["reason"], registry=r
         )

@@ -99,6 +99,8 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.media = MediaBudget(self.config.max_buffered_bytes)
+        media = self.media
+        self.metrics.media_held.set_function(lambda: media.held)  # read at each scrape
 
     def require_ready(self) -> None:
         if self.stopping:
