@@ -36,7 +36,7 @@ from ahmer.models.contract import (
     WHISPER_MODEL,
 )
 from ahmer.models.contract import FUSION_MODEL as FUSION
-from ahmer.models.fusion.cues import CueFrames, compute_cues
+from ahmer.models.fusion.cues import CUE_REVISION, CueFrames, compute_cues
 from ahmer.models.fusion.encoders import FaceEmotionEncoder, TextEncoder, words_window_texts
 from ahmer.models.fusion.explain import explain, segments_from
 from ahmer.models.fusion.registry import fusion_notice, resolve_fusion
@@ -149,6 +149,7 @@ class Analyzer:
         self.versions["face_landmark_fps"] = f"{cfg.landmark_fps:g}"
         fusion_meta = self.backend.signature(self.fusion_name)
         self.versions["fusion_contract"] = fusion_meta.meta("contract") or FUSION_CONTRACT_V1
+        self.versions["cues"] = CUE_REVISION
         if cfg.whisper_model:
             self.versions[WHISPER_MODEL] = f"user:{Path(str(cfg.whisper_model)).name}"
         self._preprocess_config = PreprocessConfig(

@@ -24,6 +24,7 @@ from scipy.signal import resample_poly
 
 from ahmer.models.analyzer import Analyzer, AnalyzerConfig
 from ahmer.models.contract import RESULT_SCHEMA
+from ahmer.models.fusion.cues import CUE_REVISION
 from ahmer.models.results import AnalysisResult
 from ahmer.service.batch.tables import FRAME_COLUMNS
 
@@ -161,6 +162,7 @@ def test_result_json_schema(results):
     assert data["models"]["fusion_contract"] == "ahmer.fusion/3"
     assert data["models"]["face_engine"] == "litert"  # the default face engine
     assert data["models"]["face_landmark_fps"] == "1"  # the default landmark rate
+    assert data["models"]["cues"] == CUE_REVISION  # which measurement made the cues
     assert "not from a model trained on BAH" in data["notice"]
     frame = data["frames"][0]
     assert set(frame) == {

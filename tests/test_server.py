@@ -21,6 +21,8 @@ import pytest
 from media import have_espeak
 from serving import free_port, metric_value, settled_metric, shared_analyzer
 
+from ahmer.models.fusion.cues import CUE_REVISION
+
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
 
 
@@ -128,6 +130,7 @@ def test_get_models_describes_versions_labels_and_backend(client):
     assert not set(models) & set(info.settings)
     assert info.settings["face_landmark_fps"] == analyzer.versions["face_landmark_fps"]
     assert info.settings["fusion"] in models and "face_engine" in info.settings
+    assert info.settings["cues"] == CUE_REVISION and "cues" not in models
     fer = next(m for m in info.models if m.name == "fer_emotion")
     assert list(fer.labels) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert info.backend == "onnxruntime" and info.device == "cpu"

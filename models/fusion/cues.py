@@ -29,7 +29,15 @@ from ahmer.models.fusion.lexicon import (
 from ahmer.preprocessing.prosody import RATE_WINDOW
 from ahmer.preprocessing.timeline import Timeline, Word
 
+CUE_REVISION = "2"
+"""The revision of what the cue features measure, named by every result
+(``models["cues"]``). Raised when a fix changes the cues of the same media without a new
+fusion version (``models/CUES.md``, "Measurement fixes"): 1 as ``@3`` was introduced, 2
+since 2026-12-07 (nods between landmark frames, a commitment as a verbal yes). Batch runs
+re-score results made under another revision."""
+
 __all__ = [
+    "CUE_REVISION",
     "CUE_NAMES",
     "CUE_GROUPS",
     "CUE_GATES",

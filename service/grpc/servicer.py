@@ -69,7 +69,7 @@ MODEL_ROLES = {
     FUSION_MODEL: ("A/H and emotion fusion (zero-shot cue prior)", AH_LABELS),
 }
 
-SETTINGS = ("fusion", "fusion_contract", "face_engine", "face_landmark_fps")
+SETTINGS = ("fusion", "fusion_contract", "cues", "face_engine", "face_landmark_fps")
 """Entries of the analyzer's ``versions`` (a result's ``models``) that are settings, not
 models: GetModels answers them in ``ModelsInfo.settings``."""
 
