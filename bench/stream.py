@@ -14,6 +14,10 @@ frame results and measures, per analysis frame:
 - *session result*: half-close -> arrival of the whole-session result (``session_result_ms``);
 - *last update*: how far before the end of the stream (stream seconds) the last rolling
   update that arrived before half-close describes (``last_update_before_end_s``);
+- *finals against the whole answer*: each final frame that arrived while the stream ran,
+  against the same frame of the session result (analysed with every word, as
+  ``AnalyzeClip``): the mean change of its A/H probability and how many labels changed
+  (``final_vs_result``), which is what finality before the later words costs;
 - with ``--turns``, a ``TurnMarker`` at each loop of the clip (each loop is one answer):
   marker sent -> its ``TurnResult`` (``turn_ms``).
 
@@ -110,6 +114,7 @@ async def _client(
     sent: dict[float, float] = {}
     first: dict[float, float] = {}
     final: dict[float, float] = {}
+    final_frames: dict[float, tuple[float, int]] = {}  # (A/H probability, label) of each final
     marks: list[float] = []  # when each TurnMarker was sent
     turn_at: list[float] = []  # when each TurnResult arrived
     closed: list[float] = []  # when the requests ended (half-close)
@@ -171,6 +176,9 @@ async def _client(
             if kind == "frame":
                 key = round(msg.frame.frame.time, 4)
                 (final if msg.frame.final else first).setdefault(key, now)
+                if msg.frame.final:
+                    f = msg.frame.frame
+                    final_frames.setdefault(key, (f.ah_probability, f.ah_label))
             elif kind == "update":
                 updates += 1
                 update_times.append((now, msg.update.time))
@@ -185,7 +193,18 @@ async def _client(
     skipped = result.skipped if result is not None else None
     half_close = closed[0] if closed else float("nan")
     before = [st for at, st in update_times if at <= half_close]
+    # each final frame against the same frame of the whole-session result (AnalyzeClip's
+    # analysis, with every word): how much finality before the words after it costs
+    agree = []
+    if result is not None:
+        whole = {round(f.time, 4): (f.ah_probability, f.ah_label) for f in result.frames}
+        agree = [
+            (abs(p - whole[k][0]), int(label != whole[k][1]))
+            for k, (p, label) in final_frames.items()
+            if k in whole and final.get(k, 0) <= half_close
+        ]
     return {
+        "final_vs_result": agree,
         "session_result": (result_at - half_close) if result_at is not None else None,
         "last_update_before_end": (duration - max(before)) if before else None,
         "turn": [got - mark for mark, got in zip(marks, turn_at, strict=False)],
@@ -343,6 +362,7 @@ def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
     session_result = [r["session_result"] for r in results if r["session_result"] is not None]
     gaps = [r["last_update_before_end"] for r in results if r["last_update_before_end"] is not None]
     turn = [x for r in results for x in r["turn"]]
+    agree = [x for r in results for x in r["final_vs_result"]]
     time.sleep(1.0)  # the server logs a session's close once its resources are freed
     pending = pending_highs(log_at) if pid is not None else []
     return {
@@ -365,6 +385,12 @@ def run_level(n: int, target: str, clip: Path, args, pid: int | None) -> dict:
         "first": [pct(first, q) for q in (50, 95, 99)],
         "final": [pct(final, q) for q in (50, 95, 99)],
         "final_at_end": at_end,
+        # final frames made while the stream ran against the session result's same frames
+        "final_vs_result": {
+            "frames": len(agree),
+            "mean_abs_dp": float(np.mean([d for d, _ in agree])) if agree else None,
+            "label_flips": sum(f for _, f in agree),
+        },
         "rss": rss,
         "wall": wall,
         "labels": [r["label"] for r in results],
@@ -438,6 +464,13 @@ def main(argv=None) -> int:
             f"{r['errors']} sessions failed; the server's own time for the session result "
             f"(live_finish) p50/p95 {'/'.join(f'{v:.0f}' for v in r.get('live_finish_ms', []))} ms"
         )
+        fvr = r["final_vs_result"]
+        if fvr["frames"]:
+            print(
+                f"{r['streams']} streams: {fvr['frames']} final frames against the session "
+                f"result's: mean |A/H probability change| {fvr['mean_abs_dp']:.4f}, labels "
+                f"changed {fvr['label_flips']} ({fvr['label_flips'] / fvr['frames']:.1%})"
+            )
     if rows and rows[0]["rss"]:
         series = rows[-1]["rss"]
         step = max(1, len(series) // 10)

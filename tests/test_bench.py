@@ -156,3 +156,21 @@ def test_asr_paths_bench_compares_both_decodings(tmp_path, model_store):
             assert 0 <= row["wer"] <= 0.5  # espeak-ng speech: tiny.en gets most words
         assert by["word_times"]["matched"] > 0 and by["word_times"]["start"]["max"] < 1.0
     assert doc["machine"]["run"]["seconds"] > 0 and "sequential/batched CPU" in done.stdout
+
+
+def test_lookahead_bench(tmp_path, model_store):
+    """Two answers; a frame's result with only the words ending by its own time moves
+    more than with the words up to 3 s after it (all of a short answer's words)."""
+    out = tmp_path / "lookahead.json"
+    done = _run(
+        "bench/lookahead.py",
+        *("--work", str(tmp_path / "work"), "--participants", "1"),
+        *("--categories", "lexical,stated", "--after", "0,3", "--json", str(out)),
+    )
+    doc = json.loads(out.read_text())
+    assert doc["clips"] == 2 and doc["frames"] > 10
+    at0, at3 = doc["rows"]
+    assert (at0["after_s"], at3["after_s"]) == (0.0, 3.0)
+    assert at0["mean"] > at3["mean"] >= 0 and at0["max"] > 0
+    assert set(at0["by_category"]) == {"lexical", "stated"}
+    assert "label flips" in done.stdout and "machine" in doc
