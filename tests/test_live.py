@@ -284,3 +284,38 @@ def test_live_faces_are_tiered_and_gaps_interpolated():
             np.testing.assert_allclose(blend[m], (1 - wgt) * blend[a] + wgt * blend[b], atol=1e-5)
     finally:
         session.close()
+
+
+@pytest.mark.parametrize("asr_keeps_up", [True, False])
+def test_frames_wait_for_their_words_then_say_so(asr_keeps_up):
+    """A frame is final once speech recognition has decoded the words after it; when it
+    falls ``max_final_lag`` behind, frames go final without them and one ``words_late``
+    notice says so. With the speech steps run as they fall due, none is sent."""
+    import numpy as np
+
+    from ahmer.service.live import LiveConfig, LiveSession
+    from ahmer.service.live.session import FrameOut, NoticeOut
+
+    config = LiveConfig(fps=5.0, audio_rate=16000, final_lag=1.0, max_final_lag=2.5)
+    session = LiveSession(shared_analyzer(), config)
+    chunk = np.zeros(1600, "<i2").tobytes()  # 0.1 s of silence
+    finals, notices = [], []
+    try:
+        for k in range(1, 61):  # 6 s
+            for out in session.add_audio(chunk):
+                if isinstance(out, FrameOut) and out.final:
+                    finals.append((k / 10, out.frame.time))
+                elif isinstance(out, NoticeOut):
+                    notices.append(out.code)
+            if asr_keeps_up and session.speech_step_due():
+                session.run_speech_step()
+        assert finals, "no frame went final in 6 s"
+        lags = [now - t for now, t in finals]
+        if asr_keeps_up:
+            assert "words_late" not in notices
+            assert max(lags) < 2.5  # final behind the decoded words, not at the bound
+        else:
+            assert notices.count("words_late") == 1
+            assert min(lags) >= 2.5 - 1e-6  # nothing decoded: final only at the bound
+    finally:
+        session.close()

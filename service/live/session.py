@@ -11,14 +11,17 @@ of :class:`~.speech.SpeechTracker` (VAD, one streaming-ASR pass, prosody) runs i
 separate job, so frames keep flowing while Whisper decodes; words are committed as two
 passes agree on them (:mod:`ahmer.preprocessing.asr_stream`).
 
-A frame is *final* once the stream has advanced ``final_lag`` seconds past it: the
-fusion's real look-ahead (:data:`FINAL_LAG`: verbal cues and text embeddings read the words
-up to 1 s after a frame; the A/H smoothing's Gaussian, sigma 0.4 s, puts under 1 % of its
-weight further ahead) and, with server ASR, once a pass has decoded the audio up to the
-words after it (at most ``max_final_lag``; the uncommitted hypothesis counts, so a frame
-never waits for two passes to agree). Then a timeline over the last ``window`` seconds is
-built, cues and fusion run on it (the parts' ``predict``, with the face emotion computed
-as the frames arrived and a per-session cache of text embeddings), and every newly final
+A frame is *final* once the stream has advanced ``final_lag`` seconds past it (the
+look-ahead of its own verbal cues and text embedding, :data:`FINAL_LAG`: 1 s) and, with
+server ASR, once a pass has decoded the audio up to the words after it (the uncommitted
+hypothesis counts, so a frame never waits for two passes to agree), but at most
+``max_final_lag`` (:data:`MAX_FINAL_LAG`, 6 s; past it the frame is final without the words
+not yet decoded, and notice ``words_late`` says so once). Its neighbours' words, which the
+A/H smoothing mixes in, reach a little further: a final frame can differ slightly from the
+whole-answer result (measured in ``bench/README.md``). Then a timeline over the last
+``window`` seconds is built, cues and fusion run on it (the parts' ``predict``, with the
+face emotion computed as the frames arrived and a per-session cache of text embeddings),
+and every newly final
 frame is emitted, with a rolling update of the window's A/H and top cues about once a
 second. That window runs to the newest frame analysed, past the final ones (with the words
 known so far: committed, then the hypothesis), so the updates describe the stream up to
@@ -65,12 +68,13 @@ from ahmer.preprocessing.truncation import drift_warning
 from ahmer.preprocessing.voice import voice_embedding
 
 from .audio import AudioRing, PcmResampler
-from .config import FINAL_LAG, LiveConfig
+from .config import FINAL_LAG, MAX_FINAL_LAG, LiveConfig
 from .frames import FrameGrid, FrameStore, decode_image
 from .speech import SpeechState, SpeechTracker
 
 __all__ = [
     "FINAL_LAG",
+    "MAX_FINAL_LAG",
     "FULL_AUDIO_MAX_S",
     "LiveConfig",
     "LiveSession",
@@ -202,6 +206,7 @@ class LiveSession:
         self.closed = False
         self._finishing = False
         self._skew_noticed = False
+        self._words_late_noticed = False
         self._voice_warned = False
 
     # -- input ---------------------------------------------------------------------------
@@ -439,15 +444,34 @@ class LiveSession:
         ends = self._ends()
         return None if ends is None else drift_warning(*ends, frame_rate=self.cfg.fps)
 
-    def final_until(self) -> float:
-        """Frames at or before this time are final (lock held)."""
+    def final_until(self) -> tuple[float, bool]:
+        """Frames at or before this time are final, and whether it is ``max_final_lag`` that
+        bounds it (speech recognition so far behind that frames go final before their words
+        are decoded) (lock held)."""
         cfg = self.cfg
         now = self.stream_time()
         until = now - cfg.final_lag
-        if self.resampler is not None and not cfg.client_transcript:
-            # wait for the words around the frame, but not forever
-            until = min(until, max(self.speech_done - cfg.words_after, now - cfg.max_final_lag))
-        return until
+        if self.resampler is None or cfg.client_transcript:
+            return until, False
+        # wait for the words around the frame, but not forever
+        words, bound = self.speech_done - cfg.words_after, now - cfg.max_final_lag
+        return min(until, max(words, bound)), bound > words and bound < until
+
+    def _words_late_notice(self, capped: bool) -> list:
+        """Once per session, a notice when frames go final without the words after them
+        (lock held)."""
+        if not capped or self._words_late_noticed:
+            return []
+        self._words_late_noticed = True
+        behind = self.stream_time() - self.speech_done
+        return [
+            NoticeOut(
+                "words_late",
+                f"speech recognition is {behind:.1f} s behind the stream: frames are made final "
+                f"{self.cfg.max_final_lag:g} s behind it without the words not yet decoded "
+                "(the session and turn results have every word; reported once)",
+            )
+        ]
 
     def _evaluate(self, newest: int | None = None) -> list:
         """Emit the frames that became final (at most every ``eval_interval`` of stream
@@ -456,8 +480,11 @@ class LiveSession:
         with self._lock:
             out: list = self._skew_notice()
             now = self.stream_time()
-            k = self.store.index_at(self.final_until() + 1e-6)
+            until, capped = self.final_until()
+            k = self.store.index_at(until + 1e-6)
             due = k > self.next_emit and now >= self._next_eval
+            if due:
+                out += self._words_late_notice(capped)
         if due:
             out += self._emit_final(k, now)
         if newest is not None and newest >= self.next_emit:
