@@ -105,6 +105,7 @@ def live_cpu_per_s(analyzer, media: Path, fps: float, cpu_s) -> float:
     the node keeps up), then finished."""
     import numpy as np
 
+    from ahmer.models.contract import SAMPLE_RATE
     from ahmer.preprocessing.media import iter_frames, load_audio
 
     from ..live import LiveConfig, LiveSession
@@ -112,13 +113,13 @@ def live_cpu_per_s(analyzer, media: Path, fps: float, cpu_s) -> float:
     frames = [(f.time, f.image) for f in iter_frames(media, fps=fps)]
     audio = load_audio(media)
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
-    chunk = 1600  # 0.1 s at 16 kHz
+    chunk = SAMPLE_RATE // 10  # 0.1 s
     items = [(t, 0, image) for t, image in frames]
-    items += [((k + chunk) / 16000, 1, pcm[k : k + chunk]) for k in range(0, len(pcm), chunk)]
+    items += [((k + chunk) / SAMPLE_RATE, 1, pcm[k : k + chunk]) for k in range(0, len(pcm), chunk)]
     items.sort(key=lambda item: (item[0], item[1]))
     h, w = frames[0][1].shape[:2] if frames else (0, 0)
     config = LiveConfig(
-        fps=fps, video="rgb24" if frames else "", width=w, height=h, audio_rate=16000
+        fps=fps, video="rgb24" if frames else "", width=w, height=h, audio_rate=SAMPLE_RATE
     )
     start = cpu_s()
     session = LiveSession(analyzer, config)
@@ -133,7 +134,7 @@ def live_cpu_per_s(analyzer, media: Path, fps: float, cpu_s) -> float:
         session.finish()
     finally:
         session.close()
-    seconds = max(len(pcm) / 16000, frames[-1][0] if frames else 0.0)
+    seconds = max(len(pcm) / SAMPLE_RATE, frames[-1][0] if frames else 0.0)
     return (cpu_s() - start) / seconds if seconds > 0 else 0.0
 
 
