@@ -89,12 +89,12 @@ _count = _bounded(int, 1, 20, "1..20")
 _share = _bounded(float, 0.1, 1.0, "0.1..1")
 
 
-def live_capacity(cores: int, cpu_per_video_s: float, busy: float = DEFAULT_BUSY) -> float:
-    """Streams one node can analyse live: ``cores x busy / cpu_per_video_s`` (CPU seconds
-    one second of video costs); 0 when the cost is unknown."""
-    if cpu_per_video_s <= 0:
+def live_capacity(cores: int, cpu_per_stream_s: float, busy: float = DEFAULT_BUSY) -> float:
+    """Streams one node can analyse live: ``cores x busy / cpu_per_stream_s`` (CPU seconds
+    one second of a live stream costs, :func:`live_cpu_per_s`); 0 when it is unknown."""
+    if cpu_per_stream_s <= 0:
         return 0.0
-    return cores * busy / cpu_per_video_s
+    return cores * busy / cpu_per_stream_s
 
 
 def live_cpu_per_s(analyzer, media: Path, fps: float, cpu_s) -> float:

@@ -24,9 +24,9 @@ MAX_FINAL_LAG = 6.0
 """The longest a frame waits for speech recognition to decode the words after it, s. A frame
 made final before its words are decoded lacks its verbal evidence: at 2 s (the bound before
 2026-12-08) half the final labels of two streams on 2 cores differed from the whole-answer
-result (the ASR passes of both sessions share the CPU and fall 2-4 s behind); at 6 s, 7 %,
-as for one stream. Past it a frame is final with the words known, and the session says so
-once (notice ``words_late``)."""
+result (the ASR passes of both sessions share the CPU and fall 2-4 s behind); at 6 s,
+5.6-6.7 %, as for one stream (``bench/README.md``, ``stream.py``). Past it a frame is final
+with the words known, and the session says so once (notice ``words_late``)."""
 
 
 @dataclass(frozen=True)

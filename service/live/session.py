@@ -20,12 +20,11 @@ not yet decoded, and notice ``words_late`` says so once). Its neighbours' words,
 A/H smoothing mixes in, reach a little further: a final frame can differ slightly from the
 whole-answer result (measured in ``bench/README.md``). Then a timeline over the last
 ``window`` seconds is built, cues and fusion run on it (the parts' ``predict``, with the
-face emotion computed as the frames arrived and a per-session cache of text embeddings),
-and every newly final
-frame is emitted, with a rolling update of the window's A/H and top cues about once a
-second. That window runs to the newest frame analysed, past the final ones (with the words
-known so far: committed, then the hypothesis), so the updates describe the stream up to
-about the last second, not ``final_lag`` behind it.
+face emotion computed as the frames arrived and a per-session cache of text embeddings), and
+every newly final frame is emitted, with a rolling update of the window's A/H and top cues
+about once a second. That window runs to the newest frame analysed, past the final ones
+(with the words known so far: committed, then the hypothesis), so the updates describe the
+stream up to about the last second, not ``final_lag`` behind it.
 
 On half-close, :meth:`LiveSession.finish` analyses the whole session like ``AnalyzeClip``
 from what the session already has: the committed words (one last ASR pass only when speech
