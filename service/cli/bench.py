@@ -12,11 +12,11 @@ clip once to warm up and then ``--repeat`` times, and prints:
 - the **live capacity**: camera streams one node can analyse at ``--fps``, estimated as
   ``cores x --busy / (CPU seconds per stream second)``, leaving ``1 - --busy`` of the CPU
   for bursts. The cost is measured on the same clip streamed through a live session in
-  this process (:func:`live_cpu_per_s`): its frames, its audio in 0.1 s chunks and a speech
-  step each time one falls due, as the server runs them. A live stream costs several times
-  a clip's second: streaming ASR decodes the recent audio again every 0.5 s, and every
-  frame is evaluated over a sliding window. Size pods and the autoscaler's target from it,
-  then check with ``bench/stream.py`` on the node.
+  this process (:func:`live_cpu_per_s`): the JPEG frames and 0.1 s audio chunks a client
+  sends, and a speech step each time one falls due, as the server runs them. A live stream
+  costs several times a clip's second: streaming ASR decodes the recent audio again every
+  0.5 s, and every frame is evaluated over a sliding window. Size pods and the autoscaler's
+  target from it, then check with ``bench/stream.py`` on the node.
 
 Heavy imports stay inside :func:`run_bench` (the CLI starts fast).
 """
@@ -99,42 +99,40 @@ def live_capacity(cores: int, cpu_per_stream_s: float, busy: float = DEFAULT_BUS
 
 def live_cpu_per_s(analyzer, media: Path, fps: float, cpu_s) -> float:
     """CPU seconds (``cpu_s()``: this process's) one live stream of ``media`` costs per
-    second of stream: a :class:`~ahmer.service.live.LiveSession` fed its frames at ``fps``
-    and its audio in 0.1 s chunks, in time order, as fast as it takes them, with each speech
-    step run when it falls due (one ASR pass per 0.5 s of audio, the rate a stream gets when
-    the node keeps up), then finished."""
-    import numpy as np
-
+    second of stream: the requests ``ahmer client stream`` would send for it
+    (:func:`ahmer.client.replay_requests`: JPEG frames at the source rate, 0.1 s PCM16
+    chunks, in time order; encoded before the clock starts, as the client's work) fed to a
+    :class:`~ahmer.service.live.LiveSession` as the server's stream handler feeds it (camera
+    frames past the analysis rate skipped by the session's grid), as fast as it takes them,
+    with each speech step run when it falls due (one ASR pass per 0.5 s of audio, the rate a
+    stream gets when the node keeps up), then finished."""
+    from ahmer.client import replay_requests
     from ahmer.models.contract import SAMPLE_RATE
-    from ahmer.preprocessing.media import iter_frames, load_audio
 
     from ..live import LiveConfig, LiveSession
 
-    frames = [(f.time, f.image) for f in iter_frames(media, fps=fps)]
-    audio = load_audio(media)
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
-    chunk = SAMPLE_RATE // 10  # 0.1 s
-    items = [(t, 0, image) for t, image in frames]
-    items += [((k + chunk) / SAMPLE_RATE, 1, pcm[k : k + chunk]) for k in range(0, len(pcm), chunk)]
-    items.sort(key=lambda item: (item[0], item[1]))
-    h, w = frames[0][1].shape[:2] if frames else (0, 0)
+    requests = list(replay_requests(media))
+    kinds = {request.WhichOneof("message") for _, request in requests}
     config = LiveConfig(
-        fps=fps, video="rgb24" if frames else "", width=w, height=h, audio_rate=SAMPLE_RATE
+        fps=fps,
+        video="jpeg" if "video" in kinds else "",
+        audio_rate=SAMPLE_RATE if "audio" in kinds else 0,
     )
     start = cpu_s()
     session = LiveSession(analyzer, config)
     try:
-        for t, kind, data in items:
-            if kind == 0:
-                session.add_video(t, np.ascontiguousarray(data).tobytes())
+        for _, request in requests:
+            if request.WhichOneof("message") == "video":
+                if session.grid.take(request.video.pts):
+                    session.add_video(request.video.pts, request.video.data)
             else:
-                session.add_audio(data.tobytes())
+                session.add_audio(request.audio.data)
             if session.speech_step_due():
                 session.run_speech_step()
         session.finish()
     finally:
         session.close()
-    seconds = max(len(pcm) / SAMPLE_RATE, frames[-1][0] if frames else 0.0)
+    seconds = requests[-1][0] if requests else 0.0
     return (cpu_s() - start) / seconds if seconds > 0 else 0.0
 
 
