@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ahmer.models.contract import SAMPLE_RATE
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
@@ -172,22 +174,19 @@ def run_asr(transcriber, timed: _Timed, items, rounds: int, window: float = 0.0)
                 row["wer"] = word_error_rate(ref, " ".join(said)) if ref else float("nan")
                 row["words"] = got.words
         print(f"  ASR round {r + 1}/{rounds} done ({meter.usage.line()})", flush=True)
+
+    def text(row: dict) -> str:
+        return " ".join(w.text for w in row["words"])
+
     for by in out.values():
         new, old = by["batched"], by["sequential"]
-        by["wer_between"] = word_error_rate(
-            " ".join(w.text for w in old["words"]), " ".join(w.text for w in new["words"])
-        )
+        by["wer_between"] = word_error_rate(text(old), text(new))
         by["word_times"] = word_time_differences(old["words"], new["words"])
         if "window" in by:  # the short window against the 30 s one
             short = by["window"]
-            by["window_wer_between"] = word_error_rate(
-                " ".join(w.text for w in new["words"]), " ".join(w.text for w in short["words"])
-            )
+            by["window_wer_between"] = word_error_rate(text(new), text(short))
             by["window_word_times"] = word_time_differences(new["words"], short["words"])
-            by["window_words"] = [
-                " ".join(w.text for w in new["words"]),
-                " ".join(w.text for w in short["words"]),
-            ]
+            by["window_words"] = [text(new), text(short)]
         for row in [by[k] for k in variants]:
             row["n_words"] = len(row.pop("words"))
             runs = row["runs"]
@@ -211,12 +210,12 @@ def excerpts(audio: np.ndarray, count: int, seed: int = 0) -> list:
     """``count`` excerpts of 2-12 s from random places of ``audio`` (16 kHz): what a live
     pass decodes (a buffer of a few seconds, often cut in the middle of a word)."""
     rng = np.random.default_rng(seed)
-    total = len(audio) / 16000
+    total = len(audio) / SAMPLE_RATE
     out = []
     for k in range(count):
         length = float(rng.uniform(2.0, 12.0))
         start = float(rng.uniform(0.0, max(0.0, total - length)))
-        piece = audio[int(start * 16000) : int((start + length) * 16000)]
+        piece = audio[int(start * SAMPLE_RATE) : int((start + length) * SAMPLE_RATE)]
         out.append((f"excerpt {k} {start:.1f}+{length:.1f}s", piece, "", None))
     return out
 
@@ -290,7 +289,9 @@ def print_report(doc: dict) -> None:
     head = f"  {'media':<18}{'decoding':<11}{'wall':>7}{'CPU':>7}{'enc win':>8}{'encode':>8}"
     print(head + f"{'generate':>9}{'align':>7}{'words':>6}{'WER':>6}")
     for name, by in doc["asr"].items():
-        for decoding in ("sequential", "batched"):
+        for decoding in ("sequential", "batched", "window"):
+            if decoding not in by:  # "window": only with --window
+                continue
             r = by[decoding]
             print(
                 f"  {name:<18}{decoding:<11}{r['wall_s']:>7.2f}{r['cpu_s']:>7.2f}"
@@ -298,12 +299,6 @@ def print_report(doc: dict) -> None:
                 f"{r['align_s']:>7.2f}{r['n_words']:>6}{r['wer']:>6.2f}"
             )
         if "window" in by:
-            r = by["window"]
-            print(
-                f"  {name:<18}{'window':<11}{r['wall_s']:>7.2f}{r['cpu_s']:>7.2f}"
-                f"{r['encoder_windows']:>8}{r['encode_s']:>8.2f}{r['generate_s']:>9.2f}"
-                f"{r['align_s']:>7.2f}{r['n_words']:>6}{r['wer']:>6.2f}"
-            )
             ww = by["window_word_times"]
             print(
                 f"    batched/window CPU {by['window_cpu_ratio']:.2f}x; WER between "
