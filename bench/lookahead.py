@@ -41,15 +41,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 __all__ = ["frame_changes", "main"]
 
 
-def frame_changes(analyzer, tl, offsets, encode) -> dict[float, np.ndarray]:
-    """Per offset, each frame's A/H probability with the words ending by ``t + offset``
-    minus its probability with every word (``tl`` as preprocessed)."""
+def frame_changes(analyzer, tl, offsets, encode) -> tuple[np.ndarray, dict[float, np.ndarray]]:
+    """Each frame's A/H probability with every word (``tl`` as preprocessed), and per offset
+    its probability with only the words ending by ``t + offset`` minus that one."""
     from ahmer.preprocessing.pipeline import set_words
 
     full = analyzer.predict(tl, embed=encode)
     p_full = 1.0 / (1.0 + np.exp(-full.outputs["frame_ah_logit"]))
     words = list(tl.words)
-    out = {}
+    changes = {}
     for x in offsets:
         diff = np.zeros(len(tl))
         for i, t in enumerate(tl.times):
@@ -61,8 +61,8 @@ def frame_changes(analyzer, tl, offsets, encode) -> dict[float, np.ndarray]:
             set_words(part, known)
             pred = analyzer.predict(part, emotion=full.emotion, embed=encode)
             diff[i] = 1.0 / (1.0 + np.exp(-pred.outputs["frame_ah_logit"][i])) - p_full[i]
-        out[x] = (diff, p_full)
-    return out
+        changes[x] = diff
+    return p_full, changes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     for clip in dataset.clips:
         tl = analyzer.preprocess(clip.path)
-        for x, (diff, p_full) in frame_changes(analyzer, tl, offsets, encode).items():
+        p_full, changes = frame_changes(analyzer, tl, offsets, encode)
+        for x, diff in changes.items():
             diffs[x] += list(np.abs(diff))
             flips[x] += int(((p_full + diff >= threshold) != (p_full >= threshold)).sum())
             by_category[x].setdefault(clip.category, []).extend(np.abs(diff))
